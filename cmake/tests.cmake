@@ -1,0 +1,44 @@
+find_package(GTest REQUIRED)
+include(GoogleTest)
+
+# Where the tests find ../shared/testdata, unpacked once into the build folder.
+set(KILN_TESTDATA "$ENV{KILN_TESTDATA}")
+if(NOT KILN_TESTDATA)
+  get_filename_component(KILN_TESTDATA ${CMAKE_SOURCE_DIR}/../shared/testdata ABSOLUTE)
+endif()
+set(KILN_TESTDATA_DIR ${CMAKE_BINARY_DIR}/testdata)
+foreach(_archive models onnx-conformance)
+  if(EXISTS ${KILN_TESTDATA}/${_archive}.tar.gz AND NOT EXISTS ${KILN_TESTDATA_DIR}/${_archive})
+    file(MAKE_DIRECTORY ${KILN_TESTDATA_DIR})
+    execute_process(COMMAND ${CMAKE_COMMAND} -E tar xzf ${KILN_TESTDATA}/${_archive}.tar.gz
+                    WORKING_DIRECTORY ${KILN_TESTDATA_DIR})
+  elseif(EXISTS ${KILN_TESTDATA}/${_archive} AND NOT EXISTS ${KILN_TESTDATA_DIR}/${_archive})
+    file(CREATE_LINK ${KILN_TESTDATA}/${_archive} ${KILN_TESTDATA_DIR}/${_archive} SYMBOLIC)
+  endif()
+endforeach()
+
+# Unit tests sit beside the code as foo_test.cc; each layer's tests form one binary.
+# Tests needing a GPU are named *_gpu_test.cc and labelled gpu.
+function(kiln_test_binary name dir)
+  file(GLOB_RECURSE tests CONFIGURE_DEPENDS ${dir}/*_test.cc)
+  list(FILTER tests EXCLUDE REGEX "_gpu_test\\.cc$")
+  if(NOT tests)
+    return()
+  endif()
+  add_executable(${name} ${tests})
+  target_link_libraries(${name} PRIVATE ${ARGN} GTest::gtest GTest::gtest_main)
+  target_compile_definitions(${name} PRIVATE KILN_TESTDATA_DIR="${KILN_TESTDATA_DIR}"
+                                             KILN_SOURCE_DIR="${CMAKE_SOURCE_DIR}")
+  gtest_discover_tests(${name} PROPERTIES LABELS nogpu ENVIRONMENT "KILN_TESTDATA=${KILN_TESTDATA_DIR}"
+                       DISCOVERY_TIMEOUT 60)
+endfunction()
+
+kiln_test_binary(core_test src/core kiln_core)
+kiln_test_binary(platform_test src/platform kiln_platform)
+kiln_test_binary(ir_test src/ir kiln_ir)
+kiln_test_binary(onnx_test src/onnx kiln_onnx)
+kiln_test_binary(format_test src/format kiln_format kiln_onnx)
+kiln_test_binary(cpu_backend_test src/backends/cpu kiln_backend_cpu kiln_onnx)
+kiln_test_binary(runtime_test src/runtime kiln kiln_onnx)
+kiln_test_binary(model_test tests/models kiln kiln_onnx)
+kiln_test_binary(regress_test tests/regress kiln kiln_onnx)
