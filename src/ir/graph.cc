@@ -232,11 +232,20 @@ void Graph::prune() {
   for (size_t i = 0; i < nodes.size(); ++i)
     if (keep[i]) kept.push_back(std::move(nodes[i]));
   nodes = std::move(kept);
-  // Values and constants keep their ids (bindings refer to them); unused constants are emptied.
-  for (auto& v : values) {
+  // Values keep their ids (bindings refer to them); constants nobody reads are dropped.
+  std::vector<Tensor> kept_constants;
+  for (size_t i = 0; i < values.size(); ++i) {
+    Value& v = values[i];
     v.producer = -1;
-    if (v.constant >= 0 && !live[&v - values.data()]) constants[v.constant] = Tensor();
+    if (v.constant < 0) continue;
+    if (!live[i]) {
+      v.constant = -1;
+      continue;
+    }
+    kept_constants.push_back(std::move(constants[v.constant]));
+    v.constant = static_cast<int>(kept_constants.size()) - 1;
   }
+  constants = std::move(kept_constants);
   for (size_t n = 0; n < nodes.size(); ++n)
     for (int o : nodes[n].outputs)
       if (o >= 0) values[o].producer = static_cast<int>(n);

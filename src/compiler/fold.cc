@@ -1,0 +1,50 @@
+#include <vector>
+
+#include "backends/cpu/cpu_backend.h"
+#include "compiler/passes.h"
+
+namespace kiln::compiler {
+
+Status fold_constants(ir::Graph& graph, size_t max_bytes, FoldStats* stats) {
+  std::vector<ir::Node> kept;
+  kept.reserve(graph.nodes.size());
+  for (ir::Node& node : graph.nodes) {
+    bool all_const = !node.inputs.empty();
+    for (int id : node.inputs)
+      if (id >= 0 && graph.values[id].constant < 0) all_const = false;
+    if (!all_const || !cpu::kernel_registry().find(node.op)) {
+      kept.push_back(std::move(node));
+      continue;
+    }
+    std::vector<Tensor> in(node.inputs.size());
+    for (size_t k = 0; k < node.inputs.size(); ++k)
+      if (node.inputs[k] >= 0) in[k] = graph.constants[graph.values[node.inputs[k]].constant];
+    std::vector<Tensor> out(node.outputs.size());
+    KILN_RETURN_IF_ERROR(cpu::run_node(node, in, out));
+    bool small = true;
+    for (const Tensor& t : out) small = small && (!t.defined() || t.nbytes() <= max_bytes);
+    if (!small) {
+      kept.push_back(std::move(node));
+      continue;
+    }
+    for (size_t k = 0; k < node.outputs.size(); ++k) {
+      int id = node.outputs[k];
+      if (id < 0 || !out[k].defined()) continue;
+      ir::Value& v = graph.values[id];
+      v.constant = static_cast<int>(graph.constants.size());
+      v.producer = -1;
+      if (v.dtype == DType::kUndefined) v.dtype = out[k].dtype();
+      v.shape = ir::Shape::of(out[k].dims());
+      graph.constants.push_back(std::move(out[k]));
+    }
+    if (stats) ++stats->folded_nodes;
+  }
+  graph.nodes = std::move(kept);
+  for (auto& v : graph.values) v.producer = -1;
+  for (size_t n = 0; n < graph.nodes.size(); ++n)
+    for (int o : graph.nodes[n].outputs)
+      if (o >= 0) graph.values[o].producer = static_cast<int>(n);
+  return Status();
+}
+
+}  // namespace kiln::compiler

@@ -1,0 +1,108 @@
+#include "format/byte_io.h"
+
+#include <zlib.h>
+
+#include <bit>
+#include <cstring>
+
+namespace kiln::format {
+
+static_assert(std::endian::native == std::endian::little,
+              "the engine format stores raw little-endian tensors; big-endian hosts need swapping");
+
+void ByteWriter::f64(double v) { u64(std::bit_cast<uint64_t>(v)); }
+
+void ByteWriter::bytes(const void* data, size_t n) {
+  if (n == 0) return;
+  const uint8_t* p = static_cast<const uint8_t*>(data);
+  out_.insert(out_.end(), p, p + n);
+}
+
+void ByteWriter::str(std::string_view s) {
+  u32(static_cast<uint32_t>(s.size()));
+  bytes(s.data(), s.size());
+}
+
+void ByteWriter::pad_to(size_t alignment) {
+  while (out_.size() % alignment != 0) out_.push_back(0);
+}
+
+Status ByteReader::error_at(uint64_t file_offset, const std::string& message) const {
+  return invalid_data("engine " + section_ + " at file offset " + std::to_string(file_offset) +
+                      ": " + message);
+}
+
+Status ByteReader::error(const std::string& message) const { return error_at(offset(), message); }
+
+Status ByteReader::need(size_t n, const char* what) const {
+  if (n <= remaining()) return Status();
+  return error("truncated: " + std::string(what) + " needs " + std::to_string(n) +
+               " bytes but only " + std::to_string(remaining()) + " are left");
+}
+
+Status ByteReader::fixed(void* out, size_t n, const char* what) {
+  KILN_RETURN_IF_ERROR(need(n, what));
+  std::memcpy(out, bytes_.data() + pos_, n);
+  pos_ += n;
+  return Status();
+}
+
+// Host is little-endian (static_assert above), so a memcpy is the decode.
+Status ByteReader::u8(uint8_t* v, const char* what) { return fixed(v, 1, what); }
+Status ByteReader::u16(uint16_t* v, const char* what) { return fixed(v, 2, what); }
+Status ByteReader::u32(uint32_t* v, const char* what) { return fixed(v, 4, what); }
+Status ByteReader::u64(uint64_t* v, const char* what) { return fixed(v, 8, what); }
+Status ByteReader::i32(int32_t* v, const char* what) { return fixed(v, 4, what); }
+Status ByteReader::i64(int64_t* v, const char* what) { return fixed(v, 8, what); }
+Status ByteReader::f64(double* v, const char* what) { return fixed(v, 8, what); }
+
+Status ByteReader::str(std::string* v, const char* what) {
+  uint32_t n = 0;
+  KILN_RETURN_IF_ERROR(u32(&n, what));
+  KILN_RETURN_IF_ERROR(need(n, what));
+  v->assign(reinterpret_cast<const char*>(bytes_.data() + pos_), n);
+  pos_ += n;
+  return Status();
+}
+
+Status ByteReader::view(size_t n, std::span<const uint8_t>* out, const char* what) {
+  KILN_RETURN_IF_ERROR(need(n, what));
+  *out = bytes_.subspan(pos_, n);
+  pos_ += n;
+  return Status();
+}
+
+Status ByteReader::count(uint32_t* n, size_t min_item_bytes, const char* what) {
+  uint64_t at = offset();
+  KILN_RETURN_IF_ERROR(u32(n, what));
+  if (min_item_bytes == 0) min_item_bytes = 1;
+  if (*n > remaining() / min_item_bytes)
+    return error_at(at, "count of " + std::string(what) + " is " + std::to_string(*n) +
+                            ", more than the " + std::to_string(remaining()) +
+                            " bytes left can hold");
+  return Status();
+}
+
+Status ByteReader::boolean(bool* v, const char* what) {
+  uint64_t at = offset();
+  uint8_t b = 0;
+  KILN_RETURN_IF_ERROR(u8(&b, what));
+  if (b > 1) return error_at(at, std::string(what) + " must be 0 or 1, is " + std::to_string(b));
+  *v = b == 1;
+  return Status();
+}
+
+uint32_t crc32_of(std::span<const uint8_t> bytes, uint32_t crc) {
+  uLong c = crc;
+  const uint8_t* p = bytes.data();
+  size_t left = bytes.size();
+  while (left > 0) {
+    uInt chunk = static_cast<uInt>(std::min<size_t>(left, 1u << 30));
+    c = ::crc32(c, p, chunk);
+    p += chunk;
+    left -= chunk;
+  }
+  return static_cast<uint32_t>(c);
+}
+
+}  // namespace kiln::format

@@ -1,0 +1,166 @@
+#include "kiln/engine.h"
+
+#include <list>
+#include <mutex>
+
+#include "format/engine_file.h"
+#include "runtime/backend_registry.h"
+#include "runtime/engine_impl.h"
+
+namespace kiln {
+
+namespace {
+
+BindingInfo to_binding_info(const format::Binding& b) {
+  BindingInfo info;
+  info.name = b.name;
+  info.dtype = b.dtype;
+  info.rank_known = b.shape.rank_known;
+  for (const ir::Dim& d : b.shape.dims) info.dims.push_back(d.to_string());
+  info.min = b.min;
+  info.opt = b.opt;
+  info.max = b.max;
+  return info;
+}
+
+EngineInfo make_info(const format::EngineModel& m) {
+  EngineInfo info;
+  info.name = m.header.name;
+  info.format_major = format::kFormatMajor;
+  info.format_minor = format::kFormatMinor;
+  info.kiln_version = m.header.kiln_version;
+  info.target_platform = m.header.target_platform;
+  info.min_compute_capability = m.header.min_compute_capability;
+  info.hardware_compatibility = m.header.hardware_compatibility;
+  info.precision = m.header.precision;
+  info.allow_tf32 = m.header.allow_tf32;
+  for (const ir::Node& n : m.graph.nodes) ++info.op_histogram[n.op];
+  for (const Tensor& t : m.graph.constants) info.weight_bytes += t.defined() ? t.nbytes() : 0;
+  info.node_count = m.graph.nodes.size();
+  info.metadata = m.metadata;
+  return info;
+}
+
+}  // namespace
+
+Engine::Engine(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+Engine::~Engine() = default;
+
+Result<std::shared_ptr<Engine>> Engine::Impl::create(format::EngineModel model) {
+  auto impl = std::make_unique<Impl>();
+  auto shared = std::make_shared<const format::EngineModel>(std::move(model));
+  impl->model = shared;
+  impl->graph = std::shared_ptr<const ir::Graph>(shared, &shared->graph);
+  impl->info = make_info(*shared);
+  for (const auto& b : shared->inputs) impl->inputs.push_back(to_binding_info(b));
+  for (const auto& b : shared->outputs) impl->outputs.push_back(to_binding_info(b));
+  if (shared->inputs.size() != shared->graph.inputs.size() ||
+      shared->outputs.size() != shared->graph.outputs.size())
+    return invalid_data("engine bindings do not match its graph's inputs and outputs");
+  return std::shared_ptr<Engine>(new Engine(std::move(impl)));
+}
+
+Result<std::shared_ptr<Engine>> Engine::load(const std::string& path) {
+  KILN_ASSIGN_OR_RETURN(format::EngineModel model, format::engine_load_file(path));
+  Result<std::shared_ptr<Engine>> e = Impl::create(std::move(model));
+  if (!e.ok()) return e.status().with_context(path);
+  return e;
+}
+
+Result<std::shared_ptr<Engine>> Engine::load_from_memory(std::vector<uint8_t> bytes) {
+  auto owner = std::make_shared<const std::vector<uint8_t>>(std::move(bytes));
+  KILN_ASSIGN_OR_RETURN(format::EngineModel model, format::engine_parse(*owner, owner));
+  return Impl::create(std::move(model));
+}
+
+const EngineInfo& Engine::info() const { return impl_->info; }
+const std::vector<BindingInfo>& Engine::inputs() const { return impl_->inputs; }
+const std::vector<BindingInfo>& Engine::outputs() const { return impl_->outputs; }
+
+Status Engine::check_inputs(std::span<const Tensor> inputs) const {
+  const auto& bindings = impl_->inputs;
+  if (inputs.size() != bindings.size())
+    return invalid_argument("engine '" + impl_->info.name + "' takes " + std::to_string(bindings.size()) +
+                            " inputs, got " + std::to_string(inputs.size()));
+  for (size_t i = 0; i < inputs.size(); ++i) {
+    const BindingInfo& b = bindings[i];
+    const Tensor& t = inputs[i];
+    std::string where = "input '" + b.name + "'";
+    if (!t.defined()) return invalid_argument(where + " is missing");
+    if (t.dtype() != b.dtype)
+      return invalid_argument(where + " has dtype " + std::string(dtype_name(t.dtype())) + "; the engine expects " +
+                              std::string(dtype_name(b.dtype)));
+    if (b.min.empty()) continue;  // rank unknown at build time: nothing more to check
+    if (t.dims().size() != b.min.size())
+      return invalid_argument(where + " has shape " + dims_to_string(t.dims()) + " (rank " +
+                              std::to_string(t.rank()) + "); the engine expects rank " +
+                              std::to_string(b.min.size()) + ", shapes " + dims_to_string(b.min) +
+                              " to " + dims_to_string(b.max));
+    for (size_t d = 0; d < b.min.size(); ++d) {
+      if (t.dims()[d] < b.min[d] || t.dims()[d] > b.max[d])
+        return invalid_argument(where + " has shape " + dims_to_string(t.dims()) + ", outside the engine's profile " +
+                                dims_to_string(b.min) + " to " + dims_to_string(b.max) + " (dim " +
+                                std::to_string(d) + " = " + std::to_string(t.dims()[d]) +
+                                "); rebuild with kiln build --shape " + b.name + ":MIN:OPT:MAX");
+    }
+  }
+  return Status();
+}
+
+Result<std::vector<Tensor>> Engine::run(std::span<const Tensor> inputs, const RunOptions& options) const {
+  KILN_RETURN_IF_ERROR(check_inputs(inputs));
+  KILN_ASSIGN_OR_RETURN(std::shared_ptr<const ExecutionContext> ctx, impl_->context_for(options));
+  std::vector<Tensor> outputs;
+  KILN_RETURN_IF_ERROR(ctx->program->run(inputs, &outputs));
+  return outputs;
+}
+
+EngineStats Engine::stats() const {
+  std::lock_guard<std::mutex> lock(impl_->mu);
+  EngineStats s = impl_->stats;
+  for (const auto& c : impl_->contexts) s.calls_per_context[c->key_text] = c->calls.load();
+  return s;
+}
+
+Result<std::shared_ptr<const ExecutionContext>> Engine::Impl::context_for(const RunOptions& options) {
+  std::string key = options.backend + ":" + std::to_string(options.device);
+  {
+    std::lock_guard<std::mutex> lock(mu);
+    ++stats.calls;
+    for (auto it = contexts.begin(); it != contexts.end(); ++it) {
+      if ((*it)->key_text != key) continue;
+      std::shared_ptr<ExecutionContext> ctx = *it;
+      contexts.splice(contexts.begin(), contexts, it);
+      ++stats.contexts_reused;
+      ctx->calls.fetch_add(1, std::memory_order_relaxed);
+      return std::shared_ptr<const ExecutionContext>(ctx);
+    }
+  }
+  // Build outside the lock: preparing a program can take long (JIT) and other keys must not wait.
+  KILN_ASSIGN_OR_RETURN(std::shared_ptr<const Backend> backend, backend_get(options.backend, options.device));
+  PrepareOptions prep;
+  prep.precision = info.precision;
+  prep.allow_tf32 = info.allow_tf32;
+  KILN_ASSIGN_OR_RETURN(std::unique_ptr<BackendProgram> program, backend->prepare(graph, prep));
+  auto ctx = std::make_shared<ExecutionContext>();
+  ctx->key_text = key;
+  ctx->program = std::move(program);
+  ctx->calls.store(1);
+  std::lock_guard<std::mutex> lock(mu);
+  for (auto& existing : contexts) {
+    if (existing->key_text == key) {  // another thread built it first: use theirs
+      ++stats.contexts_reused;
+      existing->calls.fetch_add(1, std::memory_order_relaxed);
+      return std::shared_ptr<const ExecutionContext>(existing);
+    }
+  }
+  contexts.push_front(ctx);
+  ++stats.contexts_created;
+  while (contexts.size() > kMaxContexts) {
+    contexts.pop_back();
+    ++stats.contexts_evicted;
+  }
+  return std::shared_ptr<const ExecutionContext>(ctx);
+}
+
+}  // namespace kiln
