@@ -18,8 +18,13 @@ void ByteWriter::bytes(const void* data, size_t n) {
   out_.insert(out_.end(), p, p + n);
 }
 
+void ByteWriter::count(size_t n) {
+  if (!fits_u32(n)) overflowed_ = true;
+  u32(static_cast<uint32_t>(n));
+}
+
 void ByteWriter::str(std::string_view s) {
-  u32(static_cast<uint32_t>(s.size()));
+  count(s.size());
   bytes(s.data(), s.size());
 }
 

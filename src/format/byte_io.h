@@ -29,8 +29,12 @@ class ByteWriter {
   void i64(int64_t v) { le(static_cast<uint64_t>(v), 8); }
   void f64(double v);
   void bytes(const void* data, size_t n);
-  // u32 length + bytes. The caller checked the length fits (see fits_u32).
+  // u32 length + bytes.
   void str(std::string_view s);
+  // A u32 count. Lengths and counts above UINT32_MAX are written truncated and mark the writer
+  // overflowed(); the caller must check overflowed() before using the bytes.
+  void count(size_t n);
+  bool overflowed() const { return overflowed_; }
   // Appends zero bytes until size() is a multiple of `alignment`.
   void pad_to(size_t alignment);
 
@@ -43,6 +47,7 @@ class ByteWriter {
     for (int i = 0; i < n; ++i) out_.push_back(static_cast<uint8_t>(v >> (8 * i)));
   }
   std::vector<uint8_t> out_;
+  bool overflowed_ = false;
 };
 
 inline bool fits_u32(size_t n) { return n <= UINT32_MAX; }

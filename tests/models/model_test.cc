@@ -50,7 +50,7 @@ class ModelTest : public ::testing::TestWithParam<std::string> {};
 
 TEST_P(ModelTest, EveryDataSetMatchesReferenceOnCpu) {
   fs::path dir = models_dir() / GetParam();
-  if (!fs::exists(dir)) GTEST_SKIP() << "test data not unpacked at " << dir;
+  ASSERT_TRUE(fs::exists(dir)) << "test data not unpacked at " << dir << " (set KILN_TESTDATA)";
   std::vector<std::vector<Tensor>> inputs, expected;
   for (int k = 0; fs::exists(dir / ("test_data_set_" + std::to_string(k))); ++k) {
     fs::path set = dir / ("test_data_set_" + std::to_string(k));

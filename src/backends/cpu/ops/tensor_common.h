@@ -21,6 +21,9 @@ const Tensor& optional_input(std::span<const Tensor> in, size_t i);
 Result<Tensor> required_input(const ir::Node& node, std::span<const Tensor> in, size_t i,
                               std::string_view what);
 
+// invalid_argument naming the node unless `out` has room for at least `n` outputs.
+Status need_outputs(const ir::Node& node, std::span<Tensor> out, size_t n);
+
 // Tensor::empty with the node named in the error.
 Result<Tensor> new_output(const ir::Node& node, DType dtype, Dims dims);
 
@@ -34,7 +37,7 @@ Status check_dims(const ir::Node& node, const Dims& dims, std::string_view what)
 // The same bytes as `t` with new `dims` (equal element count, checked by the caller). Shares
 // `t`'s storage when `t` owns it (storage() != null); otherwise (memory borrowed from a caller
 // without an owner) returns a copy, so the result never outlives memory it does not own.
-Tensor view_or_copy(const Tensor& t, Dims dims);
+Result<Tensor> view_or_copy(const ir::Node& node, const Tensor& t, Dims dims);
 
 // memcpy of `n` bytes, split over the thread pool when large.
 void copy_bytes(void* dst, const void* src, size_t n);
