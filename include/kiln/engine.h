@@ -16,12 +16,11 @@
 #include <vector>
 
 #include "kiln/builder.h"
+#include "kiln/runtime.h"
 #include "kiln/status.h"
 #include "kiln/tensor.h"
 
 namespace kiln {
-
-struct RuntimeSettings;  // kiln/runtime.h
 
 struct BindingInfo {
   std::string name;
@@ -82,9 +81,14 @@ class Engine {
   // Runs the engine. Thread-safe.
   Result<std::vector<Tensor>> run(std::span<const Tensor> inputs, const RunOptions& options = {}) const;
 
-  // Per-engine runtime overrides (precedence below per-call, above scopes). Thread-safe.
+  // The settings a call with per-call `settings` (may be null) would run with on this thread now.
+  ResolvedSettings resolve_settings(const RuntimeSettings* settings) const;
+
+  // Per-engine runtime overrides (precedence below per-call, above scopes). Thread-safe; calls
+  // already running keep the settings they resolved.
   void set_runtime_overrides(const RuntimeSettings& overrides);
   void clear_runtime_overrides();
+  RuntimeSettings runtime_overrides() const;
 
   EngineStats stats() const;
 

@@ -15,6 +15,7 @@
 
 #include "ir/graph.h"
 #include "kiln/builder.h"
+#include "kiln/runtime.h"
 #include "kiln/status.h"
 #include "kiln/tensor.h"
 
@@ -29,6 +30,7 @@ enum class Feature : uint8_t {
 struct PrepareOptions {
   Precision precision = Precision::kFp32;
   bool allow_tf32 = false;
+  ResolvedSettings settings;  // the execution-relevant runtime settings of the context
 };
 
 struct ProgramStats {

@@ -3,6 +3,7 @@
 #include <list>
 #include <mutex>
 
+#include "core/logging.h"
 #include "format/engine_file.h"
 #include "runtime/backend_registry.h"
 #include "runtime/engine_impl.h"
@@ -107,9 +108,27 @@ Status Engine::check_inputs(std::span<const Tensor> inputs) const {
   return Status();
 }
 
+ResolvedSettings Engine::resolve_settings(const RuntimeSettings* settings) const {
+  std::shared_ptr<const RuntimeSettings> overrides = impl_->overrides.load();
+  return resolve_runtime_settings(settings, overrides.get());
+}
+
+void Engine::set_runtime_overrides(const RuntimeSettings& overrides) {
+  impl_->overrides.store(std::make_shared<const RuntimeSettings>(overrides));
+}
+
+void Engine::clear_runtime_overrides() { impl_->overrides.store(nullptr); }
+
+RuntimeSettings Engine::runtime_overrides() const {
+  std::shared_ptr<const RuntimeSettings> o = impl_->overrides.load();
+  return o ? *o : RuntimeSettings{};
+}
+
 Result<std::vector<Tensor>> Engine::run(std::span<const Tensor> inputs, const RunOptions& options) const {
+  // One snapshot at entry: later changes on any thread never affect this call.
+  const ResolvedSettings settings = resolve_settings(options.settings);
   KILN_RETURN_IF_ERROR(check_inputs(inputs));
-  KILN_ASSIGN_OR_RETURN(std::shared_ptr<const ExecutionContext> ctx, impl_->context_for(options));
+  KILN_ASSIGN_OR_RETURN(std::shared_ptr<const ExecutionContext> ctx, impl_->context_for(options, settings));
   std::vector<Tensor> outputs;
   KILN_RETURN_IF_ERROR(ctx->program->run(inputs, &outputs));
   return outputs;
@@ -122,13 +141,14 @@ EngineStats Engine::stats() const {
   return s;
 }
 
-Result<std::shared_ptr<const ExecutionContext>> Engine::Impl::context_for(const RunOptions& options) {
-  std::string key = options.backend + ":" + std::to_string(options.device);
+Result<std::shared_ptr<const ExecutionContext>> Engine::Impl::context_for(const RunOptions& options,
+                                                                          const ResolvedSettings& settings) {
+  ContextKey key{options.backend, options.device, settings.context_key()};
   {
     std::lock_guard<std::mutex> lock(mu);
     ++stats.calls;
     for (auto it = contexts.begin(); it != contexts.end(); ++it) {
-      if ((*it)->key_text != key) continue;
+      if ((*it)->key != key) continue;
       std::shared_ptr<ExecutionContext> ctx = *it;
       contexts.splice(contexts.begin(), contexts, it);
       ++stats.contexts_reused;
@@ -141,14 +161,27 @@ Result<std::shared_ptr<const ExecutionContext>> Engine::Impl::context_for(const 
   PrepareOptions prep;
   prep.precision = info.precision;
   prep.allow_tf32 = info.allow_tf32;
+  prep.settings = settings;
+  if (!backend->supports(Feature::kGraphCapture) &&
+      (settings.cuda_graph_strategy != CudaGraphStrategy::kDisabled ||
+       settings.kernel_specialization != KernelSpecializationStrategy::kLazy || settings.multi_device_safe_mode))
+    log_once(LogLevel::kInfo, "gpu-settings-on-" + backend->name(),
+             "the " + backend->name() + " backend accepts the GPU runtime settings (" + settings.to_string() +
+                 ") but they have no effect on it");
   KILN_ASSIGN_OR_RETURN(std::unique_ptr<BackendProgram> program, backend->prepare(graph, prep));
   auto ctx = std::make_shared<ExecutionContext>();
-  ctx->key_text = key;
+  ctx->key = key;
+  ctx->settings = settings;
+  ctx->key_text = options.backend + ":" + std::to_string(options.device) +
+                  " cuda_graph_strategy=" + std::string(to_string(settings.cuda_graph_strategy)) +
+                  " kernel_specialization=" + std::string(to_string(settings.kernel_specialization)) +
+                  " runtime_cache=" + settings.runtime_cache.to_string() +
+                  " multi_device_safe_mode=" + (settings.multi_device_safe_mode ? "true" : "false");
   ctx->program = std::move(program);
   ctx->calls.store(1);
   std::lock_guard<std::mutex> lock(mu);
   for (auto& existing : contexts) {
-    if (existing->key_text == key) {  // another thread built it first: use theirs
+    if (existing->key == key) {  // another thread built it first: use theirs
       ++stats.contexts_reused;
       existing->calls.fetch_add(1, std::memory_order_relaxed);
       return std::shared_ptr<const ExecutionContext>(existing);
