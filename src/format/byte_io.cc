@@ -110,4 +110,10 @@ uint32_t crc32_of(std::span<const uint8_t> bytes, uint32_t crc) {
   return static_cast<uint32_t>(c);
 }
 
+uint32_t header_crc(std::span<const uint8_t> file, uint64_t table_offset, uint64_t table_end) {
+  uint32_t crc = crc32_of(file.subspan(0, 32));
+  crc = crc32_of(file.subspan(36, 4), crc);
+  return crc32_of(file.subspan(table_offset, table_end - table_offset), crc);
+}
+
 }  // namespace kiln::format

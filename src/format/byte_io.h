@@ -96,4 +96,9 @@ class ByteReader {
 // zlib crc32 over any number of bytes.
 uint32_t crc32_of(std::span<const uint8_t> bytes, uint32_t crc = 0);
 
+// The engine file's header checksum over `file`: its fixed header minus the crc field itself
+// (bytes [0, 32) and [36, 40)), then the section table [table_offset, table_end).
+// The caller checked that all of these lie within `file`.
+uint32_t header_crc(std::span<const uint8_t> file, uint64_t table_offset, uint64_t table_end);
+
 }  // namespace kiln::format

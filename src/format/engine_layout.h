@@ -10,10 +10,12 @@ namespace kiln::format {
 
 inline constexpr char kEngineMagic[8] = {'K', 'I', 'L', 'N', 'E', 'N', 'G', '\0'};
 inline constexpr size_t kFixedHeaderSize = 40;
-inline constexpr size_t kHeaderCrcOffset = 32;  // the crc covers bytes [0, 32) and the table
+// The header crc covers the fixed header with its own 4 bytes left out ([0, 32) then [36, 40)),
+// followed by the whole section table.
+inline constexpr size_t kHeaderCrcOffset = 32;
 inline constexpr size_t kSectionEntrySize = 32;
 inline constexpr size_t kSectionAlignment = 8;
-inline constexpr size_t kWeightAlignment = 64;  // relative to the start of the file
+inline constexpr size_t kWeightAlignment = 64;    // relative to the start of the file
 inline constexpr uint32_t kSectionRequired = 1u;  // flags bit 0
 
 enum SectionId : uint32_t {
@@ -24,6 +26,8 @@ enum SectionId : uint32_t {
   kSectionKernels = 5,
   kSectionMetadata = 6,
 };
+
+inline bool section_known(uint32_t id) { return id >= kSectionHeader && id <= kSectionMetadata; }
 
 // "header", "bindings", ... or "section <id>" for ids this kiln does not know.
 std::string section_name(uint32_t id);
