@@ -1,0 +1,172 @@
+"""kiln.Module: a loaded engine you call like a function."""
+
+from __future__ import annotations
+
+import os
+import warnings
+from typing import Any, Optional
+
+from . import _kiln
+from . import runtime as _rt
+
+
+class _Carrier:
+    """Hands one DLPack capsule to a consumer's from_dlpack (numpy, torch, cupy)."""
+
+    __slots__ = ("_capsule", "_device")
+
+    def __init__(self, capsule, device):
+        self._capsule = capsule
+        self._device = device
+
+    def __dlpack__(self, *args, **kwargs):
+        return self._capsule
+
+    def __dlpack_device__(self):
+        return self._device
+
+
+def _kind(x) -> str:
+    mod = type(x).__module__.split(".")[0]
+    if mod == "torch":
+        return "torch"
+    if mod == "cupy":
+        return "cupy"
+    return "numpy"
+
+
+def _to_capsule(x):
+    kind = _kind(x)
+    if kind == "numpy":
+        import numpy as np
+        x = np.ascontiguousarray(x)
+        return x.__dlpack__(), kind, (1, 0)
+    if kind == "torch":
+        import torch
+        x = x.contiguous()
+        if x.is_cuda:
+            # Producer syncs to the consumer's stream: kiln runs on torch's current stream.
+            stream = torch.cuda.current_stream(x.device).cuda_stream
+            return x.__dlpack__(stream=stream), kind, (2, x.device.index)
+        return x.__dlpack__(), kind, (1, 0)
+    import cupy
+    x = cupy.ascontiguousarray(x)
+    return x.__dlpack__(stream=cupy.cuda.get_current_stream().ptr), kind, (2, x.device.id)
+
+
+def _from_capsule(capsule, kind: str, device):
+    if kind == "torch":
+        import torch
+        return torch.utils.dlpack.from_dlpack(capsule)
+    if kind == "cupy":
+        import cupy
+        return cupy.from_dlpack(_Carrier(capsule, device))
+    import numpy as np
+    return np.from_dlpack(_Carrier(capsule, device))
+
+
+class Module:
+    """A kiln engine ready to run. Call it with tensors (numpy arrays, torch tensors, cupy
+    arrays: anything DLPack) and get outputs of the same kind back, on the same device.
+
+    ``runtime_settings`` (a kiln.runtime.RuntimeSettings) is this module's own layer of runtime
+    settings: above scopes, below per-call ``settings=``. It lives in memory only; ``save()``
+    never writes it.
+    """
+
+    def __init__(self, engine: "_kiln.Engine", engine_bytes: Optional[bytes] = None,
+                 path: Optional[str] = None):
+        self._engine = engine
+        self._bytes = engine_bytes
+        self._path = path
+        self._runtime_settings = _rt.RuntimeSettings()
+
+    @property
+    def runtime_settings(self) -> "_rt.RuntimeSettings":
+        return self._runtime_settings
+
+    @runtime_settings.setter
+    def runtime_settings(self, value: "_rt.RuntimeSettings") -> None:
+        if isinstance(value, dict):
+            value = _rt.RuntimeSettings.from_dict(value)
+        if not isinstance(value, _rt.RuntimeSettings):
+            raise TypeError("runtime_settings must be a kiln.runtime.RuntimeSettings")
+        self._runtime_settings = value
+
+    @property
+    def name(self) -> str:
+        return self._engine.name
+
+    @property
+    def inputs(self) -> list:
+        return self._engine.inputs
+
+    @property
+    def outputs(self) -> list:
+        return self._engine.outputs
+
+    @property
+    def info(self) -> dict:
+        return self._engine.info
+
+    def stats(self) -> dict:
+        """Calls, execution contexts created and reused (per settings key)."""
+        return self._engine.stats()
+
+    def save(self, path) -> None:
+        """Writes the engine file. Runtime settings are never part of it."""
+        data = self._bytes
+        if data is None:
+            with open(self._path, "rb") as f:
+                data = f.read()
+        tmp = f"{os.fspath(path)}.tmp{os.getpid()}"
+        with open(tmp, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+
+    def run(self, *xs, settings: Optional["_rt.RuntimeSettings"] = None):
+        """Runs the engine; returns a list of outputs."""
+        capsules, kinds, devices = [], [], []
+        for x in xs:
+            c, k, d = _to_capsule(x)
+            capsules.append(c)
+            kinds.append(k)
+            devices.append(d)
+        device = next((d for d in devices if d[0] == 2), (1, 0))
+        backend = "cuda" if device[0] == 2 else "cpu"
+        kind = kinds[0] if kinds else "numpy"
+        call = settings.to_dict() if settings is not None else None
+        out = self._engine.run(capsules, backend, device[1], call, _rt._module_overrides(self),
+                               _rt._scope_dict())
+        return [_from_capsule(c, kind, device) for c in out]
+
+    def __call__(self, *xs, settings: Optional["_rt.RuntimeSettings"] = None):
+        out = self.run(*xs, settings=settings)
+        return out[0] if len(out) == 1 else tuple(out)
+
+    def __repr__(self):
+        ins = ", ".join(f"{b['name']}: {b['dtype']}[{', '.join(b['dims'])}]" for b in self.inputs)
+        return f"kiln.Module({self.name!r}, inputs=({ins}))"
+
+
+_LEGACY = {
+    "cuda_graph_strategy": ("cuda_graph_strategy", "kiln.runtime.cuda_graph_strategy(...)"),
+    "dynamic_shapes_kernel_specialization_strategy": (
+        "dynamic_shapes_kernel_specialization_strategy", "kiln.runtime.dynamic_shapes_kernel_strategy(...)"),
+    "runtime_cache_path": ("runtime_cache", "kiln.runtime.runtime_cache(...)"),
+}
+
+
+def apply_legacy_settings(module: Module, legacy: dict) -> None:
+    """Turns deprecated compile-time runtime keywords into the module's in-memory settings."""
+    overrides = {}
+    for key, value in legacy.items():
+        field, replacement = _LEGACY[key]
+        warnings.warn(
+            f"kiln.compile({key}=...) is deprecated: runtime modes are not compile settings. Use "
+            f"{replacement} or module.runtime_settings; the value applies to this module in memory "
+            f"only and is never saved.", DeprecationWarning, stacklevel=3)
+        overrides[field] = value
+    module.runtime_settings = module.runtime_settings.merge(_rt.RuntimeSettings(**overrides))
