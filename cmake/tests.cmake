@@ -42,3 +42,11 @@ kiln_test_binary(cpu_backend_test src/backends/cpu kiln_backend_cpu kiln_onnx)
 kiln_test_binary(runtime_test src/runtime kiln kiln_onnx)
 kiln_test_binary(model_test tests/models kiln kiln_onnx)
 kiln_test_binary(regress_test tests/regress kiln kiln_onnx)
+
+# The Python package's tests run against the freshly built package in build/python.
+if(TARGET _kiln)
+  add_test(NAME python_tests
+           COMMAND ${Python3_EXECUTABLE} -m pytest -q ${CMAKE_SOURCE_DIR}/tests/python)
+  set_tests_properties(python_tests PROPERTIES LABELS nogpu
+                       ENVIRONMENT "PYTHONPATH=${CMAKE_BINARY_DIR}/python;KILN_TESTDATA=${KILN_TESTDATA_DIR}")
+endif()

@@ -20,6 +20,6 @@ run_suite() {  # build_dir, extra cmake args..., then ctest
 run_suite build
 if ((!quick)); then
   ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
-    run_suite build-asan -DKILN_SANITIZE=address -DKILN_WITH_CUDA=OFF
-  TSAN_OPTIONS=halt_on_error=1 run_suite build-tsan -DKILN_SANITIZE=thread -DKILN_WITH_CUDA=OFF
+    run_suite build-asan -DKILN_SANITIZE=address -DKILN_WITH_CUDA=OFF -DKILN_BUILD_PYTHON=OFF
+  TSAN_OPTIONS=halt_on_error=1 run_suite build-tsan -DKILN_SANITIZE=thread -DKILN_WITH_CUDA=OFF -DKILN_BUILD_PYTHON=OFF
 fi
