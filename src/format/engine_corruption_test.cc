@@ -4,6 +4,7 @@
 
 #include <atomic>
 #include <cstdlib>
+#include <cstring>
 #include <new>
 #include <random>
 
@@ -180,6 +181,9 @@ TEST(EngineCorruptionTest, HugeCountsAndSizesDoNotAllocate) {
       {"input binding count", kSectionBindings, 0, 4, 0xffffffff, "count of input bindings"},
       {"value count", kSectionGraph, 0, 4, 0xffffffff, "count of values"},
       {"first value name length", kSectionGraph, 4, 4, 0x7fffffff, "truncated"},
+      // Bindings: u32 count, then "x": u32 len + 1 byte, i32 value, u8 dtype, u8 rank_known,
+      // u32 rank at offset 15.
+      {"input shape rank", kSectionBindings, 15, 4, 0xffffffff, "count of shape dims"},
       {"kernel count", kSectionKernels, 0, 4, 0xffffffff, "count of kernels"},
       {"metadata count", kSectionMetadata, 0, 4, 0xffffffff, "count of metadata"},
   };
@@ -199,6 +203,29 @@ TEST(EngineCorruptionTest, HugeCountsAndSizesDoNotAllocate) {
     EXPECT_NE(r.status().message().find(fg.needle), std::string::npos)
         << fg.what << ": " << r.status().message();
   }
+}
+
+// Every 4- and 8-byte window of every section overwritten with all ones (a huge count, length,
+// size or offset wherever one sits), checksums repaired: no parse may allocate more than a small
+// multiple of the file.
+TEST(EngineCorruptionTest, AllOnesAtEveryPositionDoesNotAllocate) {
+  std::vector<uint8_t> f = sample_bytes();
+  int rejected = 0;
+  for (const RawSection& s : split(f)) {
+    for (int width : {4, 8}) {
+      for (size_t at = 0; at + width <= s.bytes.size(); ++at) {
+        std::vector<uint8_t> g = f;
+        std::memset(&g[s.offset + at], 0xff, width);
+        fix_checksums(g);
+        g_largest_alloc = 0;
+        auto r = parse(g);
+        ASSERT_LT(g_largest_alloc.load(), size_t{1} << 20)
+            << section_name(s.id) << " +" << at << " width " << width;
+        if (!r.ok()) ++rejected;
+      }
+    }
+  }
+  EXPECT_GT(rejected, 1000);
 }
 
 // Graph-level forgeries the checksum cannot catch: the decoded graph must still validate.

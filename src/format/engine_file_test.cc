@@ -76,8 +76,11 @@ TEST(EngineFileTest, PaddingIsZero) {
   std::fill(covered.begin(), covered.begin() + 40 + 32 * 6, 1);
   for (const RawSection& s : split(*bytes))
     std::fill(covered.begin() + s.offset, covered.begin() + s.offset + s.bytes.size(), 1);
-  for (size_t i = 0; i < bytes->size(); ++i)
-    if (!covered[i]) EXPECT_EQ((*bytes)[i], 0) << "gap byte at offset " << i;
+  for (size_t i = 0; i < bytes->size(); ++i) {
+    if (!covered[i]) {
+      EXPECT_EQ((*bytes)[i], 0) << "gap byte at offset " << i;
+    }
+  }
   // The reserved bytes of the header and of each table entry are zero too.
   for (size_t i = 36; i < 40; ++i) EXPECT_EQ((*bytes)[i], 0);
   for (size_t e = 0; e < 6; ++e)
@@ -145,8 +148,11 @@ TEST_F(EngineFileOnDiskTest, LoadFileMapsAlignedWeights) {
   ASSERT_TRUE(loaded.ok()) << loaded.status().to_string();
   // The mapping outlives the file's name.
   std::filesystem::remove(path);
-  for (const Tensor& t : loaded->graph.constants)
-    if (t.defined()) EXPECT_EQ(reinterpret_cast<uintptr_t>(t.data()) % 64, 0u);
+  for (const Tensor& t : loaded->graph.constants) {
+    if (t.defined()) {
+      EXPECT_EQ(reinterpret_cast<uintptr_t>(t.data()) % 64, 0u);
+    }
+  }
   expect_models_eq(m, *loaded);
 }
 
