@@ -3,11 +3,11 @@
 // allocations per resolution, which must be 0: a replacement operator new counts them.
 //
 //   build/bin/settings_bench [--benchmark_filter=...] [--benchmark_min_time=0.5s]
+#include <benchmark/benchmark.h>
+
 #include <cstdlib>
 #include <new>
 #include <thread>
-
-#include <benchmark/benchmark.h>
 
 #include "kiln/runtime.h"
 
@@ -46,8 +46,8 @@ void run(benchmark::State& state, F resolve) {
     benchmark::DoNotOptimize(r);
   }
   long allocs = t_allocations - before;
-  state.counters["allocs"] = benchmark::Counter(static_cast<double>(allocs),
-                                                benchmark::Counter::kAvgIterations);
+  state.counters["allocs"] =
+      benchmark::Counter(static_cast<double>(allocs), benchmark::Counter::kAvgIterations);
   if (allocs != 0) state.SkipWithError("resolution allocated on the hot path");
 }
 

@@ -70,7 +70,8 @@ Result<KernelSpecializationStrategy> parse_kernel_specialization_strategy(std::s
                  KernelSpecializationStrategy::kNone}) {
     if (name == to_string(s)) return s;
   }
-  return invalid_argument(invalid_value_message(kKernelSpecializationName, name, "lazy|eager|none"));
+  return invalid_argument(
+      invalid_value_message(kKernelSpecializationName, name, "lazy|eager|none"));
 }
 
 Result<bool> parse_multi_device_safe_mode(std::string_view value) {
@@ -153,9 +154,11 @@ std::string RuntimeSettings::to_string() const {
     out.append(name).append("=").append(value);
   };
   if (cuda_graph_strategy) add(kCudaGraphStrategyName, kiln::to_string(*cuda_graph_strategy));
-  if (kernel_specialization) add(kKernelSpecializationName, kiln::to_string(*kernel_specialization));
+  if (kernel_specialization)
+    add(kKernelSpecializationName, kiln::to_string(*kernel_specialization));
   if (runtime_cache.is_set()) add(kRuntimeCacheName, runtime_cache.to_string());
-  if (multi_device_safe_mode) add(kMultiDeviceSafeModeName, *multi_device_safe_mode ? "true" : "false");
+  if (multi_device_safe_mode)
+    add(kMultiDeviceSafeModeName, *multi_device_safe_mode ? "true" : "false");
   return out.empty() ? "{}" : out;
 }
 

@@ -80,8 +80,8 @@ EnvironmentSnapshot read_runtime_environment() {
                                                  env.builtin_runtime_cache.to_string())) {
     s.runtime_cache = *cache;
   }
-  s.multi_device_safe_mode = read_env<bool>(kMultiDeviceSafeModeEnv,
-                                            parse_multi_device_safe_mode, "false");
+  s.multi_device_safe_mode =
+      read_env<bool>(kMultiDeviceSafeModeEnv, parse_multi_device_safe_mode, "false");
   return env;
 }
 

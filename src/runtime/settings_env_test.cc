@@ -1,7 +1,7 @@
 // The environment layer: KILN_* variables, the built-in cache path, and reading once.
-#include <string>
-
 #include <gtest/gtest.h>
+
+#include <string>
 
 #include "kiln/runtime.h"
 #include "runtime/settings_internal.h"
@@ -74,8 +74,8 @@ TEST_F(RuntimeEnvTest, InvalidValuesAreReportedOnceAndTheBuiltinIsUsed) {
   for (int i = 0; i < 100; ++i) (void)current_runtime_settings();
   std::string log = ::testing::internal::GetCapturedStderr();
 
-  EXPECT_EQ(count(log, "invalid cuda_graph_strategy 'whole'; expected disabled|whole_graph_capture"),
-            1)
+  EXPECT_EQ(
+      count(log, "invalid cuda_graph_strategy 'whole'; expected disabled|whole_graph_capture"), 1)
       << log;
   EXPECT_EQ(count(log,
                   "invalid dynamic_shapes_kernel_specialization_strategy 'x'; expected "

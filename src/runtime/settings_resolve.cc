@@ -170,9 +170,7 @@ void reload_runtime_environment_for_testing() {
   g.publish_locked(g.snapshot->defaults);
 }
 
-int runtime_environment_read_count() {
-  return global().env_reads.load(std::memory_order_relaxed);
-}
+int runtime_environment_read_count() { return global().env_reads.load(std::memory_order_relaxed); }
 
 }  // namespace internal
 }  // namespace kiln

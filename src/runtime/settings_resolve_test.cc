@@ -1,10 +1,10 @@
 // Resolution order, sources, scopes and threads.
+#include <gtest/gtest.h>
+
 #include <atomic>
 #include <stdexcept>
 #include <thread>
 #include <vector>
-
-#include <gtest/gtest.h>
 
 #include "kiln/runtime.h"
 #include "runtime/settings_test_util.h"
@@ -137,9 +137,8 @@ TEST_F(RuntimeResolveTest, DefaultsUpdateMergesAndDefaultsReadBackAsSet) {
 TEST_F(RuntimeResolveTest, AResolvedSnapshotIgnoresLaterChanges) {
   set_default_runtime_settings(cache_only("/before"));
   ResolvedSettings in_flight = current_runtime_settings();
-  set_default_runtime_settings(
-      full(CudaGraphStrategy::kWholeGraphCapture, KernelSpecializationStrategy::kNone, "/after",
-           true));
+  set_default_runtime_settings(full(CudaGraphStrategy::kWholeGraphCapture,
+                                    KernelSpecializationStrategy::kNone, "/after", true));
   EXPECT_EQ(in_flight.runtime_cache.path(), "/before");
   EXPECT_EQ(in_flight.cuda_graph_strategy, CudaGraphStrategy::kDisabled);
   EXPECT_EQ(current_runtime_settings().runtime_cache.path(), "/after");
@@ -252,12 +251,12 @@ TEST_F(RuntimeThreadTest, ConcurrentScopesAreIsolatedPerThread) {
   constexpr int kIterations = 10000;
   const RuntimeSettings a = full(CudaGraphStrategy::kWholeGraphCapture,
                                  KernelSpecializationStrategy::kEager, "/thread-a", true);
-  const RuntimeSettings b = full(CudaGraphStrategy::kDisabled, KernelSpecializationStrategy::kNone,
-                                 "/thread-b", false);
-  const RuntimeSettings d1 = full(CudaGraphStrategy::kWholeGraphCapture,
-                                  KernelSpecializationStrategy::kNone, "/d1", true);
-  const RuntimeSettings d2 = full(CudaGraphStrategy::kDisabled,
-                                  KernelSpecializationStrategy::kEager, "/d2", false);
+  const RuntimeSettings b =
+      full(CudaGraphStrategy::kDisabled, KernelSpecializationStrategy::kNone, "/thread-b", false);
+  const RuntimeSettings d1 =
+      full(CudaGraphStrategy::kWholeGraphCapture, KernelSpecializationStrategy::kNone, "/d1", true);
+  const RuntimeSettings d2 =
+      full(CudaGraphStrategy::kDisabled, KernelSpecializationStrategy::kEager, "/d2", false);
   std::atomic<int> failures{0};
   std::atomic<bool> stop{false};
   std::atomic<int> ready{0};

@@ -1,8 +1,8 @@
 // Setting values: names, parsing, merging, the cache setting and context keys.
+#include <gtest/gtest.h>
+
 #include <memory>
 #include <unordered_set>
-
-#include <gtest/gtest.h>
 
 #include "kiln/runtime.h"
 
@@ -22,7 +22,8 @@ TEST(RuntimeSettingsNamesTest, EveryValueRoundTripsThroughItsName) {
   }
   for (auto s : {KernelSpecializationStrategy::kLazy, KernelSpecializationStrategy::kEager,
                  KernelSpecializationStrategy::kNone}) {
-    Result<KernelSpecializationStrategy> parsed = parse_kernel_specialization_strategy(to_string(s));
+    Result<KernelSpecializationStrategy> parsed =
+        parse_kernel_specialization_strategy(to_string(s));
     ASSERT_TRUE(parsed.ok()) << parsed.status().to_string();
     EXPECT_EQ(*parsed, s);
   }
@@ -116,7 +117,10 @@ TEST(RuntimeCacheSettingTest, HandlesCompareByObjectAndNullMeansNone) {
   EXPECT_EQ(RuntimeCacheSetting::handle(nullptr), RuntimeCacheSetting::none());
   // The setting holds the handle.
   long before = owner1.use_count();
-  { RuntimeCacheSetting copy = h1; EXPECT_EQ(owner1.use_count(), before + 1); }
+  {
+    RuntimeCacheSetting copy = h1;
+    EXPECT_EQ(owner1.use_count(), before + 1);
+  }
   EXPECT_EQ(owner1.use_count(), before);
 }
 

@@ -2,13 +2,13 @@
 // environment and from process defaults left by other tests.
 #pragma once
 
+#include <gtest/gtest.h>
+
 #include <cstdlib>
 #include <map>
 #include <memory>
 #include <optional>
 #include <string>
-
-#include <gtest/gtest.h>
 
 #include "core/logging.h"
 #include "kiln/runtime.h"
@@ -17,9 +17,10 @@
 namespace kiln::testing_util {
 
 // Every variable the settings layer reads.
-inline const char* const kSettingsEnvVars[] = {kCudaGraphStrategyEnv, kKernelSpecializationEnv,
-                                               kRuntimeCacheEnv, kMultiDeviceSafeModeEnv,
-                                               "XDG_CACHE_HOME", "HOME"};
+inline const char* const kSettingsEnvVars[] = {
+    kCudaGraphStrategyEnv,   kKernelSpecializationEnv, kRuntimeCacheEnv,
+    kMultiDeviceSafeModeEnv, "XDG_CACHE_HOME",         "HOME",
+};
 
 // Clears the KILN_* variables, pins $XDG_CACHE_HOME, re-reads the environment and clears the
 // process defaults; restores all of it afterwards. Tests change variables with set_env() and
