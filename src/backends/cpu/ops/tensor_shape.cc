@@ -5,6 +5,7 @@
 
 #include "backends/cpu/ops/tensor_common.h"
 #include "backends/cpu/ops/tensor_ops.h"
+#include "core/half.h"
 
 namespace kiln::cpu {
 
@@ -31,6 +32,23 @@ Result<std::vector<int64_t>> normalize_axes(const ir::Node& node, std::vector<in
     seen[static_cast<size_t>(a)] = true;
   }
   return axes;
+}
+
+// Dropout's ratio (default 0.5) as a double; any float dtype.
+Result<double> read_ratio(const ir::Node& node, const Tensor& t) {
+  if (!t.defined()) return 0.5;
+  if (t.numel() != 1)
+    return invalid_argument(node_context(node) + ": ratio must be one value, got shape " +
+                            dims_to_string(t.dims()));
+  switch (t.dtype()) {
+    case DType::kF32: return double{*t.data_as<const float>()};
+    case DType::kF64: return *t.data_as<const double>();
+    case DType::kF16: return double{f16_to_f32(*t.data_as<const uint16_t>())};
+    case DType::kBF16: return double{bf16_to_f32(*t.data_as<const uint16_t>())};
+    default:
+      return invalid_argument(node_context(node) + ": ratio must be a float, got " +
+                              std::string(dtype_name(t.dtype())));
+  }
 }
 
 }  // namespace
@@ -185,10 +203,14 @@ Status dropout_kernel(const ir::Node& node, std::span<const Tensor> in, std::spa
       return invalid_argument(node_context(node) + ": training_mode must be one bool, got " +
                               std::string(dtype_name(training.dtype())) + " " +
                               dims_to_string(training.dims()));
-    if (*training.data_as<const uint8_t>() != 0)
-      return unsupported(node_context(node) +
-                         ": training_mode=true (random dropout) is not supported; kiln runs "
-                         "inference only, export the model in eval mode");
+    if (*training.data_as<const uint8_t>() != 0) {
+      // Training with ratio 0 drops nothing: still deterministic.
+      KILN_ASSIGN_OR_RETURN(double ratio, read_ratio(node, optional_input(in, 1)));
+      if (ratio != 0)
+        return unsupported(node_context(node) +
+                           ": training_mode=true (random dropout) is not supported; kiln runs "
+                           "inference only, export the model in eval mode");
+    }
   }
   KILN_ASSIGN_OR_RETURN(out[0], view_or_copy(node, data, data.dims()));
   const bool want_mask =
