@@ -110,16 +110,38 @@ Status mod_kernel(const ir::Node& node, std::span<const Tensor> in, std::span<Te
   return binary_same_type<ModOp, kNumeric>(node, in, out, ModOp{fmod == 1});
 }
 
+// Models from opset <= 6 (e.g. PyTorch exports) give a per-channel slope of shape [C] that
+// numpy rules cannot broadcast to X [N, C, ...]. Like the ONNX reference, such a 1-D slope is
+// laid along the axis of X with that length: axis 1 when it matches, else the only match.
+Result<Tensor> prelu_slope(const ir::Node& node, const Tensor& x, const Tensor& slope) {
+  const Dims shapes[2] = {x.dims(), slope.dims()};
+  Result<Dims> dims = broadcast_shapes(node, shapes);
+  if (dims.ok() && *dims == x.dims()) return slope;
+  if (slope.rank() == 1) {
+    const int64_t c = slope.dim(0);
+    int64_t axis = -1, matches = 0;
+    for (int64_t d = 0; d < x.rank(); ++d) matches += x.dim(d) == c;
+    if (x.rank() >= 2 && x.dim(1) == c) {
+      axis = 1;
+    } else if (matches == 1) {
+      for (int64_t d = 0; d < x.rank(); ++d) if (x.dim(d) == c) axis = d;
+    }
+    if (axis >= 0) {
+      Dims sd(static_cast<size_t>(x.rank() - axis), 1);
+      sd[0] = c;
+      return slope.reshaped(sd);
+    }
+  }
+  return invalid_argument(node_context(node) + ": slope of shape " + dims_to_string(slope.dims()) +
+                          " cannot be broadcast to X's shape " + dims_to_string(x.dims()));
+}
+
 Status prelu_kernel(const ir::Node& node, std::span<const Tensor> in, std::span<Tensor> out) {
   KILN_RETURN_IF_ERROR(require_input(node, in, 0, "X"));
   KILN_RETURN_IF_ERROR(require_input(node, in, 1, "slope"));
-  const Dims shapes[2] = {in[0].dims(), in[1].dims()};
-  KILN_ASSIGN_OR_RETURN(Dims dims, broadcast_shapes(node, shapes));
-  if (dims != in[0].dims())
-    return invalid_argument(node_context(node) + ": slope of shape " +
-                            dims_to_string(in[1].dims()) + " must broadcast to X's shape " +
-                            dims_to_string(in[0].dims()));
-  return binary_same_type<PReluOp, kFloats | kSignedInts>(node, in, out, PReluOp{});
+  KILN_ASSIGN_OR_RETURN(Tensor slope, prelu_slope(node, in[0], in[1]));
+  const Tensor args[2] = {in[0], slope};
+  return binary_same_type<PReluOp, kFloats | kSignedInts>(node, args, out, PReluOp{});
 }
 
 // base^e for integers with wrapping; a negative exponent gives the truncated 1/base^|e|.
