@@ -116,6 +116,12 @@ inline const ir::Node* find_op(const ir::Graph& g, const std::string& op) {
   return nullptr;
 }
 
+inline const ir::Node* find_node(const ir::Graph& g, const std::string& name) {
+  for (const ir::Node& n : g.nodes)
+    if (n.name == name) return &n;
+  return nullptr;
+}
+
 inline std::vector<int64_t> const_i64(const ir::Graph& g, int id) {
   const ir::Value& v = g.values.at(id);
   if (v.constant < 0) return {};
