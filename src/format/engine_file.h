@@ -30,10 +30,10 @@ Result<std::vector<uint8_t>> engine_serialize(const EngineModel& model);
 
 // Decodes and validates an engine file held in `bytes`. Constants (the weights) become zero-copy
 // read-only views into `bytes`; each such Tensor shares ownership of `owner`, which must keep
-// `bytes` alive and unchanged (a null `owner` means the caller guarantees that for as long as the
-// model's tensors live). Do not write through a constant's data(). When bytes.data() is not 64-byte
-// aligned, constants are copied instead, so every constant's data() is 64-byte aligned.
-// Tensor attributes are always copied.
+// `bytes` alive and unchanged. Do not write through a constant's data(). Constants are copied
+// instead (into 64-byte aligned storage) when `owner` is null or bytes.data() is not 64-byte
+// aligned, so every constant's data() is 64-byte aligned and never dangles. Tensor attributes
+// are always copied. Nothing else refers to `bytes` after the call.
 // Errors: kInvalidData for a malformed, truncated, corrupt (checksum) or newer-major file, naming
 // the section and file offset; kUnsupported for an unknown section marked required.
 Result<EngineModel> engine_parse(std::span<const uint8_t> bytes, std::shared_ptr<const void> owner);

@@ -127,6 +127,22 @@ TEST(EngineFileTest, MisalignedBufferGetsAlignedCopies) {
   expect_models_eq(sample_model(), *m);
 }
 
+TEST(EngineFileTest, NullOwnerGetsAlignedCopies) {
+  auto bytes = engine_serialize(sample_model());
+  ASSERT_TRUE(bytes.ok());
+  std::shared_ptr<uint8_t> buf = aligned_copy(*bytes);
+  Result<EngineModel> m = engine_parse({buf.get(), bytes->size()}, nullptr);
+  ASSERT_TRUE(m.ok()) << m.status().to_string();
+  std::memset(buf.get(), 0, bytes->size());  // the model must not depend on the buffer
+  buf.reset();
+  for (const Tensor& t : m->graph.constants) {
+    if (t.defined()) {
+      EXPECT_EQ(reinterpret_cast<uintptr_t>(t.data()) % 64, 0u);
+    }
+  }
+  expect_models_eq(sample_model(), *m);
+}
+
 class EngineFileOnDiskTest : public ::testing::Test {
  protected:
   void SetUp() override {

@@ -150,9 +150,10 @@ Result<EngineModel> engine_parse(std::span<const uint8_t> bytes,
   KILN_RETURN_IF_ERROR(decode_section(bytes, c, kSectionBindings,
                                       [&](ByteReader& r) { return decode_bindings(r, &m); }));
   const SectionEntry* ws = find_section(c, kSectionWeights);
-  WeightsView weights{bytes.subspan(ws->offset, ws->size), ws->offset,
-                      reinterpret_cast<uintptr_t>(bytes.data()) % kWeightAlignment != 0,
-                      std::move(owner)};
+  WeightsView weights{
+      bytes.subspan(ws->offset, ws->size), ws->offset,
+      owner == nullptr || reinterpret_cast<uintptr_t>(bytes.data()) % kWeightAlignment != 0,
+      std::move(owner)};
   KILN_RETURN_IF_ERROR(decode_section(
       bytes, c, kSectionGraph, [&](ByteReader& r) { return decode_graph(r, weights, &m.graph); }));
   KILN_RETURN_IF_ERROR(decode_section(

@@ -295,8 +295,10 @@ inline RawSection* find(std::vector<RawSection>& s, uint32_t id) {
   return nullptr;
 }
 
+// Parses a private, owned copy (zero-copy when the copy happens to be 64-byte aligned).
 inline Result<EngineModel> parse(const std::vector<uint8_t>& bytes) {
-  return engine_parse(bytes, nullptr);
+  auto owned = std::make_shared<const std::vector<uint8_t>>(bytes);
+  return engine_parse(*owned, owned);
 }
 
 }  // namespace kiln::format::testing
