@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# Builds kiln's libFuzzer targets with clang (build-fuzz/) and runs each for SECONDS (default 60)
+# over a seed corpus made from the test data. Fails on any crash, leak, timeout or sanitizer report.
+#   tools/fuzz.sh [SECONDS] [TARGET...]     targets: engine_file onnx_import mode_names
+set -euo pipefail
+cd "$(dirname "$0")/.."
+secs=${1:-60}; shift || true
+targets=("$@"); ((${#targets[@]})) || targets=(engine_file onnx_import mode_names)
+CC=clang CXX=clang++ cmake -S . -B build-fuzz -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DKILN_FUZZ=ON \
+  -DKILN_BUILD_TESTS=OFF -DKILN_WITH_CUDA=OFF -DKILN_BUILD_PYTHON=OFF >/dev/null
+cmake --build build-fuzz -j"$(nproc)" --target $(printf '%s_fuzz ' "${targets[@]}")
+
+td=${KILN_TESTDATA:-../shared/testdata}
+seeds=build-fuzz/seeds
+if [[ ! -d $seeds ]]; then
+  mkdir -p "$seeds"/{engine_file,onnx_import,mode_names} build-fuzz/td
+  for a in models onnx-conformance; do
+    [[ -f $td/$a.tar.gz ]] && tar xzf "$td/$a.tar.gz" -C build-fuzz/td
+  done
+  # ONNX seeds: small conformance models; engine seeds: engines built from them.
+  i=0
+  for m in $(find build-fuzz/td/onnx-conformance -name model.onnx -size -8k | sort | head -200); do
+    cp "$m" "$seeds/onnx_import/$i.onnx"
+    [[ -x build/bin/kiln ]] && build/bin/kiln build "$m" -o "$seeds/engine_file/$i.kiln" >/dev/null 2>&1 || true
+    i=$((i + 1))
+  done
+  for w in disabled whole_graph_capture lazy eager none true false 1 0 f32 fp16 bf16 /tmp/x.kcache; do
+    printf '%s' "$w" >"$seeds/mode_names/$w"
+  done 2>/dev/null || true
+fi
+
+mkdir -p build-fuzz/corpus build-fuzz/artifacts
+status=0
+for t in "${targets[@]}"; do
+  mkdir -p "build-fuzz/corpus/$t"
+  echo "== fuzz $t for ${secs}s"
+  if ! ASAN_OPTIONS=detect_leaks=1 build-fuzz/tests/fuzz/${t}_fuzz "build-fuzz/corpus/$t" "$seeds/$t" \
+      -max_total_time="$secs" -timeout=10 -rss_limit_mb=4096 -max_len=1048576 \
+      -artifact_prefix="build-fuzz/artifacts/${t}-" -print_final_stats=1 2>"build-fuzz/$t.log"; then
+    echo "FAIL: $t (see build-fuzz/$t.log and build-fuzz/artifacts/)"
+    tail -30 "build-fuzz/$t.log"
+    status=1
+  else
+    grep -E "stat::number_of_executed_units|cov:" "build-fuzz/$t.log" | tail -2
+  fi
+done
+exit $status
