@@ -43,10 +43,44 @@ kiln_test_binary(runtime_test src/runtime kiln kiln_onnx)
 kiln_test_binary(model_test tests/models kiln kiln_onnx)
 kiln_test_binary(regress_test tests/regress kiln kiln_onnx)
 
+# Tests that need a GPU: *_gpu_test.cc, labelled gpu (run on the device machine, never in CI).
+# Tests are listed when ctest runs (PRE_TEST), so building them needs no GPU either.
+function(kiln_gpu_test_binary name)
+  set(tests)
+  foreach(dir ${KILN_GPU_TEST_DIRS})
+    file(GLOB_RECURSE found CONFIGURE_DEPENDS ${dir}/*_gpu_test.cc)
+    list(APPEND tests ${found})
+  endforeach()
+  if(NOT tests)
+    return()
+  endif()
+  add_executable(${name} ${tests})
+  target_link_libraries(${name} PRIVATE ${ARGN} GTest::gtest GTest::gtest_main)
+  target_compile_definitions(${name} PRIVATE KILN_TESTDATA_DIR="${KILN_TESTDATA_DIR}"
+                                             KILN_SOURCE_DIR="${CMAKE_SOURCE_DIR}")
+  gtest_discover_tests(${name} PROPERTIES LABELS gpu ENVIRONMENT "KILN_TESTDATA=${KILN_TESTDATA_DIR}"
+                       DISCOVERY_MODE PRE_TEST)
+endfunction()
+
+if(TARGET kiln_backend_cuda)
+  kiln_test_binary(cuda_backend_test src/backends/cuda kiln_backend_cuda kiln_backend_cpu)
+  set(KILN_GPU_TEST_DIRS src/backends/cuda tests/models)
+  kiln_gpu_test_binary(cuda_gpu_test kiln kiln_onnx kiln_backend_cuda)
+endif()
+
 # The Python package's tests run against the freshly built package in build/python.
 if(TARGET _kiln)
   add_test(NAME python_tests
            COMMAND ${Python3_EXECUTABLE} -m pytest -q ${CMAKE_SOURCE_DIR}/tests/python)
   set_tests_properties(python_tests PROPERTIES LABELS nogpu
                        ENVIRONMENT "PYTHONPATH=${CMAKE_BINARY_DIR}/python;KILN_TESTDATA=${KILN_TESTDATA_DIR}")
+endif()
+
+# The CLI: unit tests of its pieces, and an end-to-end script over the shared models.
+if(TARGET kiln_cli_lib)
+  kiln_test_binary(cli_test tools/kiln kiln_cli_lib)
+  add_test(NAME cli_end_to_end
+           COMMAND ${Python3_EXECUTABLE} ${CMAKE_SOURCE_DIR}/tests/cli/cli_end_to_end.py
+                   --kiln $<TARGET_FILE:kiln_cli> --models ${KILN_TESTDATA_DIR}/models)
+  set_tests_properties(cli_end_to_end PROPERTIES LABELS nogpu TIMEOUT 900)
 endif()

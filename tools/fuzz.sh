@@ -34,7 +34,7 @@ status=0
 for t in "${targets[@]}"; do
   mkdir -p "build-fuzz/corpus/$t"
   echo "== fuzz $t for ${secs}s"
-  if ! ASAN_OPTIONS=detect_leaks=1 build-fuzz/tests/fuzz/${t}_fuzz "build-fuzz/corpus/$t" "$seeds/$t" \
+  if ! ASAN_OPTIONS=detect_leaks=1 build-fuzz/bin/${t}_fuzz "build-fuzz/corpus/$t" "$seeds/$t" \
       -max_total_time="$secs" -timeout=10 -rss_limit_mb=4096 -max_len=1048576 \
       -artifact_prefix="build-fuzz/artifacts/${t}-" -print_final_stats=1 2>"build-fuzz/$t.log"; then
     echo "FAIL: $t (see build-fuzz/$t.log and build-fuzz/artifacts/)"

@@ -49,6 +49,9 @@ struct RunOptions {
   std::string backend = "cpu";                // "cpu" | "cuda"
   int device = 0;
   const RuntimeSettings* settings = nullptr;  // per-call settings: highest precedence
+  // When set, used for this call instead of the engine's own overrides (layer 2). The Python
+  // binding passes a module's settings here, so two modules over one engine stay independent.
+  const RuntimeSettings* engine_settings = nullptr;
 };
 
 struct EngineStats {
@@ -81,8 +84,8 @@ class Engine {
   // Runs the engine. Thread-safe.
   Result<std::vector<Tensor>> run(std::span<const Tensor> inputs, const RunOptions& options = {}) const;
 
-  // The settings a call with per-call `settings` (may be null) would run with on this thread now.
-  ResolvedSettings resolve_settings(const RuntimeSettings* settings) const;
+  // The settings a call with these options would run with on this thread now.
+  ResolvedSettings resolve_settings(const RunOptions& options) const;
 
   // Per-engine runtime overrides (precedence below per-call, above scopes). Thread-safe; calls
   // already running keep the settings they resolved.

@@ -4,6 +4,7 @@
 #include <queue>
 #include <unordered_map>
 
+#include "onnx/importer.h"
 #include "onnx/op_table.h"
 
 namespace kiln::onnx::detail {
@@ -16,7 +17,7 @@ namespace {
 
 // Bounds on inlining, so a hostile model cannot make the importer loop or explode.
 constexpr int kMaxInlineDepth = 32;
-constexpr size_t kMaxFlatNodes = size_t{1} << 22;
+constexpr size_t kMaxFlatNodes = size_t{1} << 20;
 
 std::string node_label(const NodeProto& n, size_t index) {
   return n.name().empty() ? n.op_type() + "_" + std::to_string(index) : n.name();
@@ -71,8 +72,14 @@ class Flattener {
   Status inline_call(const NodeProto& call, const FunctionProto& fn, int opset,
                      const std::string& name, int depth) {
     int body_opset = opset;
-    for (const auto& imp : fn.opset_import())
-      if (is_default_domain(imp.domain())) body_opset = static_cast<int>(imp.version());
+    for (const auto& imp : fn.opset_import()) {
+      if (!is_default_domain(imp.domain())) continue;
+      if (imp.version() < 1 || imp.version() > kMaxOpset)
+        return unsupported("function " + fn.name() + " (called by node '" + name +
+                           "') imports default-domain opset " + std::to_string(imp.version()) +
+                           "; kiln knows opsets 1 to " + std::to_string(kMaxOpset));
+      body_opset = static_cast<int>(imp.version());
+    }
     if (call.input_size() > fn.input_size() || call.output_size() > fn.output_size())
       return invalid_data("node '" + name + "' calls function " + fn.name() + " with " +
                           std::to_string(call.input_size()) + " inputs and " +

@@ -1,10 +1,23 @@
 // The ONNX importer: ONNX model files in, kiln graph IR out. The only code that sees protobuf.
 //
 // Import lowers every ONNX op version to kiln's canonical form of that op: the semantics of the
-// newest version in onnx 1.23, with every parameter that newer opsets take as an input passed as
-// a constant input (see lowering notes in docs and onnx/lower_*.cc). Nothing after the importer
-// knows about opsets. Input bytes are untrusted: any malformed model gives a Status (never a crash,
-// never an allocation larger than the bytes present justify):
+// newest version in onnx 1.23 (opset 28), with every parameter that newer opsets take as an input
+// passed as an input (constants created by the importer: i64 for axes/pads/shapes/starts/k,
+// the data dtype for Clip min/max and the Pad value, f32 for the Dropout ratio). Nothing after the
+// importer knows about opsets. Beyond the newest ONNX form, canonical ops carry:
+//   Softmax/LogSoftmax  coerce_2d=1 (with an explicit axis) for opsets < 13: flatten the input to
+//                       2-D at `axis` and normalise over the second dimension; absent = 0.
+//   Resize              also stands for Upsample and Resize-10 (mode nearest|linear with
+//                       coordinate_transformation_mode asymmetric, nearest_mode floor, or ceil
+//                       for Resize-10 with constant downsampling scales, as onnxruntime rounds).
+//   Cast                `to` is always a kiln DType value (CastLike becomes Cast).
+//   Split               has `num_outputs` whenever it has no `split` input.
+//   Silu                x * sigmoid(x) (not an ONNX op in onnx 1.23; accepted in the default domain).
+// Legacy attributes with no effect on inference (consumed_inputs, is_test, broadcast, ...) are
+// dropped; old broadcasting (opset < 7 `broadcast`/`axis`, PRelu < 7 channel slopes) becomes an
+// explicit Unsqueeze so numpy broadcasting applies. Constant nodes become constant values.
+// Omitted optional inputs/outputs are ir::kNoValue. Input bytes are untrusted: any malformed model
+// gives a Status (never a crash, never an allocation larger than the bytes present justify):
 //   kInvalidData   malformed protobuf, dangling names, sizes that disagree with the data present,
 //                  external data outside the model's folder or past the end of its file;
 //   kUnsupported   valid ONNX that kiln cannot import (op, op version, dtype, custom domain,

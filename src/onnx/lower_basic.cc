@@ -197,32 +197,27 @@ Status lower_constant(Lowering& lx, OpCall& call) {
     return call.invalid("must have exactly one output");
   for (const char* name : {"value_string", "value_strings"})
     if (call.attrs.has(name)) return call.unsupported_here("string constants are not supported by kiln");
+  using Kind = ir::Attribute::Kind;
   Tensor t;
   int found = 0;
-  if (const ir::Attribute* a = call.attrs.find("value")) {
-    if (a->kind != ir::Attribute::Kind::kTensor) return call.invalid("attribute 'value' must be a tensor");
-    t = a->t;
-    ++found;
-  }
-  KILN_ASSIGN_OR_RETURN(std::optional<double> vf, take_float(call, "value_float"));
-  KILN_ASSIGN_OR_RETURN(std::optional<std::vector<double>> vfs, take_floats(call, "value_floats"));
-  KILN_ASSIGN_OR_RETURN(std::optional<int64_t> vi, take_int(call, "value_int"));
-  KILN_ASSIGN_OR_RETURN(std::optional<std::vector<int64_t>> vis, take_ints(call, "value_ints"));
-  if (vf) {
-    t = Tensor::from_vector(DType::kF32, {}, std::vector<float>{static_cast<float>(*vf)});
-    ++found;
-  }
-  if (vfs) {
-    std::vector<float> f(vfs->begin(), vfs->end());
-    t = Tensor::from_vector(DType::kF32, {static_cast<int64_t>(f.size())}, f);
-    ++found;
-  }
-  if (vi) {
-    t = Tensor::from_vector(DType::kI64, {}, std::vector<int64_t>{*vi});
-    ++found;
-  }
-  if (vis) {
-    t = Tensor::from_vector(DType::kI64, {static_cast<int64_t>(vis->size())}, *vis);
+  for (const auto& [name, a] : call.attrs.all()) {
+    if (name == "value" && a.kind == Kind::kTensor) {
+      t = a.t;
+    } else if (name == "value_float" && (a.kind == Kind::kFloat || a.kind == Kind::kInt)) {
+      float v = static_cast<float>(a.kind == Kind::kFloat ? a.f : static_cast<double>(a.i));
+      t = Tensor::from_vector(DType::kF32, {}, std::vector<float>{v});
+    } else if (name == "value_floats" && a.kind == Kind::kFloats) {
+      std::vector<float> f(a.floats.begin(), a.floats.end());
+      t = Tensor::from_vector(DType::kF32, {static_cast<int64_t>(f.size())}, f);
+    } else if (name == "value_int" && a.kind == Kind::kInt) {
+      t = Tensor::from_vector(DType::kI64, {}, std::vector<int64_t>{a.i});
+    } else if (name == "value_ints" && a.kind == Kind::kInts) {
+      t = Tensor::from_vector(DType::kI64, {static_cast<int64_t>(a.ints.size())}, a.ints);
+    } else if (name == "value" || name.rfind("value_", 0) == 0) {
+      return call.invalid("attribute '" + name + "' has the wrong kind");
+    } else {
+      continue;
+    }
     ++found;
   }
   if (found != 1)

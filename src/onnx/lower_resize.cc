@@ -9,7 +9,7 @@ using ir::kNoValue;
 
 namespace {
 
-// Upsample (all versions) and Resize-10 computed output pixel i from input floor(i / scale):
+// Upsample (all versions, scales >= 1) and Resize-10 compute output pixel i from input i / scale:
 // coordinate_transformation_mode "asymmetric", and for nearest, nearest_mode "floor".
 // "bilinear" (Upsample-1) is "linear". Other modes are kept for the kernel to reject.
 void set_legacy_mode(OpCall& call, const std::string& mode) {
@@ -22,6 +22,20 @@ void set_legacy_mode(OpCall& call, const std::string& mode) {
   } else {
     call.attrs.set_string("mode", mode);
   }
+}
+
+// onnxruntime, the de-facto reference for Resize-10, rounds a downsampled nearest coordinate up
+// (its "simple" mode: ceil when scale < 1, floor otherwise). With constant scales that are all
+// <= 1 (at scale 1 coordinates are integers, so the rounding does not matter) that is
+// nearest_mode "ceil"; otherwise "floor" stays.
+void match_ort_downsampling(const Lowering& lx, OpCall& call, int scales) {
+  if (call.attrs.get_string("mode", "") != "nearest") return;
+  const Tensor* t = lx.constant_of(scales);
+  if (!t || t->dtype() != DType::kF32 || t->numel() == 0) return;
+  const float* s = t->data_as<float>();
+  for (int64_t i = 0; i < t->numel(); ++i)
+    if (!(s[i] > 0.f && s[i] <= 1.f)) return;
+  call.attrs.set_string("nearest_mode", "ceil");
 }
 
 bool is_empty_constant(const Lowering& lx, int id) {
@@ -39,6 +53,7 @@ Status lower_resize(Lowering& lx, OpCall& call) {
     KILN_ASSIGN_OR_RETURN(std::optional<std::string> mode, take_string(call, "mode"));
     call.inputs = {call.inputs[0], kNoValue, call.inputs[1]};
     set_legacy_mode(call, mode.value_or("nearest"));
+    match_ort_downsampling(lx, call, call.inputs[2]);
   } else {
     // Resize-11 required roi and scales, passing empty tensors for "not given"; canonical Resize
     // omits them instead.

@@ -187,6 +187,14 @@ TEST(LoweringTest, Resize10AndEmptyResize11Inputs) {
   EXPECT_EQ(g.nodes[0].inputs.size(), 3u);
   EXPECT_EQ(g.nodes[0].attrs.get_string("nearest_mode", ""), "floor");
 
+  // Constant downsampling scales round up, as onnxruntime's Resize-10 does.
+  ::onnx::ModelProto down = make_model(10);
+  add_input(down, "x", TensorProto::FLOAT, {1, 1, 4, 6});
+  add_initializer_f32(down, "scales", {4}, {1.f, 1.f, 0.6f, 0.7f});
+  add_node(down, "Resize", {"x", "scales"}, {"y"});
+  add_output(down, "y");
+  EXPECT_EQ(must_import(down).nodes[0].attrs.get_string("nearest_mode", ""), "ceil");
+
   ::onnx::ModelProto m11 = make_model(11);
   add_input(m11, "x", TensorProto::FLOAT, {1, 1, 2, 2});
   add_input(m11, "sizes", TensorProto::INT64, {4});

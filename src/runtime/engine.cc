@@ -108,9 +108,10 @@ Status Engine::check_inputs(std::span<const Tensor> inputs) const {
   return Status();
 }
 
-ResolvedSettings Engine::resolve_settings(const RuntimeSettings* settings) const {
+ResolvedSettings Engine::resolve_settings(const RunOptions& options) const {
+  if (options.engine_settings) return resolve_runtime_settings(options.settings, options.engine_settings);
   std::shared_ptr<const RuntimeSettings> overrides = impl_->overrides.load();
-  return resolve_runtime_settings(settings, overrides.get());
+  return resolve_runtime_settings(options.settings, overrides.get());
 }
 
 void Engine::set_runtime_overrides(const RuntimeSettings& overrides) {
@@ -126,7 +127,7 @@ RuntimeSettings Engine::runtime_overrides() const {
 
 Result<std::vector<Tensor>> Engine::run(std::span<const Tensor> inputs, const RunOptions& options) const {
   // One snapshot at entry: later changes on any thread never affect this call.
-  const ResolvedSettings settings = resolve_settings(options.settings);
+  const ResolvedSettings settings = resolve_settings(options);
   KILN_RETURN_IF_ERROR(check_inputs(inputs));
   KILN_ASSIGN_OR_RETURN(std::shared_ptr<const ExecutionContext> ctx, impl_->context_for(options, settings));
   std::vector<Tensor> outputs;

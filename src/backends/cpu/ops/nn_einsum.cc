@@ -265,7 +265,7 @@ Status einsum(const ir::Node& node, std::span<const Tensor> in, std::span<Tensor
                                   dims_to_string(in[i].dims()) +
                                   " repeats a label over dims of different sizes");
   Dims od;
-  for (int l : eq.output) od.push_back(std::max<int64_t>(size[l], 1));
+  for (int l : eq.output) od.push_back(size[l]);
   KILN_ASSIGN_OR_RETURN(Tensor y, make_output(node, out, 0, in[0].dtype(), od));
 
   return dispatch_numeric(node, in[0].dtype(), [&]<typename T>() -> Status {

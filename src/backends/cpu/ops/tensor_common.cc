@@ -13,7 +13,7 @@ namespace {
 // Work per parallel chunk: small enough to balance, large enough to hide the pool's overhead.
 constexpr int64_t kChunkBytes = 64 * 1024;
 // Side of the square tiles (in elements) for transposed copies.
-constexpr int64_t kTile = 32;
+constexpr int64_t kTile = 64;
 
 struct Layout {
   Dims dims;
