@@ -63,12 +63,16 @@ void check_data_sets(const fs::path& dir, const ir::Graph& g, int* tensors_read)
         ASSERT_TRUE(t.ok()) << files[i] << ": " << t.status().to_string();
         ++*tensors_read;
         const ir::Value& v = g.values[ids[i]];
-        if (v.dtype != DType::kUndefined)
+        if (v.dtype != DType::kUndefined) {
           EXPECT_EQ(t->dtype(), v.dtype) << files[i] << " vs binding '" << v.name << "'";
+        }
         if (v.shape.rank_known) {
           ASSERT_EQ(t->rank(), static_cast<int64_t>(v.shape.dims.size())) << files[i];
-          for (size_t d = 0; d < v.shape.dims.size(); ++d)
-            if (v.shape.dims[d].is_known()) EXPECT_EQ(t->dim(d), v.shape.dims[d].value) << files[i];
+          for (size_t d = 0; d < v.shape.dims.size(); ++d) {
+            if (v.shape.dims[d].is_known()) {
+              EXPECT_EQ(t->dim(d), v.shape.dims[d].value) << files[i];
+            }
+          }
         }
       }
     }

@@ -284,7 +284,9 @@ TEST(ImporterTest, SupportedOpsTableIsSortedWithSaneRanges) {
     EXPECT_GE(ops[i].min_version, 1) << ops[i].op;
     EXPECT_LE(ops[i].min_version, ops[i].max_version) << ops[i].op;
     EXPECT_LE(ops[i].max_version, kMaxOpset) << ops[i].op;
-    if (i) EXPECT_LT(ops[i - 1].op, ops[i].op);
+    if (i) {
+      EXPECT_LT(ops[i - 1].op, ops[i].op);
+    }
   }
 }
 

@@ -237,7 +237,9 @@ TEST(TensorProtoTest, TruncatedOrGarbageBytesAreInvalidData) {
   for (size_t cut = 1; cut < bytes.size(); ++cut) {
     Result<Tensor> t = parse_tensor(std::string_view(bytes).substr(0, cut));
     EXPECT_FALSE(t.ok()) << "cut at " << cut;
-    if (!t.ok()) EXPECT_EQ(t.status().code(), StatusCode::kInvalidData);
+    if (!t.ok()) {
+      EXPECT_EQ(t.status().code(), StatusCode::kInvalidData);
+    }
   }
   EXPECT_EQ(parse_tensor("\xff\xff\xff\xff garbage").status().code(), StatusCode::kInvalidData);
 }
