@@ -58,10 +58,18 @@ void strided_copy(void* dst, const void* src, const Dims& dims, std::vector<int6
 template <typename Fn>
 void with_element_type(size_t esize, Fn&& fn) {
   switch (esize) {
-    case 1: fn.template operator()<uint8_t>(); break;
-    case 2: fn.template operator()<uint16_t>(); break;
-    case 4: fn.template operator()<uint32_t>(); break;
-    default: fn.template operator()<uint64_t>(); break;
+    case 1:
+      fn.template operator()<uint8_t>();
+      break;
+    case 2:
+      fn.template operator()<uint16_t>();
+      break;
+    case 4:
+      fn.template operator()<uint32_t>();
+      break;
+    default:
+      fn.template operator()<uint64_t>();
+      break;
   }
 }
 

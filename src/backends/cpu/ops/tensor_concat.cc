@@ -33,12 +33,11 @@ Status concat_kernel(const ir::Node& node, std::span<const Tensor> in, std::span
     bool same = t.dtype() == first.dtype() && t.rank() == rank;
     for (int64_t a = 0; same && a < rank; ++a) same = a == axis || t.dim(a) == first.dim(a);
     if (!same)
-      return invalid_argument(node_context(node) + ": input " + std::to_string(i) + " (" +
-                              std::string(dtype_name(t.dtype())) + " " + dims_to_string(t.dims()) +
-                              ") does not match input 0 (" +
-                              std::string(dtype_name(first.dtype())) + " " +
-                              dims_to_string(first.dims()) + ") outside axis " +
-                              std::to_string(axis));
+      return invalid_argument(
+          node_context(node) + ": input " + std::to_string(i) + " (" +
+          std::string(dtype_name(t.dtype())) + " " + dims_to_string(t.dims()) +
+          ") does not match input 0 (" + std::string(dtype_name(first.dtype())) + " " +
+          dims_to_string(first.dims()) + ") outside axis " + std::to_string(axis));
     dims[static_cast<size_t>(axis)] += t.dim(axis);
   }
   KILN_RETURN_IF_ERROR(tensor_ops::check_dims(node, dims, "output shape"));
@@ -103,8 +102,8 @@ Status split_kernel(const ir::Node& node, std::span<const Tensor> in, std::span<
     const int64_t chunk = (dim + n - 1) / n;
     if (chunk * (n - 1) > dim)
       return invalid_argument(node_context(node) + ": axis size " + std::to_string(dim) +
-                              " cannot be split into " + std::to_string(n) +
-                              " chunks of " + std::to_string(chunk) +
+                              " cannot be split into " + std::to_string(n) + " chunks of " +
+                              std::to_string(chunk) +
                               " with a smaller last one; pass explicit split sizes");
     sizes.assign(static_cast<size_t>(n), chunk);
     sizes.back() = dim - chunk * (n - 1);
@@ -118,8 +117,8 @@ Status split_kernel(const ir::Node& node, std::span<const Tensor> in, std::span<
     Dims dims = data.dims();
     dims[static_cast<size_t>(axis)] = sizes[i];
     KILN_ASSIGN_OR_RETURN(out[i], new_output(node, data.dtype(), dims));
-    const char* src = static_cast<const char*>(data.data()) +
-                      static_cast<size_t>(pos * inner) * esize;
+    const char* src =
+        static_cast<const char*>(data.data()) + static_cast<size_t>(pos * inner) * esize;
     tensor_ops::strided_copy(out[i].data(), src, {outer, sizes[i] * inner}, {dim * inner, 1},
                              esize);
     pos += sizes[i];

@@ -39,12 +39,15 @@ TEST(TensorConcatTest, LargeConcatMatchesRowLayout) {
 
 TEST(TensorConcatTest, RejectsMismatchedInputs) {
   Tensor a = Tensor::zeros(DType::kF32, {2, 3});
-  EXPECT_FALSE(run_status(make_node("Concat", attrs_int("axis", 0)),
-                          {a, Tensor::zeros(DType::kF32, {2, 4})}).ok());
-  EXPECT_FALSE(run_status(make_node("Concat", attrs_int("axis", 0)),
-                          {a, Tensor::zeros(DType::kI32, {2, 3})}).ok());
-  EXPECT_FALSE(run_status(make_node("Concat", attrs_int("axis", 0)),
-                          {a, Tensor::zeros(DType::kF32, {6})}).ok());
+  EXPECT_FALSE(
+      run_status(make_node("Concat", attrs_int("axis", 0)), {a, Tensor::zeros(DType::kF32, {2, 4})})
+          .ok());
+  EXPECT_FALSE(
+      run_status(make_node("Concat", attrs_int("axis", 0)), {a, Tensor::zeros(DType::kI32, {2, 3})})
+          .ok());
+  EXPECT_FALSE(
+      run_status(make_node("Concat", attrs_int("axis", 0)), {a, Tensor::zeros(DType::kF32, {6})})
+          .ok());
   EXPECT_FALSE(run_status(make_node("Concat", attrs_int("axis", 2)), {a, a}).ok());
   EXPECT_FALSE(run_status(make_node("Concat"), {a, a}).ok());  // axis is required
   EXPECT_FALSE(run_status(make_node("Concat", attrs_int("axis", 0)), {f32({}, {1})}).ok());
@@ -59,7 +62,8 @@ TEST(TensorSplitTest, SplitsBySizes) {
   EXPECT_EQ(values<int32_t>(out[1]), (std::vector<int32_t>{3, 4, 5, 10, 11, 12}));
   EXPECT_EQ(values<int32_t>(out[2]), (std::vector<int32_t>{6, 13}));
   // Zero-size parts are allowed.
-  ASSERT_TRUE(run(make_node("Split", attrs_int("axis", -1), 3), {x, i64({3}, {0, 7, 0})}, out).ok());
+  ASSERT_TRUE(
+      run(make_node("Split", attrs_int("axis", -1), 3), {x, i64({3}, {0, 7, 0})}, out).ok());
   EXPECT_EQ(out[0].dims(), (Dims{2, 0}));
   EXPECT_EQ(out[1].dims(), (Dims{2, 7}));
   EXPECT_EQ(out[2].dims(), (Dims{2, 0}));
@@ -80,7 +84,7 @@ TEST(TensorSplitTest, EqualPartsWithSmallerLastChunk) {
 
 TEST(TensorSplitTest, RejectsBadSizes) {
   Tensor x = iota<float>(DType::kF32, {6});
-  EXPECT_FALSE(run_status(make_node("Split", {}, 2), {x, i64({2}, {2, 3})}).ok());   // sum 5
+  EXPECT_FALSE(run_status(make_node("Split", {}, 2), {x, i64({2}, {2, 3})}).ok());     // sum 5
   EXPECT_FALSE(run_status(make_node("Split", {}, 2), {x, i64({3}, {2, 2, 2})}).ok());  // 3 != 2
   EXPECT_FALSE(run_status(make_node("Split", {}, 2), {x, i64({2}, {-1, 7})}).ok());
   EXPECT_FALSE(run_status(make_node("Split", attrs_int("num_outputs", 3), 2), {x}).ok());

@@ -147,9 +147,10 @@ Status gather_nd_kernel(const ir::Node& node, std::span<const Tensor> in, std::s
   for (int64_t i = 0; valid && i < b; ++i) valid = data.dim(i) == indices.dim(i);
   if (!valid)
     return invalid_argument(node_context(node) + ": indices " + dims_to_string(indices.dims()) +
-                            " do not fit data " + dims_to_string(data.dims()) + " with batch_dims " +
-                            std::to_string(b) + " (the last indices dim must be in [1, " +
-                            std::to_string(r - b) + "] and the batch dims equal)");
+                            " do not fit data " + dims_to_string(data.dims()) +
+                            " with batch_dims " + std::to_string(b) +
+                            " (the last indices dim must be in [1, " + std::to_string(r - b) +
+                            "] and the batch dims equal)");
   const std::span<const int64_t> dd(data.dims()), id(indices.dims());
   Dims dims(id.begin(), id.end() - 1);
   dims.insert(dims.end(), dd.begin() + b + k, dd.end());

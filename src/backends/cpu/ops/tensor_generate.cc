@@ -1,8 +1,8 @@
 // Ops that make a tensor from a shape or a few scalars: ConstantOfShape and Range.
 #include <cmath>
 #include <cstring>
-#include <type_traits>
 #include <string>
+#include <type_traits>
 
 #include "backends/cpu/dispatch.h"
 #include "backends/cpu/ops/tensor_common.h"
@@ -28,7 +28,8 @@ Status constant_of_shape_kernel(const ir::Node& node, std::span<const Tensor> in
     std::memcpy(&value, a->t.data(), dtype_size(dtype));
   }
   KILN_ASSIGN_OR_RETURN(out[0], tensor_ops::new_output(node, dtype, dims));
-  if (value != 0) tensor_ops::fill_elements(out[0].data(), &value, dtype_size(dtype), out[0].numel());
+  if (value != 0)
+    tensor_ops::fill_elements(out[0].data(), &value, dtype_size(dtype), out[0].numel());
   return Status();
 }
 
@@ -60,7 +61,8 @@ Status range_kernel(const ir::Node& node, std::span<const Tensor> in, std::span<
       const __int128 span = static_cast<__int128>(limit) - start;
       if ((span > 0) == (delta > 0) && span != 0) {
         const __int128 mag = span > 0 ? span : -span;
-        const __int128 step = delta > 0 ? static_cast<__int128>(delta) : -static_cast<__int128>(delta);
+        const __int128 step =
+            delta > 0 ? static_cast<__int128>(delta) : -static_cast<__int128>(delta);
         n = static_cast<int64_t>((mag - 1) / step + 1);
       }
     }

@@ -19,14 +19,19 @@ enum class PadMode { kConstant, kReflect, kEdge, kWrap };
 // Input index for output index `o` along an axis of size `d` padded by `begin`/`end` (either
 // may be negative), or -1 where the constant goes.
 int64_t source_index(PadMode mode, int64_t o, int64_t d, int64_t begin, int64_t end) {
-  const int64_t lo = std::max<int64_t>(0, -begin);    // first input index kept
+  const int64_t lo = std::max<int64_t>(0, -begin);          // first input index kept
   const int64_t len = d - lo - std::max<int64_t>(0, -end);  // kept input length (> 0 here)
-  int64_t x = o - std::max<int64_t>(0, begin);        // index into the kept part
+  int64_t x = o - std::max<int64_t>(0, begin);              // index into the kept part
   if (x >= 0 && x < len) return lo + x;
   switch (mode) {
-    case PadMode::kConstant: return -1;
-    case PadMode::kEdge: x = std::clamp<int64_t>(x, 0, len - 1); break;
-    case PadMode::kWrap: x = ((x % len) + len) % len; break;
+    case PadMode::kConstant:
+      return -1;
+    case PadMode::kEdge:
+      x = std::clamp<int64_t>(x, 0, len - 1);
+      break;
+    case PadMode::kWrap:
+      x = ((x % len) + len) % len;
+      break;
     case PadMode::kReflect:
       if (len == 1) {
         x = 0;
@@ -95,8 +100,7 @@ Status pad_kernel(const ir::Node& node, std::span<const Tensor> in, std::span<Te
     if (t.dtype() != data.dtype() || t.numel() != 1)
       return invalid_argument(node_context(node) + ": constant_value must be one " +
                               std::string(dtype_name(data.dtype())) + " value, got " +
-                              std::string(dtype_name(t.dtype())) + " " +
-                              dims_to_string(t.dims()));
+                              std::string(dtype_name(t.dtype())) + " " + dims_to_string(t.dims()));
     std::memcpy(&value, t.data(), esize);
   }
   Dims dims(static_cast<size_t>(rank));
@@ -107,9 +111,8 @@ Status pad_kernel(const ir::Node& node, std::span<const Tensor> in, std::span<Te
     constexpr int64_t kLimit = int64_t{1} << 40;
     if (b < -kLimit || b > kLimit || e < -kLimit || e > kLimit || d + b + e < 0)
       return invalid_argument(node_context(node) + ": pads " + std::to_string(b) + ", " +
-                              std::to_string(e) + " on axis " + std::to_string(a) +
-                              " of input " + dims_to_string(data.dims()) +
-                              " give a negative or absurd size");
+                              std::to_string(e) + " on axis " + std::to_string(a) + " of input " +
+                              dims_to_string(data.dims()) + " give a negative or absurd size");
     dims[a] = d + b + e;
     const int64_t kept = d - std::max<int64_t>(0, -b) - std::max<int64_t>(0, -e);
     if (mode != PadMode::kConstant && kept <= 0 && dims[a] > 0)

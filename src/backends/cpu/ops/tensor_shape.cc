@@ -41,10 +41,14 @@ Result<double> read_ratio(const ir::Node& node, const Tensor& t) {
     return invalid_argument(node_context(node) + ": ratio must be one value, got shape " +
                             dims_to_string(t.dims()));
   switch (t.dtype()) {
-    case DType::kF32: return double{*t.data_as<const float>()};
-    case DType::kF64: return *t.data_as<const double>();
-    case DType::kF16: return double{f16_to_f32(*t.data_as<const uint16_t>())};
-    case DType::kBF16: return double{bf16_to_f32(*t.data_as<const uint16_t>())};
+    case DType::kF32:
+      return double{*t.data_as<const float>()};
+    case DType::kF64:
+      return *t.data_as<const double>();
+    case DType::kF16:
+      return double{f16_to_f32(*t.data_as<const uint16_t>())};
+    case DType::kBF16:
+      return double{bf16_to_f32(*t.data_as<const uint16_t>())};
     default:
       return invalid_argument(node_context(node) + ": ratio must be a float, got " +
                               std::string(dtype_name(t.dtype())));
@@ -88,8 +92,7 @@ Status reshape_kernel(const ir::Node& node, std::span<const Tensor> in, std::spa
     const int64_t v = shape[i];
     if (v == -1) {
       if (infer >= 0)
-        return invalid_argument(node_context(node) + ": shape " + target +
-                                " has more than one -1");
+        return invalid_argument(node_context(node) + ": shape " + target + " has more than one -1");
       infer = static_cast<int64_t>(i);
       dims[i] = 1;
     } else if (v == 0 && !allow_zero) {
@@ -156,9 +159,8 @@ Status squeeze_kernel(const ir::Node& node, std::span<const Tensor> in, std::spa
     KILN_ASSIGN_OR_RETURN(axes, normalize_axes(node, std::move(axes), rank));
     for (int64_t a : axes) {
       if (data.dim(a) != 1)
-        return invalid_argument(node_context(node) + ": cannot squeeze axis " +
-                                std::to_string(a) + " of input " + dims_to_string(data.dims()) +
-                                ": its size is not 1");
+        return invalid_argument(node_context(node) + ": cannot squeeze axis " + std::to_string(a) +
+                                " of input " + dims_to_string(data.dims()) + ": its size is not 1");
       drop[static_cast<size_t>(a)] = true;
     }
   } else {

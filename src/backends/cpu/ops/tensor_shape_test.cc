@@ -97,8 +97,8 @@ TEST(TensorShapeTest, SqueezeWithAndWithoutAxes) {
   Tensor y = run1(make_node("Squeeze"), {x, i64({2}, {2, 0})});
   EXPECT_EQ(y.dims(), (Dims{3, 5}));
   EXPECT_EQ(values<int32_t>(y), values<int32_t>(x));
-  EXPECT_FALSE(run_status(make_node("Squeeze"), {x, i64({1}, {1})}).ok());     // size 3
-  EXPECT_FALSE(run_status(make_node("Squeeze"), {x, i64({1}, {4})}).ok());     // out of range
+  EXPECT_FALSE(run_status(make_node("Squeeze"), {x, i64({1}, {1})}).ok());      // size 3
+  EXPECT_FALSE(run_status(make_node("Squeeze"), {x, i64({1}, {4})}).ok());      // out of range
   EXPECT_FALSE(run_status(make_node("Squeeze"), {x, i64({2}, {0, -4})}).ok());  // repeated
 }
 

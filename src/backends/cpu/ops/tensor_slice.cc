@@ -30,10 +30,11 @@ Status slice_kernel(const ir::Node& node, std::span<const Tensor> in, std::span<
     KILN_ASSIGN_OR_RETURN(steps, read_int_list(node, t, "steps"));
   }
   if (ends.size() != k || axes.size() != k || steps.size() != k)
-    return invalid_argument(node_context(node) + ": starts, ends, axes and steps must have the "
-                            "same length, got " + std::to_string(k) + ", " +
-                            std::to_string(ends.size()) + ", " + std::to_string(axes.size()) +
-                            ", " + std::to_string(steps.size()));
+    return invalid_argument(node_context(node) +
+                            ": starts, ends, axes and steps must have the "
+                            "same length, got " +
+                            std::to_string(k) + ", " + std::to_string(ends.size()) + ", " +
+                            std::to_string(axes.size()) + ", " + std::to_string(steps.size()));
   const int64_t rank = data.rank();
   const std::vector<int64_t> in_strides = contiguous_strides(data.dims());
   Dims dims = data.dims();
@@ -66,9 +67,8 @@ Status slice_kernel(const ir::Node& node, std::span<const Tensor> in, std::span<
     } else if (d > 0) {
       s = std::clamp<int64_t>(s, 0, d - 1);
       e = std::clamp<int64_t>(e, -1, d - 1);
-      const int64_t mag = step == std::numeric_limits<int64_t>::min()
-                              ? std::numeric_limits<int64_t>::max()
-                              : -step;
+      const int64_t mag =
+          step == std::numeric_limits<int64_t>::min() ? std::numeric_limits<int64_t>::max() : -step;
       len = s > e ? (s - e - 1) / mag + 1 : 0;
     }
     dims[ax] = len;

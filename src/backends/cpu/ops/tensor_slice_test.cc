@@ -16,8 +16,8 @@ constexpr int64_t kMin = std::numeric_limits<int64_t>::min();
 TEST(TensorSliceTest, NegativeStepsAndDefaultAxes) {
   Tensor x = iota<int64_t>(DType::kI64, {4, 5});
   // x[::-1, 3:0:-2]
-  Tensor y = run1(make_node("Slice"), {x, i64({2}, {-1, 3}), i64({2}, {kMin, 0}), Tensor(),
-                                       i64({2}, {-1, -2})});
+  Tensor y = run1(make_node("Slice"),
+                  {x, i64({2}, {-1, 3}), i64({2}, {kMin, 0}), Tensor(), i64({2}, {-1, -2})});
   EXPECT_EQ(y.dims(), (Dims{4, 2}));
   EXPECT_EQ(values<int64_t>(y), (std::vector<int64_t>{18, 16, 13, 11, 8, 6, 3, 1}));
 }
@@ -25,8 +25,8 @@ TEST(TensorSliceTest, NegativeStepsAndDefaultAxes) {
 TEST(TensorSliceTest, SentinelsAndOutOfBoundsClamp) {
   Tensor x = iota<int32_t>(DType::kI32, {4, 5});
   // x[1:, -2:] with INT64_MAX ends, axes given in reverse order.
-  Tensor y = run1(make_node("Slice"), {x, i64({2}, {-2, 1}), i64({2}, {kMax, kMax}),
-                                       i64({2}, {1, 0})});
+  Tensor y =
+      run1(make_node("Slice"), {x, i64({2}, {-2, 1}), i64({2}, {kMax, kMax}), i64({2}, {1, 0})});
   EXPECT_EQ(y.dims(), (Dims{3, 2}));
   EXPECT_EQ(values<int32_t>(y), (std::vector<int32_t>{8, 9, 13, 14, 18, 19}));
   // Start past the end: empty.
@@ -41,8 +41,8 @@ TEST(TensorSliceTest, SentinelsAndOutOfBoundsClamp) {
 TEST(TensorSliceTest, ThreeDimsMixedSteps) {
   Tensor x = iota<uint16_t>(DType::kF16, {2, 3, 4});
   // y[:, -1:-4:-2, 1:100:2]
-  Tensor y = run1(make_node("Slice"), {x, i64({2}, {-1, 1}), i64({2}, {-4, 100}),
-                                       i64({2}, {1, -1}), i64({2}, {-2, 2})});
+  Tensor y = run1(make_node("Slice"), {x, i64({2}, {-1, 1}), i64({2}, {-4, 100}), i64({2}, {1, -1}),
+                                       i64({2}, {-2, 2})});
   EXPECT_EQ(y.dims(), (Dims{2, 2, 2}));
   EXPECT_EQ(values<uint16_t>(y), (std::vector<uint16_t>{9, 11, 1, 3, 21, 23, 13, 15}));
 }
@@ -59,12 +59,15 @@ TEST(TensorSliceTest, HugeStepsTakeOneElement) {
 
 TEST(TensorSliceTest, RejectsBadArguments) {
   Tensor x = iota<float>(DType::kF32, {4, 5});
-  EXPECT_FALSE(run_status(make_node("Slice"), {x, i64({1}, {0}), i64({1}, {2}), i64({1}, {0}),
-                                               i64({1}, {0})}).ok());  // step 0
-  EXPECT_FALSE(run_status(make_node("Slice"), {x, i64({1}, {0}), i64({2}, {2, 2})}).ok());
-  EXPECT_FALSE(run_status(make_node("Slice"), {x, i64({1}, {0}), i64({1}, {2}), i64({1}, {2})}).ok());
   EXPECT_FALSE(run_status(make_node("Slice"),
-                          {x, i64({2}, {0, 0}), i64({2}, {2, 2}), i64({2}, {1, -1})}).ok());
+                          {x, i64({1}, {0}), i64({1}, {2}), i64({1}, {0}), i64({1}, {0})})
+                   .ok());  // step 0
+  EXPECT_FALSE(run_status(make_node("Slice"), {x, i64({1}, {0}), i64({2}, {2, 2})}).ok());
+  EXPECT_FALSE(
+      run_status(make_node("Slice"), {x, i64({1}, {0}), i64({1}, {2}), i64({1}, {2})}).ok());
+  EXPECT_FALSE(
+      run_status(make_node("Slice"), {x, i64({2}, {0, 0}), i64({2}, {2, 2}), i64({2}, {1, -1})})
+          .ok());
   EXPECT_FALSE(run_status(make_node("Slice"), {x, i64({1}, {0})}).ok());
 }
 
@@ -79,17 +82,17 @@ TEST(TensorPadTest, ReflectEdgeWrapMatchNumpy) {
   Tensor pads = i64({4}, {2, 1, 1, 3});
   Tensor r = run1(make_node("Pad", mode("reflect")), {x, pads});
   EXPECT_EQ(r.dims(), (Dims{6, 6}));
-  EXPECT_EQ(values<float>(r), (std::vector<float>{6, 5, 6, 5, 6, 5, 4, 3, 4, 3, 4, 3,
-                                                   2, 1, 2, 1, 2, 1, 4, 3, 4, 3, 4, 3,
-                                                   6, 5, 6, 5, 6, 5, 4, 3, 4, 3, 4, 3}));
+  EXPECT_EQ(values<float>(r),
+            (std::vector<float>{6, 5, 6, 5, 6, 5, 4, 3, 4, 3, 4, 3, 2, 1, 2, 1, 2, 1,
+                                4, 3, 4, 3, 4, 3, 6, 5, 6, 5, 6, 5, 4, 3, 4, 3, 4, 3}));
   Tensor e = run1(make_node("Pad", mode("edge")), {x, pads});
-  EXPECT_EQ(values<float>(e), (std::vector<float>{1, 1, 2, 2, 2, 2, 1, 1, 2, 2, 2, 2,
-                                                   1, 1, 2, 2, 2, 2, 3, 3, 4, 4, 4, 4,
-                                                   5, 5, 6, 6, 6, 6, 5, 5, 6, 6, 6, 6}));
+  EXPECT_EQ(values<float>(e),
+            (std::vector<float>{1, 1, 2, 2, 2, 2, 1, 1, 2, 2, 2, 2, 1, 1, 2, 2, 2, 2,
+                                3, 3, 4, 4, 4, 4, 5, 5, 6, 6, 6, 6, 5, 5, 6, 6, 6, 6}));
   Tensor w = run1(make_node("Pad", mode("wrap")), {x, pads});
-  EXPECT_EQ(values<float>(w), (std::vector<float>{4, 3, 4, 3, 4, 3, 6, 5, 6, 5, 6, 5,
-                                                   2, 1, 2, 1, 2, 1, 4, 3, 4, 3, 4, 3,
-                                                   6, 5, 6, 5, 6, 5, 2, 1, 2, 1, 2, 1}));
+  EXPECT_EQ(values<float>(w),
+            (std::vector<float>{4, 3, 4, 3, 4, 3, 6, 5, 6, 5, 6, 5, 2, 1, 2, 1, 2, 1,
+                                4, 3, 4, 3, 4, 3, 6, 5, 6, 5, 6, 5, 2, 1, 2, 1, 2, 1}));
 }
 
 TEST(TensorPadTest, PadsWiderThanTheAxisRepeat) {
@@ -107,8 +110,9 @@ TEST(TensorPadTest, ConstantValueAndAxes) {
   EXPECT_EQ(y.dims(), (Dims{4, 4}));
   EXPECT_EQ(values<float>(y), (std::vector<float>{9, 9, 1, 2, 9, 9, 3, 4, 9, 9, 5, 6, 9, 9, 9, 9}));
   // No constant_value: zero.
-  Tensor z = run1(make_node("Pad"), {Tensor::from_vector(DType::kU8, {2}, std::vector<uint8_t>{7, 8}),
-                                     i64({2}, {1, 1})});
+  Tensor z =
+      run1(make_node("Pad"),
+           {Tensor::from_vector(DType::kU8, {2}, std::vector<uint8_t>{7, 8}), i64({2}, {1, 1})});
   EXPECT_EQ(values<uint8_t>(z), (std::vector<uint8_t>{0, 7, 8, 0}));
 }
 
@@ -131,7 +135,8 @@ TEST(TensorPadTest, RejectsBadArguments) {
   EXPECT_FALSE(run_status(make_node("Pad"), {x, i64({2}, {1, 1}), Tensor(), i64({1}, {2})}).ok());
   EXPECT_FALSE(run_status(make_node("Pad"), {x, i64({4}, {kMax, 0, 0, 0})}).ok());
   EXPECT_FALSE(run_status(make_node("Pad", mode("reflect")),
-                          {Tensor::zeros(DType::kF32, {0}), i64({2}, {1, 1})}).ok());
+                          {Tensor::zeros(DType::kF32, {0}), i64({2}, {1, 1})})
+                   .ok());
 }
 
 }  // namespace

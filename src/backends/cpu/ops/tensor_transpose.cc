@@ -29,10 +29,9 @@ Status transpose_kernel(const ir::Node& node, std::span<const Tensor> in, std::s
     perm[i] = p;
   }
   if (!valid)
-    return invalid_argument(node_context(node) + ": perm " +
-                            dims_to_string(node.attrs.get_ints("perm")) +
-                            " is not a permutation of the axes of input " +
-                            dims_to_string(data.dims()));
+    return invalid_argument(
+        node_context(node) + ": perm " + dims_to_string(node.attrs.get_ints("perm")) +
+        " is not a permutation of the axes of input " + dims_to_string(data.dims()));
   const std::vector<int64_t> in_strides = contiguous_strides(data.dims());
   Dims dims(static_cast<size_t>(rank));
   std::vector<int64_t> strides(static_cast<size_t>(rank));

@@ -38,12 +38,12 @@ TEST(TensorTransposeTest, MatchesNumpyOnSmallInput) {
   Tensor x = iota<int64_t>(DType::kI64, {2, 3, 4});
   Tensor y = run1(make_node("Transpose", attrs_ints("perm", {1, 2, 0})), {x});
   EXPECT_EQ(y.dims(), (Dims{3, 4, 2}));
-  EXPECT_EQ(values<int64_t>(y), (std::vector<int64_t>{0, 12, 1, 13, 2, 14, 3, 15, 4, 16, 5, 17,
-                                                       6, 18, 7, 19, 8, 20, 9, 21, 10, 22, 11, 23}));
+  EXPECT_EQ(values<int64_t>(y), (std::vector<int64_t>{0, 12, 1, 13, 2, 14, 3, 15, 4,  16, 5,  17,
+                                                      6, 18, 7, 19, 8, 20, 9, 21, 10, 22, 11, 23}));
   Tensor d = run1(make_node("Transpose"), {x});  // default: reverse the axes
   EXPECT_EQ(d.dims(), (Dims{4, 3, 2}));
-  EXPECT_EQ(values<int64_t>(d), (std::vector<int64_t>{0, 12, 4, 16, 8, 20, 1, 13, 5, 17, 9, 21,
-                                                       2, 14, 6, 18, 10, 22, 3, 15, 7, 19, 11, 23}));
+  EXPECT_EQ(values<int64_t>(d), (std::vector<int64_t>{0, 12, 4, 16, 8,  20, 1, 13, 5, 17, 9,  21,
+                                                      2, 14, 6, 18, 10, 22, 3, 15, 7, 19, 11, 23}));
 }
 
 template <typename T>
@@ -90,7 +90,8 @@ TEST(TensorTransposeTest, EmptyAndScalarInputs) {
 
 TEST(TensorTransposeTest, RejectsInvalidPermutations) {
   Tensor x = Tensor::zeros(DType::kF32, {2, 3, 4});
-  for (std::vector<int64_t> perm : {std::vector<int64_t>{0, 1}, {0, 1, 1}, {0, 1, 3}, {0, 1, 2, 3}}) {
+  for (std::vector<int64_t> perm :
+       {std::vector<int64_t>{0, 1}, {0, 1, 1}, {0, 1, 3}, {0, 1, 2, 3}}) {
     Status s = run_status(make_node("Transpose", attrs_ints("perm", perm)), {x});
     EXPECT_EQ(s.code(), StatusCode::kInvalidArgument) << dims_to_string(perm);
     EXPECT_NE(s.message().find("t_Transpose"), std::string::npos);
