@@ -11,8 +11,7 @@
 namespace kiln::cpu::nn {
 namespace {
 
-// Products below this many multiply-adds run single-threaded inside OpenBLAS (its own threshold
-// is 64^3), so batching them over the thread pool is where the parallelism comes from.
+// Products below this many multiply-adds are not worth splitting over threads.
 constexpr int64_t kSmallGemm = 64 * 64 * 64;
 
 // Integer GEMM in wrapping unsigned arithmetic (signed overflow would be undefined behaviour;
@@ -47,17 +46,10 @@ void scale_rows(int64_t m, int64_t n, T beta, T* c, int64_t ldc) {
     for (int64_t j = 0; j < n; ++j) c[i * ldc + j] = beta == T{0} ? T{0} : static_cast<T>(beta * c[i * ldc + j]);
 }
 
-}  // namespace
-
-bool gemm_dims_fit(std::initializer_list<int64_t> values) {
-  for (int64_t v : values)
-    if (v < 0 || v > INT_MAX) return false;
-  return true;
-}
-
+// One BLAS call on the calling thread (OpenBLAS is kept single-threaded, see blas_init).
 template <typename T>
-void gemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, T alpha, const T* a,
-          int64_t lda, const T* b, int64_t ldb, T beta, T* c, int64_t ldc) {
+void gemm_serial(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, T alpha, const T* a,
+                 int64_t lda, const T* b, int64_t ldb, T beta, T* c, int64_t ldc) {
   if (m == 0 || n == 0) return;
   if (k == 0) return scale_rows(m, n, beta, c, ldc);
   const auto ta = trans_a ? CblasTrans : CblasNoTrans, tb = trans_b ? CblasTrans : CblasNoTrans;
@@ -74,20 +66,68 @@ void gemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, T alpha, 
   }
 }
 
+// All GEMM parallelism comes from kiln's thread pool: OpenBLAS's own threads would oversubscribe
+// the cores next to the pool (and spin badly on a loaded machine), so they are switched off once.
+// Weak, so that a BLAS other than OpenBLAS still links.
+extern "C" void openblas_set_num_threads(int) __attribute__((weak));
+void blas_init() {
+  static const bool once = [] {
+    if (openblas_set_num_threads) openblas_set_num_threads(1);
+    return true;
+  }();
+  (void)once;
+}
+
+}  // namespace
+
+bool gemm_dims_fit(std::initializer_list<int64_t> values) {
+  for (int64_t v : values)
+    if (v < 0 || v > INT_MAX) return false;
+  return true;
+}
+
+template <typename T>
+void gemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, T alpha, const T* a,
+          int64_t lda, const T* b, int64_t ldb, T beta, T* c, int64_t ldc) {
+  blas_init();
+  const int64_t work = m * n * std::max<int64_t>(k, 1);
+  const int64_t tasks = std::min<int64_t>(parallel_threads(), work / kSmallGemm);
+  if (tasks <= 1) return gemm_serial(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+  // Split the larger of m and n into `tasks` blocks (multiples of 16 for the BLAS kernels).
+  const bool by_rows = m >= n;
+  const int64_t extent = by_rows ? m : n;
+  const int64_t block = ((extent + tasks - 1) / tasks + 15) / 16 * 16;
+  const int64_t blocks = (extent + block - 1) / block;
+  parallel_for(blocks, 1, [&](int64_t lo, int64_t hi) {
+    for (int64_t i = lo; i < hi; ++i) {
+      const int64_t s = i * block, len = std::min(block, extent - s);
+      if (by_rows) {
+        gemm_serial(trans_a, trans_b, len, n, k, alpha, trans_a ? a + s : a + s * lda, lda, b, ldb,
+                    beta, c + s * ldc, ldc);
+      } else {
+        gemm_serial(trans_a, trans_b, m, len, k, alpha, a, lda, trans_b ? b + s * ldb : b + s, ldb,
+                    beta, c + s, ldc);
+      }
+    }
+  });
+}
+
 template <typename T>
 void batched_matmul(int64_t m, int64_t n, int64_t k, const T* a, std::span<const int64_t> a_off,
                     const T* b, std::span<const int64_t> b_off, T* c) {
+  blas_init();
   const int64_t batch = static_cast<int64_t>(a_off.size());
-  auto one = [&](int64_t i) {
-    gemm<T>(false, false, m, n, k, T{1}, a + a_off[i], k, b + b_off[i], n, T{0}, c + i * m * n, n);
-  };
   const int64_t work = std::max<int64_t>(1, m * n * std::max<int64_t>(k, 1));
-  if (batch > 1 && work < kSmallGemm) {
+  // Enough batch entries to feed every thread, or entries too small to split: one thread each.
+  if (batch > 1 && (work < kSmallGemm || batch >= parallel_threads())) {
     parallel_for(batch, std::max<int64_t>(1, kSmallGemm / work), [&](int64_t lo, int64_t hi) {
-      for (int64_t i = lo; i < hi; ++i) one(i);
+      for (int64_t i = lo; i < hi; ++i)
+        gemm_serial<T>(false, false, m, n, k, T{1}, a + a_off[i], k, b + b_off[i], n, T{0},
+                       c + i * m * n, n);
     });
   } else {
-    for (int64_t i = 0; i < batch; ++i) one(i);
+    for (int64_t i = 0; i < batch; ++i)
+      gemm<T>(false, false, m, n, k, T{1}, a + a_off[i], k, b + b_off[i], n, T{0}, c + i * m * n, n);
   }
 }
 

@@ -15,8 +15,10 @@ namespace kiln::cpu::nn {
 
 // Row-major C = alpha * op(A) * op(B) + beta * C, op(X) = X or X^T. A is [m, k] after op, B is
 // [k, n] after op; lda/ldb/ldc are row strides of the stored matrices. float/double go to
-// cblas_?gemm (which may use its own threads); integer types use a plain loop, alpha and beta
-// applied in T. Callers check gemm_dims_fit() first: BLAS takes 32-bit ints.
+// cblas_?gemm, split into row or column blocks over kiln's thread pool when large (OpenBLAS's own
+// threading is switched off process-wide on first use); integer types use a plain loop, alpha and
+// beta applied in T with wrapping arithmetic. Callers check gemm_dims_fit() first: BLAS takes
+// 32-bit ints.
 template <typename T>
 void gemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, T alpha, const T* a,
           int64_t lda, const T* b, int64_t ldb, T beta, T* c, int64_t ldc);
@@ -25,8 +27,9 @@ void gemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, T alpha, 
 bool gemm_dims_fit(std::initializer_list<int64_t> values);
 
 // c[i] = a[a_off[i] ...] * b[b_off[i] ...] for each batch entry i: A is [m, k], B is [k, n] and
-// C is [m, n], all contiguous row-major; c gets batches stored back to back. Many small products
-// run in parallel on the thread pool; large ones one after the other, each threaded by BLAS.
+// C is [m, n], all contiguous row-major; c gets batches stored back to back. Batch entries run in
+// parallel on the thread pool when they are small or at least as many as the threads; otherwise
+// one after the other, each split over the threads by gemm().
 template <typename T>
 void batched_matmul(int64_t m, int64_t n, int64_t k, const T* a, std::span<const int64_t> a_off,
                     const T* b, std::span<const int64_t> b_off, T* c);

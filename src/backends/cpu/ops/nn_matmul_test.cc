@@ -1,5 +1,7 @@
 #include <gtest/gtest.h>
 
+#include <tuple>
+
 #include "backends/cpu/ops/nn_test_util.h"
 
 namespace kiln::cpu::nn_test {
@@ -126,6 +128,34 @@ TEST(NnGemmTest, IntegerGemm) {
   node.attrs.set_float("alpha", 2.0);
   Tensor y = run_ok(node, {i64({1, 2}, {3, 4}), i64({2, 1}, {5, 6}), i64({1}, {-1})});
   EXPECT_EQ(values<int64_t>(y), (std::vector<int64_t>{2 * 39 - 1}));
+}
+
+TEST(NnGemmTest, LargeTransposedProductsSplitOverThreads) {
+  // Big enough to be split into row blocks (m >= n) or column blocks (n > m) over the pool.
+  for (auto [m, n, k] : {std::tuple<int64_t, int64_t, int64_t>{150, 70, 90}, {40, 170, 110}}) {
+    for (int ta = 0; ta < 2; ++ta) {
+      for (int tb = 0; tb < 2; ++tb) {
+        SCOPED_TRACE(std::to_string(m) + "x" + std::to_string(n) + " transA=" + std::to_string(ta) +
+                     " transB=" + std::to_string(tb));
+        std::vector<float> a = random_values(m * k, 5), b = random_values(k * n, 6), c = random_values(n, 7);
+        std::vector<float> expected(static_cast<size_t>(m * n));
+        for (int64_t i = 0; i < m; ++i)
+          for (int64_t j = 0; j < n; ++j) {
+            double s = 0;
+            for (int64_t p = 0; p < k; ++p)
+              s += a[ta ? p * m + i : i * k + p] * b[tb ? j * k + p : p * n + j];
+            expected[i * n + j] = static_cast<float>(0.5 * s + 2.0 * c[j]);
+          }
+        ir::Node node = make_node("Gemm");
+        node.attrs.set_float("alpha", 0.5);
+        node.attrs.set_float("beta", 2.0);
+        node.attrs.set_int("transA", ta);
+        node.attrs.set_int("transB", tb);
+        Tensor ta_t = f32(ta ? Dims{k, m} : Dims{m, k}, a), tb_t = f32(tb ? Dims{n, k} : Dims{k, n}, b);
+        expect_close(run_ok(node, {ta_t, tb_t, f32({n}, c)}), {m, n}, expected, 1e-4, 1e-4);
+      }
+    }
+  }
 }
 
 TEST(NnGemmTest, BadShapesAreErrors) {

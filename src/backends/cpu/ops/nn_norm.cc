@@ -212,6 +212,9 @@ Status layer_normalization(const ir::Node& node, std::span<const Tensor> in,
     if (outer_varies) offsets(0, axis, outer_off[p]);
     offsets(axis, x.rank(), inner_off[p]);
   }
+  bool contiguous = params[1] != nullptr;
+  for (int p = 0; p < 2 && contiguous; ++p)
+    for (int64_t i = 0; i < cols && contiguous; ++i) contiguous = inner_off[p][i] == i;
   KILN_ASSIGN_OR_RETURN(Tensor y, make_output(node, out, 0, x.dtype(), xd));
   Dims stat_dims(xd.begin(), xd.begin() + axis);
   stat_dims.resize(xd.size(), 1);
@@ -248,9 +251,13 @@ Status layer_normalization(const ir::Node& node, std::span<const Tensor> in,
                      const T* br = pb ? pb + (outer_off[1].empty() ? 0 : outer_off[1][r]) : nullptr;
                      T* ys = py + r * cols;
                      const T tmu = static_cast<T>(mu), tinv = static_cast<T>(inv);
-                     for (int64_t i = 0; i < cols; ++i) {
-                       T v = (xs[i] - tmu) * tinv * sr[inner_off[0][i]];
-                       ys[i] = br ? v + br[inner_off[1][i]] : v;
+                     if (contiguous) {  // Scale and B vary exactly like the normalised dims
+                       for (int64_t i = 0; i < cols; ++i) ys[i] = (xs[i] - tmu) * tinv * sr[i] + br[i];
+                     } else {
+                       for (int64_t i = 0; i < cols; ++i) {
+                         T v = (xs[i] - tmu) * tinv * sr[inner_off[0][i]];
+                         ys[i] = br ? v + br[inner_off[1][i]] : v;
+                       }
                      }
                    }
                  });

@@ -119,6 +119,19 @@ TEST(NnAveragePoolTest, ThreeDimensionalDouble) {
   expect_close<double>(run_ok(node, {f64({1, 1, 2, 2, 2}, x)}), {1, 1, 1, 1, 1}, {3.5});
 }
 
+TEST(NnPoolTest, FourSpatialDims) {
+  // [1, 1, 2, 3, 2, 2] with a 2x2x2x2 window, stride 1, padding 1 at the end of the second dim.
+  ir::Node mx = pool("MaxPool", {2, 2, 2, 2}, {}, {0, 0, 0, 0, 0, 1, 0, 0});
+  Tensor x = f32({1, 1, 2, 3, 2, 2}, iota(24));
+  // Windows start at second-dim rows 0, 1 and 2 (the last one half in padding).
+  expect_close(run_ok(mx, {x}), {1, 1, 1, 3, 1, 1}, std::vector<float>{19, 23, 23});
+  ir::Node avg = pool("AveragePool", {2, 2, 2, 2}, {}, {0, 0, 0, 0, 0, 1, 0, 0});
+  // Means of {0..7, 12..19}, {4..11, 16..23} and {8..11, 20..23}.
+  expect_close(run_ok(avg, {x}), {1, 1, 1, 3, 1, 1}, std::vector<float>{9.5f, 13.5f, 15.5f});
+  avg.attrs.set_int("count_include_pad", 1);
+  expect_close(run_ok(avg, {x}), {1, 1, 1, 3, 1, 1}, std::vector<float>{9.5f, 13.5f, 15.5f / 2});
+}
+
 TEST(NnGlobalPoolTest, AverageAndMax) {
   Tensor x = f32({1, 2, 2, 2}, {1, 2, 3, 4, -1, -5, -2, -3});
   expect_close(run_ok(make_node("GlobalAveragePool"), {x}), {1, 2, 1, 1}, std::vector<float>{2.5f, -2.75f});

@@ -166,23 +166,36 @@ void resample_axis(const C* src, C* dst, const Dims& cur, size_t axis, int64_t o
   for (size_t d = axis + 1; d < cur.size(); ++d) inner *= cur[d];
   const int64_t in_w = cur[axis];
   std::vector<C> w(t.w.begin(), t.w.end());
-  parallel_for(outer * out_w, std::max<int64_t>(1, 4096 / std::max<int64_t>(inner, 1)),
-               [&](int64_t lo, int64_t hi) {
-                 for (int64_t row = lo; row < hi; ++row) {
-                   const int64_t o = row / out_w, y = row % out_w;
-                   C* d = dst + row * inner;
-                   if (t.extrapolated[y]) {
-                     std::fill(d, d + inner, extrapolation);
-                     continue;
-                   }
-                   std::fill(d, d + inner, C{0});
-                   for (int64_t k = t.begin[y]; k < t.begin[y + 1]; ++k) {
-                     const C wk = w[k];
-                     const C* s = src + (o * in_w + t.idx[k]) * inner;
-                     for (int64_t i = 0; i < inner; ++i) d[i] += wk * s[i];
-                   }
-                 }
-               });
+  if (inner == 1) {  // the last axis: one scalar dot product per output
+    parallel_for(outer, std::max<int64_t>(1, 8192 / std::max<int64_t>(out_w, 1)), [&](int64_t lo, int64_t hi) {
+      for (int64_t o = lo; o < hi; ++o) {
+        const C* s = src + o * in_w;
+        C* d = dst + o * out_w;
+        for (int64_t y = 0; y < out_w; ++y) {
+          C acc{0};
+          for (int64_t k = t.begin[y]; k < t.begin[y + 1]; ++k) acc += w[k] * s[t.idx[k]];
+          d[y] = t.extrapolated[y] ? extrapolation : acc;
+        }
+      }
+    });
+    return;
+  }
+  parallel_for(outer * out_w, std::max<int64_t>(1, 8192 / inner), [&](int64_t lo, int64_t hi) {
+    for (int64_t row = lo; row < hi; ++row) {
+      const int64_t o = row / out_w, y = row % out_w;
+      C* d = dst + row * inner;
+      if (t.extrapolated[y]) {
+        std::fill(d, d + inner, extrapolation);
+        continue;
+      }
+      std::fill(d, d + inner, C{0});
+      for (int64_t k = t.begin[y]; k < t.begin[y + 1]; ++k) {
+        const C wk = w[k];
+        const C* s = src + (o * in_w + t.idx[k]) * inner;
+        for (int64_t i = 0; i < inner; ++i) d[i] += wk * s[i];
+      }
+    }
+  });
 }
 
 Result<std::vector<double>> read_floats(const ir::Node& node, const Tensor& t, const char* what) {
