@@ -1,0 +1,95 @@
+#include "backends/cuda/allocator.h"
+
+#include <string>
+
+#include "backends/cuda/device.h"
+
+namespace kiln::cuda {
+
+Result<std::shared_ptr<Stream>> Stream::create(int device) {
+  KILN_RETURN_IF_ERROR(device_set(device));
+  cudaStream_t s = nullptr;
+  KILN_CUDA_RETURN_IF_ERROR(cudaStreamCreate(&s), "cudaStreamCreate");
+  return std::shared_ptr<Stream>(new Stream(s, device));
+}
+
+Stream::~Stream() { cudaStreamDestroy(stream_); }
+
+Result<std::shared_ptr<DevicePool>> DevicePool::create(int device, uint64_t release_threshold) {
+  KILN_RETURN_IF_ERROR(device_set(device));
+  cudaMemPoolProps props{};
+  props.allocType = cudaMemAllocationTypePinned;
+  props.handleTypes = cudaMemHandleTypeNone;
+  props.location.type = cudaMemLocationTypeDevice;
+  props.location.id = device;
+  cudaMemPool_t pool = nullptr;
+  KILN_CUDA_RETURN_IF_ERROR(cudaMemPoolCreate(&pool, &props), "cudaMemPoolCreate");
+  uint64_t threshold = release_threshold;
+  Status s = cuda_status(cudaMemPoolSetAttribute(pool, cudaMemPoolAttrReleaseThreshold, &threshold),
+                         "cudaMemPoolSetAttribute(release threshold)");
+  if (!s.ok()) {
+    cudaMemPoolDestroy(pool);
+    return s;
+  }
+  return std::shared_ptr<DevicePool>(new DevicePool(pool, device));
+}
+
+DevicePool::~DevicePool() { cudaMemPoolDestroy(pool_); }
+
+Result<std::shared_ptr<void>> DevicePool::alloc_bytes(size_t bytes, const std::shared_ptr<Stream>& stream) {
+  if (bytes == 0) return std::shared_ptr<void>();
+  void* p = nullptr;
+  cudaError_t err = cudaMallocFromPoolAsync(&p, bytes, pool_, stream->get());
+  if (err != cudaSuccess)
+    return cuda_status(err, "cudaMallocFromPoolAsync(" + std::to_string(bytes) + " bytes on cuda:" +
+                                std::to_string(device_) + ")");
+  std::shared_ptr<DevicePool> self = shared_from_this();
+  return std::shared_ptr<void>(p, [self, stream](void* q) { cudaFreeAsync(q, stream->get()); });
+}
+
+Result<Tensor> DevicePool::alloc(DType dtype, Dims dims, const std::shared_ptr<Stream>& stream) {
+  int64_t n = 1;
+  for (int64_t d : dims) {
+    if (d < 0 || (d > 0 && n > (int64_t{1} << 50) / d))
+      return resource_exhausted("device tensor of shape " + dims_to_string(dims) + " is too large");
+    n *= d;
+  }
+  size_t bytes = static_cast<size_t>(n) * dtype_size(dtype);
+  KILN_ASSIGN_OR_RETURN(std::shared_ptr<void> mem, alloc_bytes(bytes, stream));
+  void* data = mem.get();
+  return Tensor::wrap(dtype, std::move(dims), data, std::move(mem), Device{DeviceType::kCuda, device_});
+}
+
+uint64_t DevicePool::used_bytes() const {
+  uint64_t v = 0;
+  cudaMemPoolGetAttribute(pool_, cudaMemPoolAttrUsedMemCurrent, &v);
+  return v;
+}
+
+uint64_t DevicePool::reserved_bytes() const {
+  uint64_t v = 0;
+  cudaMemPoolGetAttribute(pool_, cudaMemPoolAttrReservedMemCurrent, &v);
+  return v;
+}
+
+Result<Tensor> copy_to_device(const Tensor& host, DevicePool& pool, const std::shared_ptr<Stream>& stream) {
+  KILN_ASSIGN_OR_RETURN(Tensor dev, pool.alloc(host.dtype(), host.dims(), stream));
+  if (host.nbytes() > 0)
+    KILN_CUDA_RETURN_IF_ERROR(
+        cudaMemcpyAsync(dev.data(), host.data(), host.nbytes(), cudaMemcpyHostToDevice, stream->get()),
+        "cudaMemcpyAsync(host to device, " + std::to_string(host.nbytes()) + " bytes)");
+  return dev;
+}
+
+Result<Tensor> copy_to_host(const Tensor& device, cudaStream_t stream) {
+  KILN_ASSIGN_OR_RETURN(Tensor host, Tensor::empty(device.dtype(), device.dims()));
+  if (host.nbytes() > 0) {
+    KILN_CUDA_RETURN_IF_ERROR(
+        cudaMemcpyAsync(host.data(), device.data(), host.nbytes(), cudaMemcpyDeviceToHost, stream),
+        "cudaMemcpyAsync(device to host, " + std::to_string(host.nbytes()) + " bytes)");
+    KILN_CUDA_RETURN_IF_ERROR(cudaStreamSynchronize(stream), "cudaStreamSynchronize (device to host copy)");
+  }
+  return host;
+}
+
+}  // namespace kiln::cuda

@@ -1,0 +1,69 @@
+// Streams and the stream-ordered caching allocator of the CUDA backend.
+//
+// DevicePool owns a CUDA memory pool (cudaMemPoolCreate) on one device whose release threshold
+// keeps freed memory cached for reuse, so steady-state runs allocate nothing from the driver.
+// Allocation and free are ordered on a stream (cudaMallocFromPoolAsync / cudaFreeAsync): memory
+// freed on a stream may be reused by later work on that stream at once, without a sync.
+// Both classes are thread-safe; a Stream is used by one run at a time.
+#pragma once
+
+#include <cuda_runtime_api.h>
+
+#include <cstdint>
+#include <memory>
+
+#include "kiln/status.h"
+#include "kiln/tensor.h"
+
+namespace kiln::cuda {
+
+// An owned cudaStream_t, destroyed with the last shared_ptr to it. Streams are created
+// blocking (not cudaStreamNonBlocking), so work a caller queued on the legacy default stream
+// (for example writing an input buffer) is ordered before kiln's work.
+class Stream {
+ public:
+  static Result<std::shared_ptr<Stream>> create(int device);
+  ~Stream();
+  Stream(const Stream&) = delete;
+  Stream& operator=(const Stream&) = delete;
+  cudaStream_t get() const { return stream_; }
+  int device() const { return device_; }
+
+ private:
+  Stream(cudaStream_t s, int device) : stream_(s), device_(device) {}
+  cudaStream_t stream_;
+  int device_;
+};
+
+class DevicePool : public std::enable_shared_from_this<DevicePool> {
+ public:
+  // `release_threshold`: bytes of freed memory the pool keeps cached (UINT64_MAX: all).
+  static Result<std::shared_ptr<DevicePool>> create(int device, uint64_t release_threshold);
+  ~DevicePool();
+  DevicePool(const DevicePool&) = delete;
+  DevicePool& operator=(const DevicePool&) = delete;
+
+  // A device tensor of `dims` on this pool's device, ordered on `stream`; its memory returns to
+  // the pool, ordered on that stream, when the last copy of the tensor is gone (the tensor keeps
+  // the stream and the pool alive). Contents are uninitialised. kResourceExhausted names the size.
+  Result<Tensor> alloc(DType dtype, Dims dims, const std::shared_ptr<Stream>& stream);
+  // Raw bytes with the same ownership rules.
+  Result<std::shared_ptr<void>> alloc_bytes(size_t bytes, const std::shared_ptr<Stream>& stream);
+
+  int device() const { return device_; }
+  // Bytes currently handed out and reserved from the driver (cudaMemPoolAttr*Current).
+  uint64_t used_bytes() const;
+  uint64_t reserved_bytes() const;
+
+ private:
+  DevicePool(cudaMemPool_t pool, int device) : pool_(pool), device_(device) {}
+  cudaMemPool_t pool_;
+  int device_;
+};
+
+// Copies between host and device on `stream`. The host side may be pageable memory; copy_to_host
+// waits for the stream, so the data is on the host when it returns.
+Result<Tensor> copy_to_device(const Tensor& host, DevicePool& pool, const std::shared_ptr<Stream>& stream);
+Result<Tensor> copy_to_host(const Tensor& device, cudaStream_t stream);
+
+}  // namespace kiln::cuda

@@ -1,0 +1,180 @@
+#include "backends/cuda/gemm.h"
+
+#include <cublasLt.h>
+
+#include <cstdio>
+
+#include "backends/cuda/device.h"
+
+namespace kiln::cuda {
+namespace {
+
+constexpr size_t kWorkspaceBytes = size_t{32} << 20;  // cuBLASLt's recommendation for Hopper
+
+Status lt_status(cublasStatus_t s, const std::string& what) {
+  if (s == CUBLAS_STATUS_SUCCESS) return Status();
+  std::string msg = what + " failed: " + cublasLtGetStatusString(s) + " (" + cublasLtGetStatusName(s) + ")";
+  if (s == CUBLAS_STATUS_NOT_SUPPORTED) return unsupported(msg);
+  if (s == CUBLAS_STATUS_ALLOC_FAILED) return resource_exhausted(msg);
+  return device_error(msg);
+}
+
+unsigned alignment_of(const void* p, int64_t stride_bytes) {
+  uintptr_t v = reinterpret_cast<uintptr_t>(p) | static_cast<uintptr_t>(stride_bytes) | 256u;
+  return static_cast<unsigned>(v & (~v + 1));  // lowest set bit
+}
+
+std::string shape_text(const GemmDesc& d) {
+  char buf[160];
+  std::snprintf(buf, sizeof buf, "m=%lld n=%lld k=%lld batch=%lld %s%s %s", static_cast<long long>(d.m),
+                static_cast<long long>(d.n), static_cast<long long>(d.k), static_cast<long long>(d.batch),
+                d.trans_a ? "T" : "N", d.trans_b ? "T" : "N", std::string(dtype_name(d.dtype)).c_str());
+  return buf;
+}
+
+}  // namespace
+
+struct GemmRunner::Plan {
+  cublasLtMatmulDesc_t op = nullptr;
+  cublasLtMatrixLayout_t a = nullptr, b = nullptr, d = nullptr;
+  cublasLtMatmulAlgo_t algo{};
+  ~Plan() {
+    if (a) cublasLtMatrixLayoutDestroy(a);
+    if (b) cublasLtMatrixLayoutDestroy(b);
+    if (d) cublasLtMatrixLayoutDestroy(d);
+    if (op) cublasLtMatmulDescDestroy(op);
+  }
+};
+
+GemmRunner::GemmRunner(std::shared_ptr<DevicePool> pool, std::shared_ptr<Stream> stream)
+    : pool_(std::move(pool)), stream_(std::move(stream)) {}
+
+GemmRunner::~GemmRunner() {
+  plans_.clear();
+  if (handle_) cublasLtDestroy(static_cast<cublasLtHandle_t>(handle_));
+}
+
+Status GemmRunner::init() {
+  if (handle_) return Status();
+  cublasLtHandle_t h = nullptr;
+  KILN_RETURN_IF_ERROR(lt_status(cublasLtCreate(&h), "cublasLtCreate"));
+  handle_ = h;
+  KILN_ASSIGN_OR_RETURN(workspace_, pool_->alloc_bytes(kWorkspaceBytes, stream_));
+  workspace_bytes_ = kWorkspaceBytes;
+  return Status();
+}
+
+Result<GemmRunner::Plan*> GemmRunner::plan_for(const GemmDesc& g, const std::string& key, unsigned align) {
+  auto it = plans_.find(key);
+  if (it != plans_.end()) return it->second.get();
+  const std::string where = "cuBLASLt GEMM (" + shape_text(g) + ")";
+  cudaDataType_t type;
+  cublasComputeType_t compute;
+  cudaDataType_t scale = CUDA_R_32F;
+  switch (g.dtype) {
+    case DType::kF32:
+      type = CUDA_R_32F;
+      compute = g.allow_tf32 ? CUBLAS_COMPUTE_32F_FAST_TF32 : CUBLAS_COMPUTE_32F;
+      break;
+    case DType::kF16: type = CUDA_R_16F; compute = CUBLAS_COMPUTE_32F; break;
+    case DType::kBF16: type = CUDA_R_16BF; compute = CUBLAS_COMPUTE_32F; break;
+    case DType::kF64: type = CUDA_R_64F; compute = CUBLAS_COMPUTE_64F; scale = CUDA_R_64F; break;
+    default:
+      return unsupported("cuBLASLt GEMM: dtype " + std::string(dtype_name(g.dtype)) + " is not supported");
+  }
+  auto plan = std::make_unique<Plan>();
+  KILN_RETURN_IF_ERROR(lt_status(cublasLtMatmulDescCreate(&plan->op, compute, scale), where + ": cublasLtMatmulDescCreate"));
+  // Column-major view: D^T[n, m] = op(B)^T * op(A)^T; cuBLASLt's "A" is our B and its "B" our A.
+  cublasOperation_t ta = g.trans_b ? CUBLAS_OP_T : CUBLAS_OP_N;
+  cublasOperation_t tb = g.trans_a ? CUBLAS_OP_T : CUBLAS_OP_N;
+  KILN_RETURN_IF_ERROR(lt_status(
+      cublasLtMatmulDescSetAttribute(plan->op, CUBLASLT_MATMUL_DESC_TRANSA, &ta, sizeof ta), where + ": TRANSA"));
+  KILN_RETURN_IF_ERROR(lt_status(
+      cublasLtMatmulDescSetAttribute(plan->op, CUBLASLT_MATMUL_DESC_TRANSB, &tb, sizeof tb), where + ": TRANSB"));
+  if (g.bias) {
+    cublasLtEpilogue_t epi = CUBLASLT_EPILOGUE_BIAS;
+    KILN_RETURN_IF_ERROR(lt_status(
+        cublasLtMatmulDescSetAttribute(plan->op, CUBLASLT_MATMUL_DESC_EPILOGUE, &epi, sizeof epi), where + ": EPILOGUE"));
+    cudaDataType_t bias_type = type;
+    KILN_RETURN_IF_ERROR(lt_status(cublasLtMatmulDescSetAttribute(plan->op, CUBLASLT_MATMUL_DESC_BIAS_DATA_TYPE,
+                                                                  &bias_type, sizeof bias_type),
+                                   where + ": BIAS_DATA_TYPE"));
+  }
+  auto layout = [&](cublasLtMatrixLayout_t* l, uint64_t rows, uint64_t cols, int64_t ld, int64_t stride,
+                    const char* what) -> Status {
+    KILN_RETURN_IF_ERROR(lt_status(cublasLtMatrixLayoutCreate(l, type, rows, cols, ld), where + ": layout " + what));
+    if (g.batch > 1) {
+      int32_t count = static_cast<int32_t>(g.batch);
+      KILN_RETURN_IF_ERROR(lt_status(
+          cublasLtMatrixLayoutSetAttribute(*l, CUBLASLT_MATRIX_LAYOUT_BATCH_COUNT, &count, sizeof count), where));
+      KILN_RETURN_IF_ERROR(lt_status(
+          cublasLtMatrixLayoutSetAttribute(*l, CUBLASLT_MATRIX_LAYOUT_STRIDED_BATCH_OFFSET, &stride, sizeof stride),
+          where));
+    }
+    return Status();
+  };
+  const uint64_t m = static_cast<uint64_t>(g.m), n = static_cast<uint64_t>(g.n), k = static_cast<uint64_t>(g.k);
+  KILN_RETURN_IF_ERROR(layout(&plan->a, g.trans_b ? k : n, g.trans_b ? n : k, g.ldb, g.stride_b, "B"));
+  KILN_RETURN_IF_ERROR(layout(&plan->b, g.trans_a ? m : k, g.trans_a ? k : m, g.lda, g.stride_a, "A"));
+  KILN_RETURN_IF_ERROR(layout(&plan->d, n, m, g.ldd, g.stride_d, "D"));
+
+  cublasLtMatmulPreference_t pref = nullptr;
+  KILN_RETURN_IF_ERROR(lt_status(cublasLtMatmulPreferenceCreate(&pref), where + ": cublasLtMatmulPreferenceCreate"));
+  struct PrefGuard {
+    cublasLtMatmulPreference_t p;
+    ~PrefGuard() { cublasLtMatmulPreferenceDestroy(p); }
+  } guard{pref};
+  uint64_t ws = workspace_bytes_;
+  cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &ws, sizeof ws);
+  uint32_t al = align;
+  for (auto attr : {CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES,
+                    CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES})
+    cublasLtMatmulPreferenceSetAttribute(pref, attr, &al, sizeof al);
+  cublasLtMatmulHeuristicResult_t result{};
+  int found = 0;
+  KILN_RETURN_IF_ERROR(lt_status(
+      cublasLtMatmulAlgoGetHeuristic(static_cast<cublasLtHandle_t>(handle_), plan->op, plan->a, plan->b, plan->d,
+                                     plan->d, pref, 1, &result, &found),
+      where + ": cublasLtMatmulAlgoGetHeuristic"));
+  if (found == 0) return unsupported(where + ": cuBLASLt has no algorithm for this shape");
+  plan->algo = result.algo;
+  ++plans_built_;
+  Plan* p = plan.get();
+  plans_[key] = std::move(plan);
+  return p;
+}
+
+Status GemmRunner::run(const GemmDesc& g, const void* a, const void* b, void* d, const void* bias) {
+  if (g.m == 0 || g.n == 0 || g.batch == 0) return Status();
+  KILN_RETURN_IF_ERROR(init());
+  const size_t es = dtype_size(g.dtype);
+  unsigned align = std::min({alignment_of(a, g.stride_a * static_cast<int64_t>(es)),
+                             alignment_of(b, g.stride_b * static_cast<int64_t>(es)),
+                             alignment_of(d, g.stride_d * static_cast<int64_t>(es)),
+                             alignment_of(nullptr, g.lda * static_cast<int64_t>(es)),
+                             alignment_of(nullptr, g.ldb * static_cast<int64_t>(es)),
+                             alignment_of(nullptr, g.ldd * static_cast<int64_t>(es))});
+  if (bias) align = std::min(align, alignment_of(bias, 0));
+  char key[320];
+  std::snprintf(key, sizeof key, "%d|%d%d|%lld,%lld,%lld|%lld,%lld,%lld|%lld|%lld,%lld,%lld|%d|%d|%u",
+                static_cast<int>(g.dtype), g.trans_a, g.trans_b, static_cast<long long>(g.m),
+                static_cast<long long>(g.n), static_cast<long long>(g.k), static_cast<long long>(g.lda),
+                static_cast<long long>(g.ldb), static_cast<long long>(g.ldd), static_cast<long long>(g.batch),
+                static_cast<long long>(g.stride_a), static_cast<long long>(g.stride_b),
+                static_cast<long long>(g.stride_d), g.bias, g.allow_tf32, align);
+  KILN_ASSIGN_OR_RETURN(Plan * plan, plan_for(g, key, align));
+  const std::string where = "cuBLASLt GEMM (" + shape_text(g) + ")";
+  if (g.bias)
+    KILN_RETURN_IF_ERROR(lt_status(
+        cublasLtMatmulDescSetAttribute(plan->op, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &bias, sizeof bias),
+        where + ": BIAS_POINTER"));
+  float alpha32 = static_cast<float>(g.alpha), beta32 = static_cast<float>(g.beta);
+  const void* alpha = g.dtype == DType::kF64 ? static_cast<const void*>(&g.alpha) : &alpha32;
+  const void* beta = g.dtype == DType::kF64 ? static_cast<const void*>(&g.beta) : &beta32;
+  return lt_status(cublasLtMatmul(static_cast<cublasLtHandle_t>(handle_), plan->op, alpha, b, plan->a, a, plan->b,
+                                  beta, d, plan->d, d, plan->d, &plan->algo, workspace_.get(), workspace_bytes_,
+                                  stream_->get()),
+                   where + ": cublasLtMatmul");
+}
+
+}  // namespace kiln::cuda

@@ -1,0 +1,67 @@
+// Row-major GEMM through cuBLASLt: D = alpha * op(A) * op(B) + beta * D (+ bias per column).
+//
+// kiln's tensors are row-major; cuBLASLt is column-major. A row-major [m, n] matrix is the
+// column-major [n, m] matrix with the same leading dimension, so D^T = op(B)^T * op(A)^T is
+// computed instead, with A and B swapped: no copies. The bias epilogue then adds a vector of
+// length n to every row of D (Gemm's usual [N] bias).
+//
+// A GemmRunner belongs to one run slot (one thread at a time): it owns a cuBLASLt handle, a
+// workspace and a cache of plans (descriptors plus the heuristic's algorithm) keyed by the
+// GemmDesc, so steady-state calls query no heuristics. TODO(#6): keep the algorithm choice in
+// the runtime cache.
+#pragma once
+
+#include <cuda_runtime_api.h>
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
+
+#include "backends/cuda/allocator.h"
+#include "kiln/status.h"
+#include "kiln/tensor.h"
+
+namespace kiln::cuda {
+
+struct GemmDesc {
+  DType dtype = DType::kF32;     // A, B, D and bias: f32, f16, bf16 or f64
+  bool trans_a = false, trans_b = false;
+  int64_t m = 0, n = 0, k = 0;   // D is [m, n], op(A) is [m, k], op(B) is [k, n]
+  int64_t lda = 0, ldb = 0, ldd = 0;  // row strides (elements) of A, B, D as stored
+  int64_t batch = 1;
+  int64_t stride_a = 0, stride_b = 0, stride_d = 0;  // elements between batch entries (0: shared)
+  double alpha = 1.0, beta = 0.0;
+  bool bias = false;             // add a length-n vector to every row of D
+  bool allow_tf32 = false;       // f32 only: TF32 tensor cores
+};
+
+class GemmRunner {
+ public:
+  GemmRunner(std::shared_ptr<DevicePool> pool, std::shared_ptr<Stream> stream);
+  ~GemmRunner();
+  GemmRunner(const GemmRunner&) = delete;
+  GemmRunner& operator=(const GemmRunner&) = delete;
+
+  // Enqueues the product on the runner's stream. `d` must hold D's old contents when beta != 0.
+  // Errors: kUnsupported for a dtype cuBLASLt is not used for here (integers: the caller falls
+  // back), kDeviceError naming the cuBLASLt call and the shape.
+  Status run(const GemmDesc& desc, const void* a, const void* b, void* d, const void* bias);
+
+  uint64_t plans_built() const { return plans_built_; }
+
+ private:
+  struct Plan;
+  Status init();
+  Result<Plan*> plan_for(const GemmDesc& desc, const std::string& key, unsigned align);
+
+  std::shared_ptr<DevicePool> pool_;
+  std::shared_ptr<Stream> stream_;
+  void* handle_ = nullptr;  // cublasLtHandle_t
+  std::shared_ptr<void> workspace_;
+  size_t workspace_bytes_ = 0;
+  std::map<std::string, std::unique_ptr<Plan>> plans_;
+  uint64_t plans_built_ = 0;
+};
+
+}  // namespace kiln::cuda

@@ -1,0 +1,114 @@
+#include "backends/cuda/kernel_table.h"
+
+#include <map>
+#include <memory>
+#include <mutex>
+#include <shared_mutex>
+#include <unordered_map>
+
+#include "backends/cuda/device.h"
+
+namespace kiln::cuda {
+
+namespace {
+
+struct Entry {
+  std::mutex mu;  // held while compiling, so concurrent requests compile once
+  std::atomic<bool> done{false};  // set (release) after status and kernel are final
+  Status status;
+  cudaKernel_t kernel = nullptr;
+};
+
+}  // namespace
+
+struct KernelTable::Impl {
+  std::shared_mutex mu;
+  std::unordered_map<std::string, std::shared_ptr<Entry>> by_variant;  // "<sm>|<variant key>"
+  std::mutex cache_mu;
+  std::map<std::string, cudaKernel_t> by_cache_key;  // identical sources load once
+  std::atomic<uint64_t> compiles{0}, hits{0}, loads{0};
+};
+
+KernelTable::KernelTable() : impl_(new Impl()) {}
+
+KernelTable& KernelTable::global() {
+  static KernelTable* table = new KernelTable();  // never destroyed: kernels live for the process
+  return *table;
+}
+
+Result<cudaKernel_t> KernelTable::get(std::string_view variant_key, int sm, const Builder& build) {
+  std::string key = std::to_string(sm) + "|" + std::string(variant_key);
+  std::shared_ptr<Entry> e;
+  {
+    std::shared_lock<std::shared_mutex> lock(impl_->mu);
+    auto it = impl_->by_variant.find(key);
+    if (it != impl_->by_variant.end()) e = it->second;
+  }
+  if (e && e->done.load(std::memory_order_acquire)) {
+    impl_->hits.fetch_add(1, std::memory_order_relaxed);
+    if (!e->status.ok()) return e->status;
+    return e->kernel;
+  }
+  if (!e) {
+    std::unique_lock<std::shared_mutex> lock(impl_->mu);
+    auto& slot = impl_->by_variant[key];
+    if (!slot) slot = std::make_shared<Entry>();
+    e = slot;
+  }
+  std::lock_guard<std::mutex> lock(e->mu);
+  if (e->done) {
+    impl_->hits.fetch_add(1, std::memory_order_relaxed);
+    if (!e->status.ok()) return e->status;
+    return e->kernel;
+  }
+  auto fail = [&](Status s) -> Result<cudaKernel_t> {
+    e->status = s;
+    e->done.store(true, std::memory_order_release);
+    return s;
+  };
+  Result<KernelSource> src = build();
+  if (!src.ok()) return fail(src.status());
+  std::vector<std::string> options = nvrtc_options(sm);
+  std::string cache_key = kernel_cache_key(src->source, options, sm);
+  {
+    std::lock_guard<std::mutex> cl(impl_->cache_mu);
+    auto it = impl_->by_cache_key.find(cache_key);
+    if (it != impl_->by_cache_key.end()) {
+      e->kernel = it->second;
+      e->done.store(true, std::memory_order_release);
+      impl_->hits.fetch_add(1, std::memory_order_relaxed);
+      return e->kernel;
+    }
+  }
+  // TODO(#6): look `cache_key` up in the persistent runtime cache before compiling.
+  impl_->compiles.fetch_add(1, std::memory_order_relaxed);
+  Result<CompiledKernel> compiled = nvrtc_compile(*src, sm);
+  if (!compiled.ok()) return fail(compiled.status());
+  cudaLibrary_t lib = nullptr;
+  impl_->loads.fetch_add(1, std::memory_order_relaxed);
+  Status s = cuda_status(cudaLibraryLoadData(&lib, compiled->image.data(), nullptr, nullptr, 0, nullptr,
+                                             nullptr, 0),
+                         "cudaLibraryLoadData (kernel " + src->name + ")");
+  if (!s.ok()) return fail(s);
+  cudaKernel_t k = nullptr;
+  s = cuda_status(cudaLibraryGetKernel(&k, lib, src->name.c_str()),
+                  "cudaLibraryGetKernel (kernel " + src->name + ")");
+  if (!s.ok()) return fail(s);
+  {
+    std::lock_guard<std::mutex> cl(impl_->cache_mu);
+    impl_->by_cache_key.emplace(cache_key, k);
+  }
+  e->kernel = k;
+  e->done.store(true, std::memory_order_release);
+  return k;
+}
+
+KernelTableStats KernelTable::stats() const {
+  KernelTableStats s;
+  s.compiles = impl_->compiles.load();
+  s.hits = impl_->hits.load();
+  s.loads = impl_->loads.load();
+  return s;
+}
+
+}  // namespace kiln::cuda

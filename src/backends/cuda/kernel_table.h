@@ -1,0 +1,50 @@
+// The process-wide table of loaded kernels: each distinct kernel compiles once per process.
+//
+// Kernels are asked for by a *variant key*: a short string that fully determines the generated
+// source (generator name, op, dtypes, layout variant; never a shape for generic kernels). The
+// builder runs only on the first request for (variant key, SM); the source is then compiled by
+// NVRTC under its cache key (nvrtc.h kernel_cache_key: source, options, NVRTC version, SM), which
+// is where the persistent runtime cache of issue #6 plugs in, and loaded as a context-independent
+// cudaLibrary_t, valid on every device of that SM. Entries live for the whole process.
+// Thread-safe: concurrent first requests for one kernel compile it once; other kernels do not
+// wait. A failed compile is remembered and returned again (it would fail the same way).
+#pragma once
+
+#include <cuda_runtime_api.h>
+
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <string_view>
+
+#include "backends/cuda/nvrtc.h"
+#include "kiln/status.h"
+
+namespace kiln::cuda {
+
+struct KernelTableStats {
+  uint64_t compiles = 0;  // NVRTC compilations
+  uint64_t hits = 0;      // requests served from the table
+  uint64_t loads = 0;     // cudaLibraryLoadData calls
+};
+
+class KernelTable {
+ public:
+  using Builder = std::function<Result<KernelSource>()>;
+
+  static KernelTable& global();
+
+  // The kernel for (variant_key, sm), compiled and loaded on first use.
+  // Errors: the builder's, NVRTC's (with its log), or cudaLibraryLoadData's, naming the kernel.
+  Result<cudaKernel_t> get(std::string_view variant_key, int sm, const Builder& build);
+
+  KernelTableStats stats() const;
+
+ private:
+  struct Impl;
+  KernelTable();
+  Impl* impl_;
+};
+
+}  // namespace kiln::cuda

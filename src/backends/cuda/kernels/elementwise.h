@@ -1,0 +1,52 @@
+// Generated elementwise kernels: one op over up to 6 broadcast inputs, in a generic layout
+// (shapes and strides are kernel arguments, never baked in).
+//
+// Layouts:
+//   kFlat     every input is either contiguous with the output's element count, or a single
+//             element broadcast everywhere (`scalar_inputs`); the output is contiguous.
+//             Kernel: (out, in0.., long long n).
+//   kStrided  any broadcast or view: per merged dim, the size and per operand the stride.
+//             Kernel: (out, in0.., KilnStrided s, long long n); s.strides[0] is the output's.
+// `wide_index` picks 64-bit index arithmetic; without it every index and offset must fit in 31
+// bits (the caller checks). Attribute values are baked into the source as exact literals.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "backends/cuda/nvrtc.h"
+#include "kiln/status.h"
+#include "kiln/tensor.h"
+
+namespace kiln::cuda::kernels {
+
+enum class Layout : uint8_t { kFlat, kStrided };
+
+struct ElementwiseSpec {
+  std::string op;                 // a name from elementwise_ops(), e.g. "Add", "Gelu:tanh"
+  std::vector<DType> inputs;      // 1..6
+  DType output = DType::kUndefined;
+  std::vector<double> attrs;      // op-specific, in the order elementwise_ops() documents
+  Layout layout = Layout::kFlat;
+  std::vector<bool> scalar_inputs;  // kFlat only: input i is one element (empty: none)
+  bool wide_index = false;
+};
+
+struct ElementwiseOpInfo {
+  std::string name;
+  int arity;          // -1: variadic (1..6 inputs)
+  int attrs;          // number of baked attribute values
+  bool bool_result;   // output is bool regardless of inputs
+  bool floats, ints, uints, bools;  // operand dtype classes it supports
+};
+
+// Every op the generator knows.
+const std::vector<ElementwiseOpInfo>& elementwise_ops();
+const ElementwiseOpInfo* elementwise_op(const std::string& name);
+
+// The variant key (kernel_table.h) and the source of the kernel for `spec`.
+std::string elementwise_key(const ElementwiseSpec& spec);
+// Errors: kUnsupported for an unknown op, a dtype the op does not take, or bad arity.
+Result<KernelSource> elementwise_source(const ElementwiseSpec& spec);
+
+}  // namespace kiln::cuda::kernels

@@ -1,0 +1,184 @@
+// Every kernel source the CUDA backend generates compiles with NVRTC for sm_90. Needs the CUDA
+// toolkit's NVRTC, not a GPU (label nogpu).
+#include <gtest/gtest.h>
+
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "backends/cuda/kernels/common.h"
+#include "backends/cuda/kernels/elementwise.h"
+#include "backends/cuda/kernels/nn.h"
+#include "backends/cuda/kernels/reduce.h"
+#include "backends/cuda/nvrtc.h"
+#include "platform/thread_pool.h"
+
+namespace kiln::cuda::kernels {
+namespace {
+
+constexpr int kSm = 90;
+
+// Compiles every source in parallel; returns the failures' messages.
+std::vector<std::string> compile_all(const std::vector<Result<KernelSource>>& sources) {
+  std::mutex mu;
+  std::vector<std::string> failures;
+  parallel_for(static_cast<int64_t>(sources.size()), 1, [&](int64_t b, int64_t e) {
+    for (int64_t i = b; i < e; ++i) {
+      const auto& src = sources[static_cast<size_t>(i)];
+      std::string err;
+      if (!src.ok()) {
+        err = src.status().to_string();
+      } else {
+        Result<CompiledKernel> k = nvrtc_compile(*src, kSm);
+        if (!k.ok()) err = k.status().to_string() + "\n--- source ---\n" + src->source;
+        else if (k->image.empty()) err = src->name + ": empty cubin";
+      }
+      if (!err.empty()) {
+        std::lock_guard<std::mutex> lock(mu);
+        failures.push_back(err);
+      }
+    }
+  });
+  return failures;
+}
+
+void expect_all_compile(const std::vector<Result<KernelSource>>& sources) {
+  std::vector<std::string> failures = compile_all(sources);
+  EXPECT_TRUE(failures.empty()) << failures.size() << " of " << sources.size()
+                                << " kernels failed; first:\n" << (failures.empty() ? "" : failures[0]);
+}
+
+const DType kAllTypes[] = {DType::kF32, DType::kF64, DType::kF16, DType::kBF16, DType::kI8,
+                           DType::kI16, DType::kI32, DType::kI64, DType::kU8,  DType::kU16,
+                           DType::kU32, DType::kU64, DType::kBool};
+
+TEST(CudaKernelsTest, NvrtcCompilesForSm90) {
+  Result<CompiledKernel> k = nvrtc_compile(
+      {"kiln_probe", "extern \"C\" __global__ void kiln_probe(float* x) { x[threadIdx.x] = 1.0f; }"}, kSm);
+  ASSERT_TRUE(k.ok()) << k.status().to_string();
+  EXPECT_FALSE(k->is_ptx);
+  EXPECT_GT(k->image.size(), 100u);
+  EXPECT_EQ(k->options[0], "--gpu-architecture=sm_90");
+}
+
+TEST(CudaKernelsTest, BrokenSourceGivesNvrtcLogNotCrash) {
+  Result<CompiledKernel> k = nvrtc_compile({"kiln_bad", "extern \"C\" __global__ void kiln_bad() { undeclared(); }"}, kSm);
+  ASSERT_FALSE(k.ok());
+  EXPECT_EQ(k.status().code(), StatusCode::kDeviceError);
+  EXPECT_NE(k.status().message().find("kiln_bad"), std::string::npos);
+  EXPECT_NE(k.status().message().find("undeclared"), std::string::npos) << k.status().message();
+}
+
+TEST(CudaKernelsTest, CacheKeyDependsOnSourceOptionsAndArch) {
+  auto opts = nvrtc_options(kSm);
+  std::string a = kernel_cache_key("src", opts, kSm);
+  EXPECT_EQ(a.size(), 32u);
+  EXPECT_EQ(a, kernel_cache_key("src", opts, kSm));
+  EXPECT_NE(a, kernel_cache_key("src2", opts, kSm));
+  EXPECT_NE(a, kernel_cache_key("src", opts, 80));
+  auto other = opts;
+  other.push_back("-lineinfo");
+  EXPECT_NE(a, kernel_cache_key("src", other, kSm));
+}
+
+TEST(CudaKernelsTest, EveryElementwiseOpCompiles) {
+  std::vector<Result<KernelSource>> sources;
+  for (const ElementwiseOpInfo& op : elementwise_ops()) {
+    if (op.name == "Cast" || op.name == "Where" || op.name == "Pow") continue;
+    std::vector<DType> types;
+    if (op.floats) types.insert(types.end(), {DType::kF32, DType::kF16, DType::kBF16, DType::kF64});
+    if (op.ints) types.insert(types.end(), {DType::kI32, DType::kI64, DType::kI8});
+    if (op.uints) types.insert(types.end(), {DType::kU8, DType::kU64});
+    if (op.bools) types.push_back(DType::kBool);
+    ASSERT_FALSE(types.empty()) << op.name;
+    const int arity = op.arity < 0 ? 3 : op.arity;
+    for (DType t : types) {
+      ElementwiseSpec s;
+      s.op = op.name;
+      s.inputs.assign(static_cast<size_t>(arity), t);
+      s.output = op.bool_result ? DType::kBool : t;
+      s.attrs.assign(static_cast<size_t>(op.attrs), 0.25);
+      s.layout = Layout::kFlat;
+      if (arity > 1) {
+        s.scalar_inputs.assign(static_cast<size_t>(arity), false);
+        s.scalar_inputs[1] = true;
+      }
+      sources.push_back(elementwise_source(s));
+      if (t == DType::kF32 || t == DType::kI64 || t == DType::kBool) {
+        s.layout = Layout::kStrided;
+        s.scalar_inputs.clear();
+        s.wide_index = t != DType::kF32;
+        sources.push_back(elementwise_source(s));
+      }
+    }
+  }
+  EXPECT_GT(sources.size(), 200u);
+  expect_all_compile(sources);
+}
+
+TEST(CudaKernelsTest, CastBetweenEveryDtypePairCompiles) {
+  std::vector<Result<KernelSource>> sources;
+  for (DType from : kAllTypes)
+    for (DType to : kAllTypes) {
+      ElementwiseSpec s{"Cast", {from}, to, {}, Layout::kFlat, {}, false};
+      sources.push_back(elementwise_source(s));
+    }
+  expect_all_compile(sources);
+}
+
+TEST(CudaKernelsTest, WhereAndPowCompile) {
+  std::vector<Result<KernelSource>> sources;
+  for (DType t : kAllTypes) {
+    ElementwiseSpec s{"Where", {DType::kBool, t, t}, t, {}, Layout::kStrided, {}, false};
+    sources.push_back(elementwise_source(s));
+  }
+  for (DType base : {DType::kF32, DType::kF16, DType::kF64, DType::kI32, DType::kI64})
+    for (DType e : {DType::kF32, DType::kI64, DType::kI32}) {
+      ElementwiseSpec s{"Pow", {base, e}, base, {}, Layout::kFlat, {false, true}, false};
+      sources.push_back(elementwise_source(s));
+    }
+  expect_all_compile(sources);
+}
+
+TEST(CudaKernelsTest, UnknownOpOrDtypeIsUnsupported) {
+  ElementwiseSpec s{"NoSuchOp", {DType::kF32}, DType::kF32, {}, Layout::kFlat, {}, false};
+  EXPECT_EQ(elementwise_source(s).status().code(), StatusCode::kUnsupported);
+  s.op = "Erf";
+  s.inputs = {DType::kI32};
+  s.output = DType::kI32;
+  EXPECT_EQ(elementwise_source(s).status().code(), StatusCode::kUnsupported);
+  ReduceSpec r{"ReduceL2", DType::kI32, DType::kI32};
+  EXPECT_EQ(reduce_source(r).status().code(), StatusCode::kUnsupported);
+}
+
+TEST(CudaKernelsTest, EveryReductionCompiles) {
+  std::vector<Result<KernelSource>> sources;
+  for (const std::string& op : reduce_ops()) {
+    const bool float_only = op == "Softmax" || op == "LogSoftmax" || op == "LayerNormalization" ||
+                            op == "ReduceL2" || op == "ReduceLogSum" || op == "ReduceLogSumExp";
+    std::vector<DType> types = {DType::kF32, DType::kF16, DType::kBF16, DType::kF64};
+    if (!float_only) types.insert(types.end(), {DType::kI64, DType::kI32, DType::kU8});
+    for (DType t : types)
+      for (ReduceLayout layout : {ReduceLayout::kRows, ReduceLayout::kColumns}) {
+        if (op == "LayerNormalization" && layout == ReduceLayout::kColumns) continue;
+        ReduceSpec s{op, t, t, t, false, true, layout};
+        sources.push_back(reduce_source(s));
+      }
+  }
+  expect_all_compile(sources);
+}
+
+TEST(CudaKernelsTest, WindowAndGatherKernelsCompile) {
+  std::vector<Result<KernelSource>> sources;
+  for (WindowOp op : {WindowOp::kMaxPool, WindowOp::kAvgPool, WindowOp::kAvgPoolIncludePad, WindowOp::kConv,
+                      WindowOp::kIm2col})
+    for (DType t : {DType::kF32, DType::kF16, DType::kBF16, DType::kF64})
+      sources.push_back(window_source({op, t}));
+  sources.push_back(window_source({WindowOp::kMaxPool, DType::kI32}));
+  for (size_t size : {1, 2, 4, 8})
+    for (DType index : {DType::kI32, DType::kI64}) sources.push_back(gather_source({size, index}));
+  expect_all_compile(sources);
+}
+
+}  // namespace
+}  // namespace kiln::cuda::kernels

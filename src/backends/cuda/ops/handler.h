@@ -1,0 +1,99 @@
+// How the CUDA program runs one node: an OpHandler per op, and the RunContext it runs in.
+//
+// A handler receives its inputs as device tensors, except those it reads on the host
+// (host_input(): shapes, axes, pads, scalars), which arrive as host tensors; omitted optional
+// inputs are undefined tensors. It allocates its outputs with ctx.alloc() (or returns views of
+// its inputs), enqueues its work on ctx.stream() and returns without waiting.
+// A handler that cannot run a particular case (a dtype, an attribute value, a rank it has no
+// kernel for) returns kUnsupported: the program then runs that node on the CPU instead (logged
+// once per op and reason, and counted), discarding the node's outputs; handlers never write
+// into their inputs, so work already enqueued for the node is harmless. Any other error fails
+// the run. Handlers are stateless singletons: thread-safe.
+#pragma once
+
+#include <cuda_runtime_api.h>
+
+#include <memory>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "backends/cuda/allocator.h"
+#include "backends/cuda/device.h"
+#include "backends/cuda/gemm.h"
+#include "backends/cuda/kernel_table.h"
+#include "ir/graph.h"
+#include "kiln/status.h"
+#include "kiln/tensor.h"
+
+namespace kiln::cuda {
+
+class RunContext {
+ public:
+  RunContext(const DeviceInfo& device, std::shared_ptr<DevicePool> pool, std::shared_ptr<Stream> stream,
+             GemmRunner* gemm, int* error_flag, bool allow_tf32)
+      : device_(device), pool_(std::move(pool)), stream_(std::move(stream)), gemm_(gemm),
+        error_flag_(error_flag), allow_tf32_(allow_tf32) {}
+
+  void set_node(const ir::Node* node, int index) {
+    node_ = node;
+    node_index_ = index;
+  }
+  const ir::Node& node() const { return *node_; }
+  // The code kernels report for this node in the error flag (node index + 1).
+  int error_code() const { return node_index_ + 1; }
+  int* error_flag() const { return error_flag_; }
+  const DeviceInfo& device() const { return device_; }
+  cudaStream_t stream() const { return stream_->get(); }
+  GemmRunner& gemm() const { return *gemm_; }
+  bool allow_tf32() const { return allow_tf32_; }
+  // "node 'name' (Op)", for messages.
+  std::string where() const;
+
+  // An uninitialised device tensor, stream-ordered on this run's stream.
+  Result<Tensor> alloc(DType dtype, Dims dims);
+  // Launches a generated kernel (compiled on first use; see kernel_table.h) on this run's stream.
+  Status launch(const std::string& key, const KernelTable::Builder& build, unsigned grid, unsigned block,
+                void** args, size_t shared_bytes = 0);
+
+  uint64_t launches() const { return launches_; }
+
+ private:
+  const DeviceInfo& device_;
+  std::shared_ptr<DevicePool> pool_;
+  std::shared_ptr<Stream> stream_;
+  GemmRunner* gemm_;
+  int* error_flag_;
+  bool allow_tf32_;
+  const ir::Node* node_ = nullptr;
+  int node_index_ = 0;
+  uint64_t launches_ = 0;
+};
+
+class OpHandler {
+ public:
+  virtual ~OpHandler() = default;
+  // True when input `i` is read on the host.
+  virtual bool host_input(const ir::Node& node, size_t i) const { return false; }
+  virtual Status run(RunContext& ctx, std::span<const Tensor> in, std::span<Tensor> out) const = 0;
+};
+
+// The handler for `op`, or null when the CUDA backend has none (the node runs on the CPU).
+const OpHandler* handler_for(std::string_view op);
+// Every op with a handler, sorted.
+std::vector<std::string> cuda_ops();
+
+// Registration, one function per family (ops/*.cc).
+struct HandlerTable;
+void register_elementwise_handlers(HandlerTable& t);
+void register_movement_handlers(HandlerTable& t);
+void register_reduce_handlers(HandlerTable& t);
+void register_nn_handlers(HandlerTable& t);
+
+struct HandlerTable {
+  std::vector<std::pair<std::string, std::unique_ptr<OpHandler>>> entries;
+  void add(std::string op, std::unique_ptr<OpHandler> h) { entries.emplace_back(std::move(op), std::move(h)); }
+};
+
+}  // namespace kiln::cuda

@@ -1,0 +1,178 @@
+#include "backends/cuda/ops/launch.h"
+
+#include <cstdlib>
+
+#include "backends/cuda/kernels/common.h"
+#include "backends/cuda/kernels/elementwise.h"
+
+namespace kiln::cuda {
+
+namespace k = kernels;
+
+DType bits_dtype(DType dtype) {
+  switch (dtype_size(dtype)) {
+    case 1: return DType::kU8;
+    case 2: return DType::kU16;
+    case 4: return DType::kU32;
+    case 8: return DType::kU64;
+    default: return DType::kUndefined;
+  }
+}
+
+std::vector<int64_t> contiguous_strides(const Dims& dims) {
+  std::vector<int64_t> s(dims.size(), 1);
+  for (size_t d = dims.size(); d-- > 1;) s[d - 1] = s[d] * dims[d];
+  return s;
+}
+
+std::vector<int64_t> broadcast_strides(const Dims& dims, const Dims& out) {
+  std::vector<int64_t> s(out.size(), 0);
+  std::vector<int64_t> c = contiguous_strides(dims);
+  const size_t off = out.size() - dims.size();
+  for (size_t d = 0; d < dims.size(); ++d) s[off + d] = dims[d] == 1 ? 0 : c[d];
+  return s;
+}
+
+Result<Dims> broadcast_dims(const RunContext& ctx, std::span<const Tensor> inputs) {
+  size_t rank = 0;
+  for (const Tensor& t : inputs) rank = std::max(rank, t.dims().size());
+  Dims out(rank, 1);
+  for (const Tensor& t : inputs) {
+    const size_t off = rank - t.dims().size();
+    for (size_t d = 0; d < t.dims().size(); ++d) {
+      int64_t v = t.dims()[d];
+      int64_t& o = out[off + d];
+      if (o == v || v == 1) continue;
+      if (o == 1) {
+        o = v;
+        continue;
+      }
+      std::string shapes;
+      for (const Tensor& u : inputs) shapes += (shapes.empty() ? "" : ", ") + dims_to_string(u.dims());
+      return invalid_argument(ctx.where() + ": input shapes " + shapes + " do not broadcast");
+    }
+  }
+  return out;
+}
+
+namespace {
+
+// Drops size-1 dims and merges adjacent dims that every operand walks contiguously.
+void coalesce(Dims& dims, std::vector<std::vector<int64_t>>& strides) {
+  Dims nd;
+  std::vector<std::vector<int64_t>> ns(strides.size());
+  for (size_t d = 0; d < dims.size(); ++d) {
+    if (dims[d] == 1) continue;
+    bool merge = !nd.empty();
+    for (size_t k = 0; merge && k < strides.size(); ++k)
+      merge = ns[k].back() == strides[k][d] * dims[d];
+    if (merge) {
+      nd.back() *= dims[d];
+      for (size_t k = 0; k < strides.size(); ++k) ns[k].back() = strides[k][d];
+    } else {
+      nd.push_back(dims[d]);
+      for (size_t k = 0; k < strides.size(); ++k) ns[k].push_back(strides[k][d]);
+    }
+  }
+  if (nd.empty()) {
+    nd.push_back(1);
+    for (auto& s : ns) s.push_back(0);
+  }
+  dims = std::move(nd);
+  strides = std::move(ns);
+}
+
+}  // namespace
+
+Status launch_elementwise(RunContext& ctx, const std::string& op, const std::vector<double>& attrs, void* out,
+                          DType out_dtype, const Dims& dims, std::vector<int64_t> out_strides,
+                          std::vector<EwOperand> inputs) {
+  const int64_t n = dims_numel(dims);
+  if (n == 0) return Status();
+  if (inputs.size() > 6) return unsupported(ctx.where() + ": more than 6 inputs for one CUDA elementwise kernel");
+  k::ElementwiseSpec spec;
+  spec.op = op;
+  spec.output = out_dtype;
+  spec.attrs = attrs;
+  for (const auto& in : inputs) spec.inputs.push_back(in.dtype);
+
+  // Flat when the output is contiguous and each input is contiguous or one broadcast element.
+  const std::vector<int64_t> contig = contiguous_strides(dims);
+  auto same_walk = [&](const std::vector<int64_t>& s, const std::vector<int64_t>& ref) {
+    for (size_t d = 0; d < dims.size(); ++d)
+      if (dims[d] != 1 && s[d] != ref[d]) return false;
+    return true;
+  };
+  const std::vector<int64_t> zeros(dims.size(), 0);
+  bool flat = same_walk(out_strides, contig);
+  std::vector<bool> scalar;
+  for (const auto& in : inputs) {
+    if (!flat) break;
+    if (same_walk(in.strides, contig)) {
+      scalar.push_back(false);
+    } else if (same_walk(in.strides, zeros)) {
+      scalar.push_back(true);
+    } else {
+      flat = false;
+    }
+  }
+  k::StridedArgs st{};
+  int64_t max_offset = n;
+  if (flat) {
+    spec.layout = k::Layout::kFlat;
+    spec.scalar_inputs = scalar;
+  } else {
+    spec.layout = k::Layout::kStrided;
+    Dims cd = dims;
+    std::vector<std::vector<int64_t>> strides = {out_strides};
+    for (const auto& in : inputs) strides.push_back(in.strides);
+    coalesce(cd, strides);
+    if (cd.size() > static_cast<size_t>(k::kMaxRank))
+      return unsupported(ctx.where() + ": a strided view of rank " + std::to_string(cd.size()) +
+                         " after merging dims (the CUDA kernels take up to 8)");
+    st.rank = static_cast<int32_t>(cd.size());
+    for (size_t d = 0; d < cd.size(); ++d) {
+      st.dims[d] = cd[d];
+      for (size_t o = 0; o < strides.size(); ++o) st.strides[o][d] = strides[o][d];
+    }
+    for (const auto& s : strides) {
+      int64_t span = 0;
+      for (size_t d = 0; d < cd.size(); ++d) span += std::llabs(s[d]) * (cd[d] - 1);
+      max_offset = std::max(max_offset, span + 1);
+    }
+  }
+  spec.wide_index = max_offset >= (int64_t{1} << 31) - 1;
+  std::vector<void*> args;
+  void* out_ptr = out;
+  std::vector<const void*> in_ptrs;
+  for (const auto& in : inputs) in_ptrs.push_back(in.data);
+  args.push_back(&out_ptr);
+  for (auto& p : in_ptrs) args.push_back(&p);
+  if (!flat) args.push_back(&st);
+  long long count = n;
+  args.push_back(&count);
+  const int block = 256;
+  return ctx.launch(k::elementwise_key(spec), [spec] { return k::elementwise_source(spec); },
+                    k::grid_for(n, block, ctx.device().multiprocessors), block, args.data());
+}
+
+Result<Tensor> elementwise(RunContext& ctx, const std::string& op, std::span<const Tensor> inputs, DType out_dtype,
+                           const std::vector<double>& attrs) {
+  KILN_ASSIGN_OR_RETURN(Dims dims, broadcast_dims(ctx, inputs));
+  std::vector<EwOperand> ops;
+  for (const Tensor& t : inputs) ops.push_back({t.data(), t.dtype(), broadcast_strides(t.dims(), dims)});
+  KILN_ASSIGN_OR_RETURN(Tensor out, ctx.alloc(out_dtype, dims));
+  KILN_RETURN_IF_ERROR(launch_elementwise(ctx, op, attrs, out.data(), out_dtype, dims, contiguous_strides(dims),
+                                          std::move(ops)));
+  return out;
+}
+
+Status strided_copy(RunContext& ctx, void* dst, std::vector<int64_t> dst_strides, const void* src,
+                    std::vector<int64_t> src_strides, const Dims& dims, DType dtype) {
+  DType bits = bits_dtype(dtype);
+  if (bits == DType::kUndefined) return unsupported(ctx.where() + ": dtype " + std::string(dtype_name(dtype)));
+  return launch_elementwise(ctx, "Identity", {}, dst, bits, dims, std::move(dst_strides),
+                            {EwOperand{src, bits, std::move(src_strides)}});
+}
+
+}  // namespace kiln::cuda

@@ -1,0 +1,353 @@
+// MatMul, Gemm and Conv through cuBLASLt (gemm.h), pooling and grouped convolution through
+// generated window kernels (kernels/nn.h).
+//
+// Conv with group == 1 is im2col + one strided-batched GEMM per chunk of images (a 1x1 stride-1
+// unpadded conv skips im2col: the input already is the column matrix); grouped and depthwise
+// convs run the direct kernel. Integer MatMul/Gemm have no cuBLASLt path: they fall back to the CPU.
+#include <algorithm>
+
+#include "backends/cpu/kernel.h"
+#include "backends/cpu/ops/nn_common.h"
+#include "backends/cuda/kernels/common.h"
+#include "backends/cuda/kernels/nn.h"
+#include "backends/cuda/ops/launch.h"
+
+namespace kiln::cuda {
+namespace {
+
+namespace k = kernels;
+
+constexpr int64_t kMaxColumnBytes = int64_t{256} << 20;  // im2col scratch per chunk
+
+bool gemm_dtype(DType d) { return d == DType::kF32 || d == DType::kF16 || d == DType::kBF16 || d == DType::kF64; }
+
+class MatMulHandler final : public OpHandler {
+ public:
+  Status run(RunContext& ctx, std::span<const Tensor> in, std::span<Tensor> out) const override {
+    if (in.size() < 2 || !in[0].defined() || !in[1].defined()) return invalid_argument(ctx.where() + ": takes A and B");
+    Tensor a = in[0], b = in[1];
+    if (a.dtype() != b.dtype()) return invalid_argument(ctx.where() + ": A and B have different dtypes");
+    if (!gemm_dtype(a.dtype())) return unsupported(ctx.where() + ": dtype " + std::string(dtype_name(a.dtype())));
+    if (a.rank() == 0 || b.rank() == 0) return invalid_argument(ctx.where() + ": MatMul of a scalar");
+    const bool a_vec = a.rank() == 1, b_vec = b.rank() == 1;
+    if (a_vec) a = a.reshaped({1, a.dim(0)});
+    if (b_vec) b = b.reshaped({b.dim(0), 1});
+    const int64_t m = a.dim(a.rank() - 2), kk = a.dim(a.rank() - 1), n = b.dim(b.rank() - 1);
+    if (b.dim(b.rank() - 2) != kk)
+      return invalid_argument(ctx.where() + ": A " + dims_to_string(in[0].dims()) + " and B " +
+                              dims_to_string(in[1].dims()) + " do not multiply");
+    const Dims ab(a.dims().begin(), a.dims().end() - 2), bb(b.dims().begin(), b.dims().end() - 2);
+    const size_t br = std::max(ab.size(), bb.size());
+    Dims batch(br, 1);
+    for (size_t d = 0; d < br; ++d) {
+      int64_t x = d + ab.size() >= br ? ab[d + ab.size() - br] : 1;
+      int64_t y = d + bb.size() >= br ? bb[d + bb.size() - br] : 1;
+      if (x != y && x != 1 && y != 1)
+        return invalid_argument(ctx.where() + ": batch dims of A " + dims_to_string(in[0].dims()) + " and B " +
+                                dims_to_string(in[1].dims()) + " do not broadcast");
+      batch[d] = x == 1 ? y : x;
+    }
+    Dims od = batch;
+    if (!a_vec) od.push_back(m);
+    if (!b_vec) od.push_back(n);
+    KILN_ASSIGN_OR_RETURN(Tensor y, ctx.alloc(a.dtype(), od));
+    GemmDesc g;
+    g.dtype = a.dtype();
+    g.allow_tf32 = ctx.allow_tf32();
+    g.n = n;
+    g.k = kk;
+    g.lda = kk;
+    g.ldb = n;
+    g.ldd = n;
+    const int64_t nbatch = dims_numel(batch);
+    if (dims_numel(bb) == 1) {  // B shared by every batch entry: one GEMM with the batch folded into m
+      g.m = m * nbatch;
+    } else {
+      g.m = m;
+      g.batch = nbatch;
+      g.stride_d = m * n;
+      // Each side is either full (its batch dims equal the result's) or shared (one matrix).
+      auto prepare = [&](Tensor& t, const Dims& tb, int64_t rows, int64_t cols, int64_t* stride) -> Status {
+        Dims padded(br - tb.size(), 1);
+        padded.insert(padded.end(), tb.begin(), tb.end());
+        if (dims_numel(tb) == 1) {
+          *stride = 0;
+        } else if (padded == batch) {
+          *stride = rows * cols;
+        } else {
+          Dims full = batch;
+          full.push_back(rows);
+          full.push_back(cols);
+          Dims src_dims = padded;
+          src_dims.push_back(rows);
+          src_dims.push_back(cols);
+          KILN_ASSIGN_OR_RETURN(Tensor e, ctx.alloc(t.dtype(), full));
+          KILN_RETURN_IF_ERROR(strided_copy(ctx, e.data(), contiguous_strides(full), t.data(),
+                                            broadcast_strides(src_dims, full), full, t.dtype()));
+          t = e;
+          *stride = rows * cols;
+        }
+        return Status();
+      };
+      KILN_RETURN_IF_ERROR(prepare(a, ab, m, kk, &g.stride_a));
+      KILN_RETURN_IF_ERROR(prepare(b, bb, kk, n, &g.stride_b));
+    }
+    if (y.numel() > 0) {
+      if (kk == 0) {
+        KILN_CUDA_RETURN_IF_ERROR(cudaMemsetAsync(y.data(), 0, y.nbytes(), ctx.stream()), "cudaMemsetAsync (" + ctx.where() + ")");
+      } else {
+        Status s = ctx.gemm().run(g, a.data(), b.data(), y.data(), nullptr);
+        if (!s.ok()) return s.with_context(ctx.where());
+      }
+    }
+    out[0] = y;
+    return Status();
+  }
+};
+
+class GemmHandler final : public OpHandler {
+ public:
+  Status run(RunContext& ctx, std::span<const Tensor> in, std::span<Tensor> out) const override {
+    const ir::Node& node = ctx.node();
+    if (in.size() < 2 || !in[0].defined() || !in[1].defined()) return invalid_argument(ctx.where() + ": takes A, B and C");
+    const Tensor& a = in[0];
+    const Tensor& b = in[1];
+    if (a.rank() != 2 || b.rank() != 2) return invalid_argument(ctx.where() + ": A and B must be 2-D");
+    if (a.dtype() != b.dtype()) return invalid_argument(ctx.where() + ": A and B have different dtypes");
+    if (!gemm_dtype(a.dtype())) return unsupported(ctx.where() + ": dtype " + std::string(dtype_name(a.dtype())));
+    GemmDesc g;
+    g.dtype = a.dtype();
+    g.allow_tf32 = ctx.allow_tf32();
+    g.trans_a = node.attrs.get_int("transA", 0) != 0;
+    g.trans_b = node.attrs.get_int("transB", 0) != 0;
+    g.alpha = node.attrs.get_float("alpha", 1.0);
+    const double beta = node.attrs.get_float("beta", 1.0);
+    g.m = g.trans_a ? a.dim(1) : a.dim(0);
+    g.k = g.trans_a ? a.dim(0) : a.dim(1);
+    g.n = g.trans_b ? b.dim(0) : b.dim(1);
+    const int64_t kb = g.trans_b ? b.dim(1) : b.dim(0);
+    if (kb != g.k)
+      return invalid_argument(ctx.where() + ": A " + dims_to_string(a.dims()) + " and B " + dims_to_string(b.dims()) +
+                              " do not multiply (transA=" + std::to_string(g.trans_a) + ", transB=" +
+                              std::to_string(g.trans_b) + ")");
+    g.lda = a.dim(1);
+    g.ldb = b.dim(1);
+    g.ldd = g.n;
+    const Dims od = {g.m, g.n};
+    KILN_ASSIGN_OR_RETURN(Tensor y, ctx.alloc(a.dtype(), od));
+    const Tensor c = in.size() > 2 ? in[2] : Tensor();
+    const void* bias = nullptr;
+    if (c.defined() && beta != 0) {
+      if (c.dtype() != a.dtype()) return invalid_argument(ctx.where() + ": C has another dtype than A");
+      if (c.rank() > 2) return invalid_argument(ctx.where() + ": C must have rank <= 2");
+      for (size_t d = 0; d < c.dims().size(); ++d)
+        if (c.dims()[d] != 1 && c.dims()[d] != od[2 - c.dims().size() + d])
+          return invalid_argument(ctx.where() + ": C " + dims_to_string(c.dims()) + " does not broadcast to " +
+                                  dims_to_string(od));
+      const bool row_vector = c.numel() == g.n && (c.rank() == 1 || c.dim(0) == 1) && c.numel() > 1;
+      if (row_vector && beta == 1.0 && g.k > 0) {
+        g.bias = true;
+        bias = c.data();
+      } else {
+        KILN_RETURN_IF_ERROR(strided_copy(ctx, y.data(), contiguous_strides(od), c.data(),
+                                          broadcast_strides(c.dims(), od), od, c.dtype()));
+        g.beta = beta;
+      }
+    }
+    if (y.numel() > 0) {
+      if (g.k == 0) {
+        if (g.beta == 0 && !g.bias)
+          KILN_CUDA_RETURN_IF_ERROR(cudaMemsetAsync(y.data(), 0, y.nbytes(), ctx.stream()), "cudaMemsetAsync (" + ctx.where() + ")");
+        else if (g.beta != 1.0)
+          return unsupported(ctx.where() + ": K = 0 with beta != 1");
+      } else {
+        Status s = ctx.gemm().run(g, a.data(), b.data(), y.data(), bias);
+        if (!s.ok()) return s.with_context(ctx.where());
+      }
+    }
+    out[0] = y;
+    return Status();
+  }
+};
+
+// Window geometry in the kernels' 3-dim form (spatial dims right-aligned, unused dims of size 1).
+Result<k::WindowArgs> window_args(RunContext& ctx, const Tensor& x, std::vector<int64_t> kernel, bool ceil_allowed) {
+  const size_t r = static_cast<size_t>(x.rank()) - 2;
+  if (r < 1 || r > 3) return unsupported(ctx.where() + ": " + std::to_string(r) + " spatial dims (CUDA kernels take 1 to 3)");
+  KILN_ASSIGN_OR_RETURN(cpu::nn::Window w, cpu::nn::window_geometry(ctx.node(), x.dims(), std::move(kernel), ceil_allowed));
+  k::WindowArgs a{};
+  for (size_t j = 0; j < 3; ++j) {
+    a.in[j] = a.out[j] = a.k[j] = a.s[j] = a.d[j] = 1;
+    a.pb[j] = a.pe[j] = 0;
+  }
+  for (size_t i = 0; i < r; ++i) {
+    const size_t j = 3 - r + i;
+    a.in[j] = w.in[i];
+    a.out[j] = w.out[i];
+    a.k[j] = w.kernel[i];
+    a.s[j] = w.strides[i];
+    a.d[j] = w.dilations[i];
+    a.pb[j] = w.pad_begin[i];
+    a.pe[j] = w.pad_end[i];
+  }
+  a.n = x.dim(0);
+  a.c = x.dim(1);
+  a.m = a.c;
+  a.groups = 1;
+  a.rank = static_cast<int32_t>(r);
+  return a;
+}
+
+Dims window_out_dims(const k::WindowArgs& a, int64_t channels, size_t r) {
+  Dims od = {a.n, channels};
+  for (size_t i = 0; i < r; ++i) od.push_back(a.out[3 - r + i]);
+  return od;
+}
+
+class PoolHandler final : public OpHandler {
+ public:
+  Status run(RunContext& ctx, std::span<const Tensor> in, std::span<Tensor> out) const override {
+    const ir::Node& node = ctx.node();
+    if (in.empty() || !in[0].defined() || in[0].rank() < 3) return invalid_argument(ctx.where() + ": X must be [N, C, spatial...]");
+    const bool is_max = node.op == "MaxPool";
+    if (is_max && node.outputs.size() > 1 && node.outputs[1] >= 0) return unsupported(ctx.where() + ": MaxPool Indices output");
+    const Tensor& x = in[0];
+    std::vector<int64_t> kernel = node.attrs.get_ints("kernel_shape");
+    if (kernel.empty()) return invalid_argument(ctx.where() + ": attribute 'kernel_shape' is required");
+    KILN_ASSIGN_OR_RETURN(k::WindowArgs w, window_args(ctx, x, kernel, true));
+    const Dims od = window_out_dims(w, x.dim(1), static_cast<size_t>(x.rank()) - 2);
+    KILN_ASSIGN_OR_RETURN(Tensor y, ctx.alloc(x.dtype(), od));
+    k::WindowSpec spec{is_max ? k::WindowOp::kMaxPool
+                              : node.attrs.get_int("count_include_pad", 0) ? k::WindowOp::kAvgPoolIncludePad
+                                                                            : k::WindowOp::kAvgPool,
+                       x.dtype()};
+    if (y.numel() > 0) {
+      void* yp = y.data();
+      const void* xp = x.data();
+      void* args[] = {&yp, &xp, &w};
+      KILN_RETURN_IF_ERROR(ctx.launch(k::window_key(spec), [spec] { return k::window_source(spec); },
+                                      k::grid_for(y.numel(), 256, ctx.device().multiprocessors), 256, args));
+    }
+    out[0] = y;
+    return Status();
+  }
+};
+
+class ConvHandler final : public OpHandler {
+ public:
+  Status run(RunContext& ctx, std::span<const Tensor> in, std::span<Tensor> out) const override {
+    const ir::Node& node = ctx.node();
+    if (in.size() < 2 || !in[0].defined() || !in[1].defined() || in[0].rank() < 3)
+      return invalid_argument(ctx.where() + ": takes X [N, C, spatial...] and W");
+    const Tensor& x = in[0];
+    const Tensor& wt = in[1];
+    const Tensor bias = in.size() > 2 ? in[2] : Tensor();
+    if (wt.rank() != x.rank() || wt.dtype() != x.dtype())
+      return invalid_argument(ctx.where() + ": W " + dims_to_string(wt.dims()) + " does not match X " + dims_to_string(x.dims()));
+    if (!gemm_dtype(x.dtype())) return unsupported(ctx.where() + ": dtype " + std::string(dtype_name(x.dtype())));
+    const int64_t groups = node.attrs.get_int("group", 1);
+    const int64_t c = x.dim(1), m = wt.dim(0);
+    if (groups < 1 || c % groups != 0 || m % groups != 0 || wt.dim(1) * groups != c)
+      return invalid_argument(ctx.where() + ": group " + std::to_string(groups) + " does not fit X " +
+                              dims_to_string(x.dims()) + " and W " + dims_to_string(wt.dims()));
+    if (bias.defined() && (bias.rank() != 1 || bias.dim(0) != m || bias.dtype() != x.dtype()))
+      return invalid_argument(ctx.where() + ": B must be 1-D with " + std::to_string(m) + " values");
+    std::vector<int64_t> kernel(wt.dims().begin() + 2, wt.dims().end());
+    const std::vector<int64_t> attr_kernel = node.attrs.get_ints("kernel_shape");
+    if (!attr_kernel.empty() && attr_kernel != kernel)
+      return invalid_argument(ctx.where() + ": kernel_shape does not match W " + dims_to_string(wt.dims()));
+    KILN_ASSIGN_OR_RETURN(k::WindowArgs w, window_args(ctx, x, kernel, false));
+    w.m = m;
+    w.groups = groups;
+    const size_t r = static_cast<size_t>(x.rank()) - 2;
+    const Dims od = window_out_dims(w, m, r);
+    KILN_ASSIGN_OR_RETURN(Tensor y, ctx.alloc(x.dtype(), od));
+    if (y.numel() == 0) {
+      out[0] = y;
+      return Status();
+    }
+    const int64_t ksize = w.k[0] * w.k[1] * w.k[2], isize = w.in[0] * w.in[1] * w.in[2];
+    const int64_t osize = w.out[0] * w.out[1] * w.out[2];
+    if (groups != 1) {
+      k::WindowSpec spec{k::WindowOp::kConv, x.dtype()};
+      void* yp = y.data();
+      const void* xp = x.data();
+      const void* wp = wt.data();
+      const void* bp = bias.defined() ? bias.data() : nullptr;
+      void* args[] = {&yp, &xp, &wp, &bp, &w};
+      KILN_RETURN_IF_ERROR(ctx.launch(k::window_key(spec), [spec] { return k::window_source(spec); },
+                                      k::grid_for(y.numel(), 256, ctx.device().multiprocessors), 256, args));
+      out[0] = y;
+      return Status();
+    }
+    const int64_t es = static_cast<int64_t>(dtype_size(x.dtype()));
+    GemmDesc g;
+    g.dtype = x.dtype();
+    g.allow_tf32 = ctx.allow_tf32();
+    g.m = m;
+    g.n = osize;
+    g.k = c * ksize;
+    g.lda = g.k;
+    g.ldb = osize;
+    g.ldd = osize;
+    g.stride_a = 0;
+    g.stride_b = g.k * osize;
+    g.stride_d = m * osize;
+    if (bias.defined()) {  // y = bias broadcast over [N, M, spatial], then GEMM accumulates
+      std::vector<int64_t> bs(od.size(), 0);
+      bs[1] = 1;
+      KILN_RETURN_IF_ERROR(strided_copy(ctx, y.data(), contiguous_strides(od), bias.data(), bs, od, x.dtype()));
+      g.beta = 1.0;
+    }
+    bool direct = true;  // the input already is the column matrix
+    for (int j = 0; j < 3; ++j) direct = direct && w.k[j] == 1 && w.s[j] == 1 && w.pb[j] == 0 && w.pe[j] == 0;
+    const int64_t per_image = g.k * osize * es;
+    const int64_t chunk = direct ? w.n : std::max<int64_t>(1, std::min<int64_t>(w.n, kMaxColumnBytes / std::max<int64_t>(per_image, 1)));
+    Tensor col;
+    if (!direct) {
+      KILN_ASSIGN_OR_RETURN(col, ctx.alloc(x.dtype(), {chunk, g.k, osize}));
+    }
+    for (int64_t n0 = 0; n0 < w.n; n0 += chunk) {
+      const int64_t nb = std::min(chunk, w.n - n0);
+      const char* xb = static_cast<const char*>(x.data()) + n0 * c * isize * es;
+      char* yb = static_cast<char*>(y.data()) + n0 * m * osize * es;
+      const void* bmat = xb;
+      if (!direct) {
+        k::WindowArgs wc = w;
+        wc.n = nb;
+        k::WindowSpec spec{k::WindowOp::kIm2col, x.dtype()};
+        void* cp = col.data();
+        const void* xp = xb;
+        void* args[] = {&cp, &xp, &wc};
+        KILN_RETURN_IF_ERROR(ctx.launch(k::window_key(spec), [spec] { return k::window_source(spec); },
+                                        k::grid_for(nb * g.k * osize, 256, ctx.device().multiprocessors), 256, args));
+        bmat = col.data();
+      }
+      g.batch = nb;
+      Status s = ctx.gemm().run(g, wt.data(), bmat, yb, nullptr);
+      if (s.code() == StatusCode::kUnsupported && nb > 1) {  // no batched algorithm: one GEMM per image
+        GemmDesc one = g;
+        one.batch = 1;
+        s = Status();
+        for (int64_t i = 0; i < nb && s.ok(); ++i)
+          s = ctx.gemm().run(one, wt.data(), static_cast<const char*>(bmat) + i * g.stride_b * es,
+                             yb + i * g.stride_d * es, nullptr);
+      }
+      if (!s.ok()) return s.with_context(ctx.where());
+    }
+    out[0] = y;
+    return Status();
+  }
+};
+
+}  // namespace
+
+void register_nn_handlers(HandlerTable& t) {
+  t.add("MatMul", std::make_unique<MatMulHandler>());
+  t.add("Gemm", std::make_unique<GemmHandler>());
+  t.add("Conv", std::make_unique<ConvHandler>());
+  t.add("MaxPool", std::make_unique<PoolHandler>());
+  t.add("AveragePool", std::make_unique<PoolHandler>());
+}
+
+}  // namespace kiln::cuda
