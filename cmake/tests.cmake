@@ -68,31 +68,6 @@ if(TARGET kiln_backend_cuda)
   kiln_gpu_test_binary(cuda_gpu_test kiln kiln_onnx kiln_backend_cuda)
 endif()
 
-# Tests that need a GPU: *_gpu_test.cc, labelled gpu (run on the device machine, never in CI).
-# Tests are listed when ctest runs (PRE_TEST), so building them needs no GPU either.
-function(kiln_gpu_test_binary name)
-  set(tests)
-  foreach(dir ${KILN_GPU_TEST_DIRS})
-    file(GLOB_RECURSE found CONFIGURE_DEPENDS ${dir}/*_gpu_test.cc)
-    list(APPEND tests ${found})
-  endforeach()
-  if(NOT tests)
-    return()
-  endif()
-  add_executable(${name} ${tests})
-  target_link_libraries(${name} PRIVATE ${ARGN} GTest::gtest GTest::gtest_main)
-  target_compile_definitions(${name} PRIVATE KILN_TESTDATA_DIR="${KILN_TESTDATA_DIR}"
-                                             KILN_SOURCE_DIR="${CMAKE_SOURCE_DIR}")
-  gtest_discover_tests(${name} PROPERTIES LABELS gpu ENVIRONMENT "KILN_TESTDATA=${KILN_TESTDATA_DIR}"
-                       DISCOVERY_MODE PRE_TEST)
-endfunction()
-
-if(TARGET kiln_backend_cuda)
-  kiln_test_binary(cuda_backend_test src/backends/cuda kiln_backend_cuda kiln_backend_cpu)
-  set(KILN_GPU_TEST_DIRS src/backends/cuda tests/models)
-  kiln_gpu_test_binary(cuda_gpu_test kiln kiln_onnx kiln_backend_cuda)
-endif()
-
 # The Python package's tests run against the freshly built package in build/python.
 if(TARGET _kiln)
   add_test(NAME python_tests

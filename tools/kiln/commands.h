@@ -1,0 +1,48 @@
+// The subcommands of `kiln`. Each registers its options on the CLI11 app (add_*_command) and then,
+// if the user chose it, runs (run_*) and returns the process exit code (cli_common.h). Option
+// values live in the Args structs, which must outlive parsing.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include <CLI/CLI.hpp>
+
+namespace kiln::cli {
+
+struct BuildArgs {
+  std::string model;
+  std::string output;
+  std::vector<std::string> shapes;    // NAME:MIN:OPT:MAX or NAME:DIMS
+  std::string precision = "fp32";
+  std::string name;
+  int opt_level = 3;
+  std::vector<std::string> metadata;  // KEY=VALUE
+  bool json = false;
+};
+CLI::App* add_build_command(CLI::App& app, BuildArgs& args);
+int run_build(const BuildArgs& args);
+
+struct RunArgs {
+  std::string engine;
+  std::string data_dir;
+  std::vector<std::string> inputs;  // NAME=FILE
+  std::string backend = "cpu";
+  int device = 0;
+  double rtol = 1e-3;
+  double atol = 1e-4;
+  std::string save_outputs;
+  int iterations = 1;
+  bool json = false;
+};
+CLI::App* add_run_command(CLI::App& app, RunArgs& args);
+int run_run(const RunArgs& args);
+
+struct InspectArgs {
+  std::string engine;
+  bool json = false;
+};
+CLI::App* add_inspect_command(CLI::App& app, InspectArgs& args);
+int run_inspect(const InspectArgs& args);
+
+}  // namespace kiln::cli
