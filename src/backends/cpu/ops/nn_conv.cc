@@ -16,6 +16,7 @@ namespace kiln::cpu::nn {
 namespace {
 
 constexpr int64_t kSmallWork = int64_t{1} << 20;  // multiply-adds below which we batch items
+constexpr int64_t kMaxColElems = int64_t{1} << 21;  // im2col block size (elements)
 
 struct ConvShape {
   int64_t n, c, m, group, cg, mg;
@@ -25,15 +26,15 @@ struct ConvShape {
   Window w;
 };
 
-// Fills col ([cg * kernel_size, out_size]) from one group's input channels x ([cg, in_size]).
+// Fills col ([cg * kernel_size, p_end - p_begin]) with output positions [p_begin, p_end) of the
+// im2col matrix of one group's input channels x ([cg, in_size]).
 template <typename T>
-void im2col(const ConvShape& s, const T* x, T* col, bool parallel) {
+void im2col(const ConvShape& s, const T* x, int64_t p_begin, int64_t p_end, T* col, bool parallel) {
   const Window& w = s.w;
   const size_t r = w.rank;
-  const int64_t last_out = w.out[r - 1], last_in = w.in[r - 1];
-  const int64_t outer = s.out_size / std::max<int64_t>(last_out, 1);
+  const int64_t last_out = w.out[r - 1], last_in = w.in[r - 1], ncols = p_end - p_begin;
   auto rows = [&](int64_t lo, int64_t hi) {
-    std::vector<int64_t> kidx(r), oidx(r);
+    std::vector<int64_t> kidx(r);
     for (int64_t row = lo; row < hi; ++row) {
       const int64_t ch = row / s.kernel_size;
       int64_t rem = row % s.kernel_size;
@@ -42,10 +43,13 @@ void im2col(const ConvShape& s, const T* x, T* col, bool parallel) {
         rem /= w.kernel[d];
       }
       const T* xc = x + ch * s.in_size;
-      T* dst = col + row * s.out_size;
+      T* dst = col + row * ncols - p_begin;
       const int64_t koff_last = kidx[r - 1] * w.dilations[r - 1] - w.pad_begin[r - 1];
-      for (int64_t q = 0; q < outer; ++q) {
-        // Input offset of the outer (all but last) spatial coordinates, or -1 when in padding.
+      const int64_t st = w.strides[r - 1];
+      for (int64_t p = p_begin; p < p_end;) {
+        // One run along the last output dim: outer coordinates q, last coordinates [o0, o1).
+        const int64_t q = p / last_out, o0 = p % last_out;
+        const int64_t o1 = std::min(last_out, o0 + (p_end - p));
         int64_t rem_q = q, base = 0, scale = 1;
         bool inside = true;
         for (size_t d = r - 1; d-- > 0;) {
@@ -58,21 +62,21 @@ void im2col(const ConvShape& s, const T* x, T* col, bool parallel) {
         }
         T* drow = dst + q * last_out;
         if (!inside) {
-          std::fill(drow, drow + last_out, T{0});
-          continue;
+          std::fill(drow + o0, drow + o1, T{0});
+        } else {
+          const T* src = xc + base;
+          for (int64_t o = o0; o < o1; ++o) {
+            const int64_t i = o * st + koff_last;
+            drow[o] = (i >= 0 && i < last_in) ? src[i] : T{0};
+          }
         }
-        const T* src = xc + base;
-        const int64_t st = w.strides[r - 1];
-        for (int64_t o = 0; o < last_out; ++o) {
-          const int64_t i = o * st + koff_last;
-          drow[o] = (i >= 0 && i < last_in) ? src[i] : T{0};
-        }
+        p += o1 - o0;
       }
     }
   };
   const int64_t nrows = s.cg * s.kernel_size;
   if (parallel) {
-    parallel_for(nrows, std::max<int64_t>(1, 4096 / std::max<int64_t>(s.out_size, 1)), rows);
+    parallel_for(nrows, std::max<int64_t>(1, 4096 / std::max<int64_t>(ncols, 1)), rows);
   } else {
     rows(0, nrows);
   }
@@ -130,18 +134,27 @@ void conv_gemm(const ConvShape& s, const T* x, const T* wt, const T* bias, T* y)
   const int64_t kdim = s.cg * s.kernel_size;
   const int64_t items = s.n * s.group;
   const bool many_small = items > 1 && s.mg * kdim * s.out_size < kSmallWork;
+  // The im2col matrix is built for blocks of output positions, so its size stays bounded.
+  const int64_t block = pointwise ? s.out_size
+                                  : std::clamp<int64_t>(kMaxColElems / std::max<int64_t>(kdim, 1), 1,
+                                                        s.out_size);
   auto item = [&](int64_t i, std::vector<T>& col, bool parallel_im2col) {
     const int64_t b = i / s.group, g = i % s.group;
     const T* xg = x + (b * s.c + g * s.cg) * s.in_size;
-    const T* src = xg;
-    if (!pointwise) {
-      col.resize(static_cast<size_t>(kdim * s.out_size));
-      im2col(s, xg, col.data(), parallel_im2col);
-      src = col.data();
-    }
     T* yg = y + (b * s.m + g * s.mg) * s.out_size;
-    gemm<T>(false, false, s.mg, s.out_size, kdim, T{1}, wt + g * s.mg * kdim, kdim, src,
-            s.out_size, T{0}, yg, s.out_size);
+    for (int64_t p0 = 0; p0 < s.out_size; p0 += block) {
+      const int64_t len = std::min(block, s.out_size - p0);
+      const T* src = xg;
+      int64_t ld = s.out_size;
+      if (!pointwise) {
+        col.resize(static_cast<size_t>(kdim * len));
+        im2col(s, xg, p0, p0 + len, col.data(), parallel_im2col);
+        src = col.data();
+        ld = len;
+      }
+      gemm<T>(false, false, s.mg, len, kdim, T{1}, wt + g * s.mg * kdim, kdim, src, ld, T{0},
+              yg + p0, s.out_size);
+    }
     if (bias) {
       for (int64_t mo = 0; mo < s.mg; ++mo) {
         const T bv = bias[g * s.mg + mo];
@@ -204,8 +217,8 @@ Status conv(const ir::Node& node, std::span<const Tensor> in, std::span<Tensor> 
   s.kernel_size = dims_numel(s.w.kernel);
   s.in_size = dims_numel(s.w.in);
   s.out_size = dims_numel(s.w.out);
-  if (!gemm_dims_fit({s.mg, s.out_size, s.cg * s.kernel_size, s.cg * s.kernel_size * s.out_size}))
-    return unsupported(ctx + ": the im2col matrix exceeds the 32-bit sizes of the CPU GEMM");
+  if (!gemm_dims_fit({s.mg, s.out_size, s.cg * s.kernel_size}))
+    return unsupported(ctx + ": the convolution exceeds the 32-bit sizes of the CPU GEMM");
   Dims od = {s.n, s.m};
   od.insert(od.end(), s.w.out.begin(), s.w.out.end());
   KILN_ASSIGN_OR_RETURN(Tensor y, make_output(node, out, 0, x.dtype(), od));

@@ -91,6 +91,8 @@ TEST(NnConvTest, MatchesDirectDefinitionAcrossPaths) {
   check_against_naive({{2, 8, 5, 5}, {16, 8, 1, 1}, 1, {}, {}, {}, false}, seed += 3);
   // Big enough for the sequential path with parallel im2col and threaded GEMM.
   check_against_naive({{1, 16, 20, 20}, {32, 16, 3, 3}, 1, {}, {}, {1, 1, 1, 1}}, seed += 3);
+  // An im2col matrix above the block bound: built and multiplied in two column blocks.
+  check_against_naive({{1, 128, 48, 48}, {4, 128, 3, 3}, 1, {}, {}, {1, 1, 1, 1}}, seed += 3);
   // Groups over several batches with a strided 1x1 kernel (im2col still needed).
   check_against_naive({{3, 6, 7, 7}, {9, 2, 1, 1}, 3, {2, 2}, {}, {}}, seed += 3);
 }

@@ -188,8 +188,12 @@ void reduce(Operand<T>& op, Keep&& keep) {
   op.labels.resize(kept.size());
 }
 
+// Intermediate results above this many elements are refused rather than allocated.
+constexpr int64_t kMaxIntermediate = int64_t{1} << 31;
+
 template <typename T>
-Operand<T> contract(Operand<T>& a, Operand<T>& b, const std::vector<char>& needed_later) {
+Result<Operand<T>> contract(const ir::Node& node, Operand<T>& a, Operand<T>& b,
+                            const std::vector<char>& needed_later) {
   auto in = [](const Operand<T>& op, int l) {
     return std::find(op.labels.begin(), op.labels.end(), l) != op.labels.end();
   };
@@ -222,7 +226,12 @@ Operand<T> contract(Operand<T>& a, Operand<T>& b, const std::vector<char>& neede
   r.labels = batch;
   r.labels.insert(r.labels.end(), a_only.begin(), a_only.end());
   r.labels.insert(r.labels.end(), b_only.begin(), b_only.end());
-  r.data.assign(static_cast<size_t>(nb * m * n), T{0});
+  int64_t total = 0;
+  if (__builtin_mul_overflow(nb, m, &total) || __builtin_mul_overflow(total, n, &total) ||
+      total > kMaxIntermediate)
+    return resource_exhausted(node_context(node) + ": an intermediate product of the equation has " +
+                              "more than 2^31 elements; reorder the operands or split the Einsum");
+  r.data.assign(static_cast<size_t>(total), T{0});
   if (r.data.empty()) return r;
   std::vector<int64_t> a_off(static_cast<size_t>(nb)), b_off(static_cast<size_t>(nb));
   for (int64_t i = 0; i < nb; ++i) {
@@ -309,7 +318,7 @@ Status einsum(const ir::Node& node, std::span<const Tensor> in, std::span<Tensor
       std::vector<char> need_b = needed_after(i);
       for (int l : acc.labels) need_b[l] = 1;
       reduce(ops[i], [&](int l) { return need_b[l] != 0; });
-      acc = contract(acc, ops[i], needed_after(i));
+      KILN_ASSIGN_OR_RETURN(acc, contract(node, acc, ops[i], needed_after(i)));
     }
     // Output labels the result lacks (size 1 everywhere and dropped) come back as size-1 dims.
     for (int l : eq.output) {

@@ -1,6 +1,7 @@
-// Resize (opset 19+ semantics), following onnx/reference/ops/op_resize.py: separable resampling,
-// one axis at a time, each output position a weighted sum of a few input positions along that
-// axis (nearest: one; linear: two; cubic: four; antialias: a filter stretched by 1 / scale).
+// Resize (opset 19+ semantics, plus Resize-11's tf_half_pixel_for_nn), following
+// onnx/reference/ops/op_resize.py: separable resampling, one axis at a time, each output position
+// a weighted sum of a few input positions along that axis (nearest: one; linear: two; cubic: four;
+// antialias: a filter stretched by 1 / scale).
 // Float inputs compute in float; everything else in double, rounded and saturated at the end.
 #include <algorithm>
 #include <cmath>
@@ -110,6 +111,7 @@ double source_coord(const ResizeAttrs& a, double y, double scale, int64_t in_w, 
     const double offset = in_f / 2 * (1 - adjustment);
     return offset + (y + 0.5) / scale - 0.5;
   }
+  if (m == "tf_half_pixel_for_nn") return (y + 0.5) / scale;  // Resize-11 only
   return (y + 0.5) / scale - 0.5;  // half_pixel
 }
 
@@ -221,7 +223,8 @@ Result<ResizeAttrs> read_attrs(const ir::Node& node) {
   else return invalid_argument(ctx + ": invalid mode '" + mode + "'; expected nearest|linear|cubic");
   a.coord = node.attrs.get_string("coordinate_transformation_mode", "half_pixel");
   static const char* kCoords[] = {"half_pixel", "half_pixel_symmetric", "pytorch_half_pixel",
-                                  "align_corners", "asymmetric", "tf_crop_and_resize"};
+                                  "align_corners", "asymmetric", "tf_crop_and_resize",
+                                  "tf_half_pixel_for_nn"};
   if (std::find(std::begin(kCoords), std::end(kCoords), a.coord) == std::end(kCoords))
     return invalid_argument(ctx + ": invalid coordinate_transformation_mode '" + a.coord +
                             "'; expected half_pixel|half_pixel_symmetric|pytorch_half_pixel|"

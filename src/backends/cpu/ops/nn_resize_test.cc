@@ -37,6 +37,12 @@ TEST(NnResizeTest, NearestModes) {
                std::vector<float>{1, 1, 2, 3, 3, 4, 4});
 }
 
+TEST(NnResizeTest, TfHalfPixelForNearestFromResize11) {
+  // Expected values from onnxruntime (Resize-11); onnx.reference no longer has this mode.
+  expect_close(run_ok(resize_node("nearest", "tf_half_pixel_for_nn"), {x4x4(), Tensor(), scales({1, 1, 0.6f, 1.5f})}),
+               {1, 1, 2, 6}, std::vector<float>{5, 6, 7, 7, 8, 8, 9, 10, 11, 11, 12, 12});
+}
+
 TEST(NnResizeTest, LinearAndCubic) {
   expect_close(run_ok(resize_node("linear"), {x4x4(), Tensor(), scales({1, 1, 0.6f, 0.6f})}),
                {1, 1, 2, 2}, std::vector<float>{2.6666665f, 4.333333f, 9.333333f, 10.999999f});
