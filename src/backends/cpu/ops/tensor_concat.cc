@@ -62,7 +62,8 @@ Status concat_kernel(const ir::Node& node, std::span<const Tensor> in, std::span
       char* row = dst + o * out_row;
       for (const Tensor& t : in) {
         const int64_t n = t.dim(axis) * inner_bytes;
-        std::memcpy(row, static_cast<const char*>(t.data()) + o * n, static_cast<size_t>(n));
+        if (n > 0)
+          std::memcpy(row, static_cast<const char*>(t.data()) + o * n, static_cast<size_t>(n));
         row += n;
       }
     }

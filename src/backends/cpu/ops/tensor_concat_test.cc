@@ -27,6 +27,13 @@ TEST(TensorConcatTest, ConcatenatesAlongOuterAxisWithEmptyInputs) {
   EXPECT_EQ(values<uint16_t>(y), (std::vector<uint16_t>{1, 2, 3, 4, 5, 6}));
 }
 
+TEST(TensorConcatTest, EmptyBorrowedInputWithoutData) {
+  Tensor a = iota<float>(DType::kF32, {2, 2});
+  Tensor none = Tensor::wrap(DType::kF32, {2, 0}, nullptr);
+  Tensor y = run1(make_node("Concat", attrs_int("axis", 1)), {none, a, none});
+  EXPECT_EQ(values<float>(y), (std::vector<float>{0, 1, 2, 3}));
+}
+
 TEST(TensorConcatTest, LargeConcatMatchesRowLayout) {
   // 300 rows of 3 + 5 bools: large enough to run in parallel.
   Tensor a = Tensor::zeros(DType::kBool, {300, 3});

@@ -2,6 +2,7 @@
 #include <gtest/gtest.h>
 
 #include <cstring>
+#include <limits>
 
 #include "backends/cpu/ops/tensor_test_util.h"
 
@@ -64,6 +65,15 @@ TEST(TensorRangeTest, IntegerAndFloatRanges) {
             (Dims{0}));
   EXPECT_EQ(values<int64_t>(run1(make_node("Range"), {i64({}, {-5}), i64({}, {5}), i64({}, {4})})),
             (std::vector<int64_t>{-5, -1, 3}));
+}
+
+TEST(TensorRangeTest, ExtremeInt64BoundsDoNotOverflow) {
+  constexpr int64_t kMin = std::numeric_limits<int64_t>::min();
+  constexpr int64_t kMax = std::numeric_limits<int64_t>::max();
+  Tensor y = run1(make_node("Range"), {i64({}, {kMin}), i64({}, {kMax}), i64({}, {kMax})});
+  EXPECT_EQ(values<int64_t>(y), (std::vector<int64_t>{kMin, -1, kMax - 1}));
+  Status s = run_status(make_node("Range"), {i64({}, {kMin}), i64({}, {kMax}), i64({}, {1})});
+  EXPECT_EQ(s.code(), StatusCode::kInvalidArgument);
 }
 
 TEST(TensorRangeTest, RejectsZeroDeltaAndMixedTypes) {

@@ -63,7 +63,12 @@ Status range_kernel(const ir::Node& node, std::span<const Tensor> in, std::span<
         const __int128 mag = span > 0 ? span : -span;
         const __int128 step =
             delta > 0 ? static_cast<__int128>(delta) : -static_cast<__int128>(delta);
-        n = static_cast<int64_t>((mag - 1) / step + 1);
+        const __int128 count = (mag - 1) / step + 1;
+        if (count > (__int128{1} << 50))
+          return invalid_argument(node_context(node) + ": Range(" + std::to_string(start) + ", " +
+                                  std::to_string(limit) + ", " + std::to_string(delta) +
+                                  ") has too many elements");
+        n = static_cast<int64_t>(count);
       }
     }
     KILN_ASSIGN_OR_RETURN(out[0], tensor_ops::new_output(node, args[0].dtype(), {n}));
@@ -73,7 +78,10 @@ Status range_kernel(const ir::Node& node, std::span<const Tensor> in, std::span<
         if constexpr (std::is_floating_point_v<T>) {
           dst[i] = static_cast<T>(double(start) + double(i) * double(delta));
         } else {
-          dst[i] = static_cast<T>(static_cast<int64_t>(start) + i * static_cast<int64_t>(delta));
+          // Wrapping unsigned arithmetic: i * delta may leave int64 though the sum never does.
+          const uint64_t v = static_cast<uint64_t>(static_cast<int64_t>(start)) +
+                             static_cast<uint64_t>(i) * static_cast<uint64_t>(delta);
+          dst[i] = static_cast<T>(static_cast<int64_t>(v));
         }
       }
     });
