@@ -37,6 +37,14 @@ def kiln(args, expect, what):
     return proc
 
 
+def parse_json(proc, what):
+    try:
+        return json.loads(proc.stdout)
+    except ValueError:
+        check(False, what + ": stdout is not JSON: %r" % proc.stdout[:500])
+        return {}
+
+
 # ---- hand-written protobuf and .npy -----------------------------------------------------------
 
 def varint(n):
@@ -116,7 +124,7 @@ def test_model(model_dir, tmp):
         return None
     check("min [" in build.stdout and "wrote " in build.stdout, name + ": build prints profiles")
     info = kiln(["inspect", engine, "--json"], 0, name + ": inspect --json")
-    meta = json.loads(info.stdout) if info.returncode == 0 else {}
+    meta = parse_json(info, name + ": inspect --json") if info.returncode == 0 else {}
     check(meta.get("metadata", {}).get("test") == "cli_end_to_end", name + ": metadata kept")
     check(meta.get("node_count", 0) > 0 and meta.get("op_histogram"), name + ": ops listed")
     sets = sorted(d for d in os.listdir(model_dir) if d.startswith("test_data_set_"))
@@ -126,6 +134,8 @@ def test_model(model_dir, tmp):
         last = run.stdout.strip().splitlines()[-1] if run.stdout.strip() else ""
         check(last.startswith("PASS max_abs_err="), "%s/%s: last line is PASS, got %r" %
               (name, s, last))
+    if not meta.get("inputs") or not meta.get("outputs"):
+        return None
     return engine, meta
 
 
@@ -181,7 +191,7 @@ def test_errors(model_dir, engine, meta, tmp):
         check(last.startswith("FAIL output '%s'" % out0["name"]), name + ": FAIL line, got " + last)
         j = kiln(["run", engine, "--data", wrong_dir, "--json"], 1, name + ": wrong ref --json")
         if j.returncode == 1:
-            check(json.loads(j.stdout)["status"] == "fail", name + ": json status fail")
+            check(parse_json(j, name).get("status") == "fail", name + ": json status fail")
 
     # --input from a .pb file, --iterations and --json.
     args = []
@@ -189,9 +199,12 @@ def test_errors(model_dir, engine, meta, tmp):
         args += ["--input", "%s=%s" % (b["name"], os.path.join(data, "input_%d.pb" % i))]
     p = kiln(["run", engine, "--json", "--iterations", "3"] + args, 0, name + ": --input .pb --json")
     if p.returncode == 0:
-        j = json.loads(p.stdout)
-        check(j["status"] == "ok" and j["timings"]["iterations"] == 3, name + ": json timings")
-        check(len(j["outputs"]) == len(meta["outputs"]), name + ": json outputs")
+        j = parse_json(p, name + ": run --json")
+        check(j.get("status") == "ok" and j.get("timings", {}).get("iterations") == 3,
+              name + ": json timings")
+        check(len(j.get("outputs", [])) == len(meta["outputs"]), name + ": json outputs")
+        check(j.get("runtime_settings", {}).get("cuda_graph_strategy", {}).get("source"),
+              name + ": json runtime settings with sources")
 
     with open(engine, "rb") as f:
         blob = f.read()

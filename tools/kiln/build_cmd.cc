@@ -45,7 +45,7 @@ Status make_options(const BuildArgs& args, BuildOptions* opts) {
   return Status();
 }
 
-// "1:1:4096" style text of one dim's range, or its fixed size.
+// "min [1, 3]  opt [8, 3]  max [32, 3]"
 std::string profile_text(const ShapeProfile& p) {
   return "min " + dims_to_string(p.min) + "  opt " + dims_to_string(p.opt) + "  max " +
          dims_to_string(p.max);
@@ -62,7 +62,8 @@ CLI::App* add_build_command(CLI::App& app, BuildArgs& args) {
   CLI::App* cmd = app.add_subcommand("build", "Compile an ONNX model into an engine file");
   cmd->add_option("model", args.model, "The ONNX model (external data is read from its folder)")
       ->required();
-  cmd->add_option("-o,--output", args.output, "Where to write the engine file (replaced atomically)")
+  cmd->add_option("-o,--output", args.output,
+                  "Where to write the engine file (replaced atomically)")
       ->required();
   cmd->add_option("--shape", args.shapes,
                   "Shape profile of an input: NAME:MIN:OPT:MAX or NAME:DIMS, dims like "
@@ -91,9 +92,9 @@ int run_build(const BuildArgs& args) {
   BuildReport report;
   Result<std::vector<uint8_t>> bytes = [&] {
     ProgressReporter progress(true);
-    return build_engine(args.model, opts,
-                        [&](std::string_view stage, double f) { progress.update(stage, f); },
-                        &report);
+    return build_engine(
+        args.model, opts, [&](std::string_view stage, double f) { progress.update(stage, f); },
+        &report);
   }();
   if (!bytes.ok()) return fail(args, bytes.status());
   if (Status s = platform::write_file_atomic(args.output, *bytes); !s.ok()) return fail(args, s);
@@ -125,14 +126,13 @@ int run_build(const BuildArgs& args) {
     std::printf("  %-20s %s%s\n", p.input.c_str(), profile_text(p).c_str(),
                 defaulted.count(p.input) ? "  (default profile)" : "");
   if (!defaulted.empty())
-    std::printf("note: dynamic dims without --shape got the default profile %lld:%lld:%lld"
-                " \u2014 pass --shape NAME:MIN:OPT:MAX to narrow it\n",
-                static_cast<long long>(kDefaultDynamicMin),
-                static_cast<long long>(kDefaultDynamicOpt),
-                static_cast<long long>(kDefaultDynamicMax));
+    std::printf(
+        "note: dynamic dims without --shape got the default profile %lld:%lld:%lld"
+        " \u2014 pass --shape NAME:MIN:OPT:MAX to narrow it\n",
+        static_cast<long long>(kDefaultDynamicMin), static_cast<long long>(kDefaultDynamicOpt),
+        static_cast<long long>(kDefaultDynamicMax));
   std::printf("wrote %s (%s, %zu nodes, %zu before optimisation) in %.2f s\n", args.output.c_str(),
-              format_bytes(bytes->size()).c_str(), report.nodes_after, report.nodes_before,
-              wall_s);
+              format_bytes(bytes->size()).c_str(), report.nodes_after, report.nodes_before, wall_s);
   return kExitOk;
 }
 

@@ -9,10 +9,14 @@ namespace kiln::cli {
 
 int exit_code_for(const Status& status) {
   switch (status.code()) {
-    case StatusCode::kOk: return kExitOk;
-    case StatusCode::kMismatch: return kExitMismatch;
-    case StatusCode::kUnsupported: return kExitUnsupported;
-    default: return kExitBadInput;
+    case StatusCode::kOk:
+      return kExitOk;
+    case StatusCode::kMismatch:
+      return kExitMismatch;
+    case StatusCode::kUnsupported:
+      return kExitUnsupported;
+    default:
+      return kExitBadInput;
   }
 }
 

@@ -21,8 +21,8 @@ TEST(CliCommonTest, ParsesDims) {
   EXPECT_EQ(*parse_dims("1x3x224x224"), (Dims{1, 3, 224, 224}));
   EXPECT_EQ(*parse_dims("7"), (Dims{7}));
   EXPECT_EQ(*parse_dims("0x4"), (Dims{0, 4}));
-  for (const char* bad : {"", "x", "1x", "x1", "1xx2", "-1x2", "1.5", "a", "1X2",
-                          "99999999999999999999"})
+  for (const char* bad :
+       {"", "x", "1x", "x1", "1xx2", "-1x2", "1.5", "a", "1X2", "99999999999999999999"})
     EXPECT_EQ(parse_dims(bad).status().code(), StatusCode::kInvalidArgument) << bad;
 }
 
@@ -56,8 +56,8 @@ TEST(CliCommonTest, InputNamesMayContainColons) {
 }
 
 TEST(CliCommonTest, BadShapeProfilesAreRejected) {
-  for (const char* bad : {"x", "x:", ":1x2", "x:1x2:3x4", "x:4x4:2x4:8x4", "x:1x2:1x2x3:1x2",
-                          "x:abc", ":1:2:3"})
+  for (const char* bad :
+       {"x", "x:", ":1x2", "x:1x2:3x4", "x:4x4:2x4:8x4", "x:1x2:1x2x3:1x2", "x:abc", ":1:2:3"})
     EXPECT_EQ(parse_shape_spec(bad).status().code(), StatusCode::kInvalidArgument) << bad;
   auto r = parse_shape_spec("x:4:2:8");
   ASSERT_FALSE(r.ok());

@@ -3,17 +3,16 @@
 // values live in the Args structs, which must outlive parsing.
 #pragma once
 
+#include <CLI/CLI.hpp>
 #include <string>
 #include <vector>
-
-#include <CLI/CLI.hpp>
 
 namespace kiln::cli {
 
 struct BuildArgs {
   std::string model;
   std::string output;
-  std::vector<std::string> shapes;    // NAME:MIN:OPT:MAX or NAME:DIMS
+  std::vector<std::string> shapes;  // NAME:MIN:OPT:MAX or NAME:DIMS
   std::string precision = "fp32";
   std::string name;
   int opt_level = 3;

@@ -46,8 +46,8 @@ struct BF16Loader {
 };
 
 template <typename L>
-void compare_with(const L& a_at, const L& b_at, int64_t n, const Tolerance& tol,
-                  CompareResult* r, int64_t* worst, long double* worst_a, long double* worst_b,
+void compare_with(const L& a_at, const L& b_at, int64_t n, const Tolerance& tol, CompareResult* r,
+                  int64_t* worst, long double* worst_a, long double* worst_b,
                   double* worst_allowed) {
   using Acc = typename L::Acc;
   double worst_excess = -1;
@@ -105,8 +105,8 @@ CompareResult compare_tensors(const Tensor& actual, const Tensor& expected, cons
   }
   if (actual.dims() != expected.dims()) {
     r.ok = false;
-    r.message = "shape " + dims_to_string(actual.dims()) + ", expected " +
-                dims_to_string(expected.dims());
+    r.message =
+        "shape " + dims_to_string(actual.dims()) + ", expected " + dims_to_string(expected.dims());
     return r;
   }
   int64_t n = actual.numel();
@@ -120,8 +120,10 @@ CompareResult compare_tensors(const Tensor& actual, const Tensor& expected, cons
   const void* pa = actual.data();
   const void* pb = expected.data();
   switch (actual.dtype()) {
-#define KILN_CMP_CASE(dt, T) \
-  case dt: run(Loader<T>{static_cast<const T*>(pa)}, Loader<T>{static_cast<const T*>(pb)}); break;
+#define KILN_CMP_CASE(dt, T)                                                         \
+  case dt:                                                                           \
+    run(Loader<T>{static_cast<const T*>(pa)}, Loader<T>{static_cast<const T*>(pb)}); \
+    break;
     KILN_CMP_CASE(DType::kF32, float)
     KILN_CMP_CASE(DType::kF64, double)
     KILN_CMP_CASE(DType::kI8, int8_t)
@@ -158,8 +160,8 @@ CompareResult compare_tensors(const Tensor& actual, const Tensor& expected, cons
     why = "abs err " + num(std::fabs(wa - wb)) + " > allowed " + short_num(allowed);
   r.message = std::to_string(r.mismatches) + " of " + std::to_string(n) +
               " elements differ (rtol=" + short_num(tol.rtol) + ", atol=" + short_num(tol.atol) +
-              "); worst at " + dims_to_string(r.worst_index) + ": got " + num(wa) +
-              ", expected " + num(wb) + " (" + why + ")";
+              "); worst at " + dims_to_string(r.worst_index) + ": got " + num(wa) + ", expected " +
+              num(wb) + " (" + why + ")";
   return r;
 }
 

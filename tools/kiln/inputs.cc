@@ -14,7 +14,8 @@ namespace {
 namespace fs = std::filesystem;
 
 bool ends_with(const std::string& s, std::string_view suffix) {
-  return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
+  return s.size() >= suffix.size() &&
+         s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
 }
 
 std::string binding_list(const std::vector<BindingInfo>& bindings) {
@@ -88,8 +89,7 @@ Result<GatheredInputs> gather_inputs(const std::vector<BindingInfo>& bindings,
       return invalid_argument("--input names '" + kv.first +
                               "', which is not an input of the engine; its inputs are " +
                               binding_list(bindings));
-    if (from_arg[idx])
-      return invalid_argument("--input gives '" + kv.first + "' more than once");
+    if (from_arg[idx]) return invalid_argument("--input gives '" + kv.first + "' more than once");
     KILN_ASSIGN_OR_RETURN(g.tensors[idx], read_tensor_any(kv.second));
     g.sources[idx] = kv.second;
     from_arg[idx] = true;
@@ -109,7 +109,8 @@ Result<GatheredInputs> gather_inputs(const std::vector<BindingInfo>& bindings,
         if (i >= bindings.size())
           return invalid_argument(files[i] + " (tensor '" + name +
                                   "') matches no input of the engine by name, and the engine "
-                                  "has only " + std::to_string(bindings.size()) +
+                                  "has only " +
+                                  std::to_string(bindings.size()) +
                                   " inputs: " + binding_list(bindings));
         idx = static_cast<int>(i);
       }

@@ -70,8 +70,8 @@ int run_inspect(const InspectArgs& args) {
     print_json({{"status", "ok"},
                 {"engine", args.engine},
                 {"name", info.name},
-                {"format_version", std::to_string(info.format_major) + "." +
-                                       std::to_string(info.format_minor)},
+                {"format_version",
+                 std::to_string(info.format_major) + "." + std::to_string(info.format_minor)},
                 {"kiln_version", info.kiln_version},
                 {"target_platform", info.target_platform},
                 {"min_compute_capability", info.min_compute_capability},
@@ -89,8 +89,8 @@ int run_inspect(const InspectArgs& args) {
   std::printf("name              %s\n", info.name.c_str());
   std::printf("format version    %u.%u\n", info.format_major, info.format_minor);
   std::printf("built by kiln     %s\n", info.kiln_version.c_str());
-  std::printf("platform          %s, min compute capability %s, %s\n",
-              info.target_platform.c_str(), cc_text(info.min_compute_capability).c_str(), hw);
+  std::printf("platform          %s, min compute capability %s, %s\n", info.target_platform.c_str(),
+              cc_text(info.min_compute_capability).c_str(), hw);
   std::printf("precision         %s%s\n", std::string(precision_name(info.precision)).c_str(),
               info.allow_tf32 ? " (tf32 allowed)" : "");
   std::printf("nodes             %llu\n", static_cast<unsigned long long>(info.node_count));

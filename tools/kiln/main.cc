@@ -1,9 +1,8 @@
 // `kiln`: build, run and inspect engines. Each subcommand lives in its own *_cmd.cc.
+#include <CLI/CLI.hpp>
 #include <cstdio>
 #include <exception>
 #include <new>
-
-#include <CLI/CLI.hpp>
 
 #include "cli_common.h"
 #include "commands.h"

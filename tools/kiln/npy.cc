@@ -81,8 +81,8 @@ class HeaderParser {
     return true;
   }
   void skip_ws() {
-    while (pos_ < s_.size() && (s_[pos_] == ' ' || s_[pos_] == '\n' || s_[pos_] == '\t' ||
-                                s_[pos_] == '\r'))
+    while (pos_ < s_.size() &&
+           (s_[pos_] == ' ' || s_[pos_] == '\n' || s_[pos_] == '\t' || s_[pos_] == '\r'))
       ++pos_;
   }
   bool word(std::string_view w) {
@@ -189,19 +189,32 @@ uint32_t read_le(const uint8_t* p, int n) {
 
 std::string npy_descr(DType dtype) {
   switch (dtype) {
-    case DType::kF16: return "<f2";
-    case DType::kF32: return "<f4";
-    case DType::kF64: return "<f8";
-    case DType::kI8: return "|i1";
-    case DType::kI16: return "<i2";
-    case DType::kI32: return "<i4";
-    case DType::kI64: return "<i8";
-    case DType::kU8: return "|u1";
-    case DType::kU16: return "<u2";
-    case DType::kU32: return "<u4";
-    case DType::kU64: return "<u8";
-    case DType::kBool: return "|b1";
-    default: return "";
+    case DType::kF16:
+      return "<f2";
+    case DType::kF32:
+      return "<f4";
+    case DType::kF64:
+      return "<f8";
+    case DType::kI8:
+      return "|i1";
+    case DType::kI16:
+      return "<i2";
+    case DType::kI32:
+      return "<i4";
+    case DType::kI64:
+      return "<i8";
+    case DType::kU8:
+      return "|u1";
+    case DType::kU16:
+      return "<u2";
+    case DType::kU32:
+      return "<u4";
+    case DType::kU64:
+      return "<u8";
+    case DType::kBool:
+      return "|b1";
+    default:
+      return "";
   }
 }
 
@@ -224,8 +237,9 @@ Result<Tensor> npy_parse(std::span<const uint8_t> bytes, std::string_view what) 
   std::string_view text(reinterpret_cast<const char*>(bytes.data() + prefix), header_len);
   KILN_ASSIGN_OR_RETURN(NpyHeader h, HeaderParser(text, w).parse());
   if (h.fortran_order)
-    return unsupported(w + ": .npy array is in Fortran order; save a C-ordered array "
-                           "(numpy.ascontiguousarray) instead");
+    return unsupported(w +
+                       ": .npy array is in Fortran order; save a C-ordered array "
+                       "(numpy.ascontiguousarray) instead");
   KILN_ASSIGN_OR_RETURN(DType dtype, dtype_from_descr(h.descr, w));
 
   size_t data_offset = prefix + header_len;

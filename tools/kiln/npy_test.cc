@@ -12,7 +12,8 @@ std::vector<uint8_t> make_npy(const std::string& dict, const std::vector<uint8_t
                               int major = 1) {
   std::vector<uint8_t> out = {0x93, 'N', 'U', 'M', 'P', 'Y', static_cast<uint8_t>(major), 0};
   uint32_t len = static_cast<uint32_t>(dict.size());
-  for (int i = 0; i < (major == 1 ? 2 : 4); ++i) out.push_back(static_cast<uint8_t>(len >> (8 * i)));
+  for (int i = 0; i < (major == 1 ? 2 : 4); ++i)
+    out.push_back(static_cast<uint8_t>(len >> (8 * i)));
   out.insert(out.end(), dict.begin(), dict.end());
   out.insert(out.end(), data.begin(), data.end());
   return out;
@@ -68,16 +69,15 @@ TEST(NpyTest, ReadsVersion2And3HeadersAndPython2Ints) {
 }
 
 TEST(NpyTest, AcceptsKeysInAnyOrderAndDoubleQuotes) {
-  auto bytes = make_npy("{\"shape\": (1, 2), \"fortran_order\": False, \"descr\": \"<f4\"}",
-                        floats({1, 2}));
+  auto bytes =
+      make_npy("{\"shape\": (1, 2), \"fortran_order\": False, \"descr\": \"<f4\"}", floats({1, 2}));
   auto t = npy_parse(bytes);
   ASSERT_TRUE(t.ok()) << t.status().to_string();
   EXPECT_EQ(t->dims(), (Dims{1, 2}));
 }
 
 TEST(NpyTest, FortranOrderIsAClearError) {
-  auto bytes = make_npy("{'descr': '<f4', 'fortran_order': True, 'shape': (2,), }",
-                        floats({1, 2}));
+  auto bytes = make_npy("{'descr': '<f4', 'fortran_order': True, 'shape': (2,), }", floats({1, 2}));
   auto t = npy_parse(bytes, "x.npy");
   ASSERT_FALSE(t.ok());
   EXPECT_EQ(t.status().code(), StatusCode::kUnsupported);
@@ -87,9 +87,9 @@ TEST(NpyTest, FortranOrderIsAClearError) {
 
 TEST(NpyTest, BigEndianAndUnknownDtypesAreRejected) {
   for (const char* descr : {">f4", "<c8", "|O", "<U3", "<f3", "<m8"}) {
-    auto bytes = make_npy(std::string("{'descr': '") + descr +
-                              "', 'fortran_order': False, 'shape': (1,), }",
-                          floats({1, 2}));
+    auto bytes =
+        make_npy(std::string("{'descr': '") + descr + "', 'fortran_order': False, 'shape': (1,), }",
+                 floats({1, 2}));
     auto t = npy_parse(bytes);
     ASSERT_FALSE(t.ok()) << descr;
     EXPECT_EQ(t.status().code(), StatusCode::kUnsupported) << descr << t.status().to_string();
@@ -108,9 +108,10 @@ TEST(NpyTest, TruncatedOrOversizedDataIsInvalid) {
   auto long_data = make_npy(dict, floats({1, 2, 3, 4}));
   EXPECT_EQ(npy_parse(long_data).status().code(), StatusCode::kInvalidData);
   // A shape whose byte size overflows 64 bits must not allocate or wrap around.
-  auto huge = make_npy("{'descr': '<f8', 'fortran_order': False, 'shape': "
-                       "(4611686018427387903, 4611686018427387903, 16), }",
-                       floats({1, 2}));
+  auto huge = make_npy(
+      "{'descr': '<f8', 'fortran_order': False, 'shape': "
+      "(4611686018427387903, 4611686018427387903, 16), }",
+      floats({1, 2}));
   EXPECT_EQ(npy_parse(huge).status().code(), StatusCode::kInvalidData);
 }
 
@@ -133,8 +134,8 @@ TEST(NpyTest, MalformedHeadersAreInvalidData) {
                            "{'descr': '<f4', 'fortran_order': False, 'shape': (1,)} junk"}) {
     auto t = npy_parse(make_npy(dict, floats({1})));
     ASSERT_FALSE(t.ok()) << dict;
-    EXPECT_EQ(t.status().code(), StatusCode::kInvalidData) << dict << ": "
-                                                           << t.status().to_string();
+    EXPECT_EQ(t.status().code(), StatusCode::kInvalidData)
+        << dict << ": " << t.status().to_string();
   }
   std::vector<uint8_t> not_npy = {'P', 'K', 3, 4, 0, 0, 0, 0, 0, 0, 0, 0};
   EXPECT_EQ(npy_parse(not_npy).status().code(), StatusCode::kInvalidData);

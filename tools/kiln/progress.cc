@@ -8,7 +8,8 @@
 namespace kiln::cli {
 
 ProgressReporter::ProgressReporter(bool enabled)
-    : enabled_(enabled), tty_(isatty(STDERR_FILENO) == 1),
+    : enabled_(enabled),
+      tty_(isatty(STDERR_FILENO) == 1),
       start_(std::chrono::steady_clock::now()) {}
 
 ProgressReporter::~ProgressReporter() { finish(); }
@@ -16,8 +17,7 @@ ProgressReporter::~ProgressReporter() { finish(); }
 void ProgressReporter::update(std::string_view stage, double fraction) {
   if (!enabled_) return;
   fraction = std::clamp(fraction, 0.0, 1.0);
-  double elapsed =
-      std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
+  double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
   if (!tty_) {
     if (stage == last_stage_) return;
     last_stage_ = std::string(stage);

@@ -50,7 +50,8 @@ Tensor savable(const Tensor& t) {
 // The runtime settings (kiln/runtime.h) the run resolved, each with where it came from.
 nlohmann::json runtime_settings_json(const ResolvedSettings& r) {
   auto entry = [](std::string_view value, SettingSource source) {
-    return nlohmann::json{{"value", std::string(value)}, {"source", std::string(to_string(source))}};
+    return nlohmann::json{{"value", std::string(value)},
+                          {"source", std::string(to_string(source))}};
   };
   nlohmann::json j;
   j[std::string(kCudaGraphStrategyName)] =
@@ -154,8 +155,8 @@ int run_run(const RunArgs& args) {
   tm.min_ms = times.front();
   tm.median_ms = times.size() % 2 ? times[times.size() / 2]
                                   : (times[times.size() / 2 - 1] + times[times.size() / 2]) / 2;
-  j["timings"] = {{"load_ms", tm.load_ms},     {"inputs_ms", tm.inputs_ms},
-                  {"iterations", tm.iterations}, {"first_run_ms", tm.first_ms},
+  j["timings"] = {{"load_ms", tm.load_ms},         {"inputs_ms", tm.inputs_ms},
+                  {"iterations", tm.iterations},   {"first_run_ms", tm.first_ms},
                   {"median_run_ms", tm.median_ms}, {"min_run_ms", tm.min_ms}};
 
   for (const Tensor& t : outputs)
@@ -215,13 +216,13 @@ int run_run(const RunArgs& args) {
     j["max_abs_err"] = max_abs;
     j["max_rel_err"] = max_rel;
     if (fail_line.empty()) {
-      result_line = "PASS max_abs_err=" + format_number(max_abs) +
-                    " max_rel_err=" + format_number(max_rel);
+      result_line =
+          "PASS max_abs_err=" + format_number(max_abs) + " max_rel_err=" + format_number(max_rel);
     } else {
       result_line = fail_line;
       code = kExitMismatch;
-      j["errors"].push_back({{"code", "mismatch"}, {"message", fail_line.substr(5)},
-                             {"exit_code", kExitMismatch}});
+      j["errors"].push_back(
+          {{"code", "mismatch"}, {"message", fail_line.substr(5)}, {"exit_code", kExitMismatch}});
     }
   }
   j["status"] = !compared ? "ok" : code == kExitOk ? "pass" : "fail";
@@ -241,11 +242,12 @@ int run_run(const RunArgs& args) {
     std::printf("run on %s: %s (includes context creation); load %s\n", args.backend.c_str(),
                 format_ms(tm.first_ms).c_str(), format_ms(tm.load_ms).c_str());
   else
-    std::printf("run on %s, %d iterations: median %s, min %s, first %s (includes context "
-                "creation); load %s\n",
-                args.backend.c_str(), tm.iterations, format_ms(tm.median_ms).c_str(),
-                format_ms(tm.min_ms).c_str(), format_ms(tm.first_ms).c_str(),
-                format_ms(tm.load_ms).c_str());
+    std::printf(
+        "run on %s, %d iterations: median %s, min %s, first %s (includes context "
+        "creation); load %s\n",
+        args.backend.c_str(), tm.iterations, format_ms(tm.median_ms).c_str(),
+        format_ms(tm.min_ms).c_str(), format_ms(tm.first_ms).c_str(),
+        format_ms(tm.load_ms).c_str());
   if (!result_line.empty()) std::printf("%s\n", result_line.c_str());
   return code;
 }
