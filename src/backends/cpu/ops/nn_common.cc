@@ -114,20 +114,22 @@ void gemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, T alpha, 
 
 template <typename T>
 void batched_matmul(int64_t m, int64_t n, int64_t k, const T* a, std::span<const int64_t> a_off,
-                    const T* b, std::span<const int64_t> b_off, T* c) {
+                    const T* b, std::span<const int64_t> b_off, T* c, bool trans_a, bool trans_b) {
   blas_init();
   const int64_t batch = static_cast<int64_t>(a_off.size());
   const int64_t work = std::max<int64_t>(1, m * n * std::max<int64_t>(k, 1));
+  const int64_t lda = trans_a ? m : k, ldb = trans_b ? k : n;
   // Enough batch entries to feed every thread, or entries too small to split: one thread each.
   if (batch > 1 && (work < kSmallGemm || batch >= parallel_threads())) {
     parallel_for(batch, std::max<int64_t>(1, kSmallGemm / work), [&](int64_t lo, int64_t hi) {
       for (int64_t i = lo; i < hi; ++i)
-        gemm_serial<T>(false, false, m, n, k, T{1}, a + a_off[i], k, b + b_off[i], n, T{0},
+        gemm_serial<T>(trans_a, trans_b, m, n, k, T{1}, a + a_off[i], lda, b + b_off[i], ldb, T{0},
                        c + i * m * n, n);
     });
   } else {
     for (int64_t i = 0; i < batch; ++i)
-      gemm<T>(false, false, m, n, k, T{1}, a + a_off[i], k, b + b_off[i], n, T{0}, c + i * m * n, n);
+      gemm<T>(trans_a, trans_b, m, n, k, T{1}, a + a_off[i], lda, b + b_off[i], ldb, T{0},
+              c + i * m * n, n);
   }
 }
 
@@ -135,7 +137,7 @@ void batched_matmul(int64_t m, int64_t n, int64_t k, const T* a, std::span<const
   template void gemm<T>(bool, bool, int64_t, int64_t, int64_t, T, const T*, int64_t, const T*, \
                         int64_t, T, T*, int64_t);                                              \
   template void batched_matmul<T>(int64_t, int64_t, int64_t, const T*, std::span<const int64_t>, \
-                                  const T*, std::span<const int64_t>, T*);
+                                  const T*, std::span<const int64_t>, T*, bool, bool);
 KILN_NN_GEMM(float)
 KILN_NN_GEMM(double)
 KILN_NN_GEMM(int8_t)

@@ -26,13 +26,15 @@ void gemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, T alpha, 
 // True when every value fits BLAS's 32-bit integer arguments.
 bool gemm_dims_fit(std::initializer_list<int64_t> values);
 
-// c[i] = a[a_off[i] ...] * b[b_off[i] ...] for each batch entry i: A is [m, k], B is [k, n] and
-// C is [m, n], all contiguous row-major; c gets batches stored back to back. Batch entries run in
-// parallel on the thread pool when they are small or at least as many as the threads; otherwise
-// one after the other, each split over the threads by gemm().
+// c[i] = op(a[a_off[i] ...]) * op(b[b_off[i] ...]) for each batch entry i: op(A) is [m, k], op(B)
+// is [k, n] and C is [m, n], each stored contiguous row-major (A as [k, m] when trans_a, B as
+// [n, k] when trans_b); c gets batches stored back to back. Batch entries run in parallel on the
+// thread pool when they are small or at least as many as the threads; otherwise one after the
+// other, each split over the threads by gemm().
 template <typename T>
 void batched_matmul(int64_t m, int64_t n, int64_t k, const T* a, std::span<const int64_t> a_off,
-                    const T* b, std::span<const int64_t> b_off, T* c);
+                    const T* b, std::span<const int64_t> b_off, T* c, bool trans_a = false,
+                    bool trans_b = false);
 
 // Geometry of one sliding-window op (Conv, MaxPool, AveragePool) over the spatial dims of an
 // [N, C, D1, ..., Dn] input. Pads are resolved (auto_pad applied); `out` is the output size.

@@ -204,25 +204,36 @@ Result<Operand<T>> contract(const ir::Node& node, Operand<T>& a, Operand<T>& b,
   }
   for (int l : b.labels)
     if (!in(a, l)) b_only.push_back(l);
-  auto order = [](Operand<T>& op, std::initializer_list<const std::vector<int>*> groups) {
+  // Brings op to the label order `plain`, unless it already is in `transposed` order (then the
+  // GEMM reads it transposed instead of copying). Returns true for the transposed case.
+  auto order = [](Operand<T>& op, std::initializer_list<const std::vector<int>*> plain,
+                  std::initializer_list<const std::vector<int>*> transposed) {
+    auto concat = [](std::initializer_list<const std::vector<int>*> groups) {
+      std::vector<int> all;
+      for (const auto* g : groups) all.insert(all.end(), g->begin(), g->end());
+      return all;
+    };
+    const std::vector<int> want = concat(plain);
+    if (op.labels != want && op.labels == concat(transposed)) return true;
     std::vector<size_t> perm;
-    for (const auto* g : groups)
-      for (int l : *g) perm.push_back(std::find(op.labels.begin(), op.labels.end(), l) - op.labels.begin());
+    for (int l : want) perm.push_back(std::find(op.labels.begin(), op.labels.end(), l) - op.labels.begin());
     permute(op, perm);
+    return false;
   };
-  order(a, {&batch, &a_only, &summed});
-  order(b, {&batch, &summed, &b_only});
-  auto size_of = [](const Operand<T>& op, size_t from, size_t count) {
+  const bool trans_a = order(a, {&batch, &a_only, &summed}, {&batch, &summed, &a_only});
+  const bool trans_b = order(b, {&batch, &summed, &b_only}, {&batch, &b_only, &summed});
+  // Sizes by label (a label's size is the same in both operands after the size-1 drop).
+  auto label_size = [](const Operand<T>& op, const std::vector<int>& labels) {
     int64_t s = 1;
-    for (size_t i = from; i < from + count; ++i) s *= op.dims[i];
+    for (int l : labels) s *= op.dims[std::find(op.labels.begin(), op.labels.end(), l) - op.labels.begin()];
     return s;
   };
-  const int64_t nb = size_of(a, 0, batch.size()), m = size_of(a, batch.size(), a_only.size());
-  const int64_t k = size_of(a, batch.size() + a_only.size(), summed.size());
-  const int64_t n = size_of(b, batch.size() + summed.size(), b_only.size());
+  const int64_t nb = label_size(a, batch), m = label_size(a, a_only), k = label_size(a, summed);
+  const int64_t n = label_size(b, b_only);
   Operand<T> r;
-  r.dims.assign(a.dims.begin(), a.dims.begin() + batch.size() + a_only.size());
-  r.dims.insert(r.dims.end(), b.dims.end() - b_only.size(), b.dims.end());
+  for (int l : batch) r.dims.push_back(a.dims[std::find(a.labels.begin(), a.labels.end(), l) - a.labels.begin()]);
+  for (int l : a_only) r.dims.push_back(a.dims[std::find(a.labels.begin(), a.labels.end(), l) - a.labels.begin()]);
+  for (int l : b_only) r.dims.push_back(b.dims[std::find(b.labels.begin(), b.labels.end(), l) - b.labels.begin()]);
   r.labels = batch;
   r.labels.insert(r.labels.end(), a_only.begin(), a_only.end());
   r.labels.insert(r.labels.end(), b_only.begin(), b_only.end());
@@ -238,7 +249,8 @@ Result<Operand<T>> contract(const ir::Node& node, Operand<T>& a, Operand<T>& b,
     a_off[i] = i * m * k;
     b_off[i] = i * k * n;
   }
-  batched_matmul<T>(m, n, k, a.data.data(), a_off, b.data.data(), b_off, r.data.data());
+  batched_matmul<T>(m, n, k, a.data.data(), a_off, b.data.data(), b_off, r.data.data(), trans_a,
+                    trans_b);
   return r;
 }
 

@@ -32,6 +32,27 @@ TEST(NnEinsumTest, BatchMatMulAndTranspose) {
   expect_close(einsum("ij->ji", {f32({2, 2}, {1, 2, 3, 4})}), {2, 2}, std::vector<float>{1, 3, 2, 4});
 }
 
+TEST(NnEinsumTest, OperandsAlreadyTransposedAreReadInPlace) {
+  // A [b, q, d] or [b, d, q]; B [b, k, d] or [b, d, k]: every transpose combination of the GEMM.
+  const int64_t nb = 3, q = 5, d = 4, k = 6;
+  Tensor a_qd = f32({nb, q, d}, random_values(nb * q * d, 21));
+  Tensor b_kd = f32({nb, k, d}, random_values(nb * k * d, 22));
+  std::vector<float> expected(static_cast<size_t>(nb * q * k));
+  const std::vector<float> av = values<float>(a_qd), bv = values<float>(b_kd);
+  for (int64_t z = 0; z < nb; ++z)
+    for (int64_t i = 0; i < q; ++i)
+      for (int64_t j = 0; j < k; ++j) {
+        double s = 0;
+        for (int64_t p = 0; p < d; ++p) s += av[(z * q + i) * d + p] * bv[(z * k + j) * d + p];
+        expected[(z * q + i) * k + j] = static_cast<float>(s);
+      }
+  Tensor a_dq = einsum("bqd->bdq", {a_qd}), b_dk = einsum("bkd->bdk", {b_kd});
+  expect_close(einsum("bqd,bkd->bqk", {a_qd, b_kd}), {nb, q, k}, expected, 1e-5, 1e-5);
+  expect_close(einsum("bdq,bkd->bqk", {a_dq, b_kd}), {nb, q, k}, expected, 1e-5, 1e-5);
+  expect_close(einsum("bdq,bdk->bqk", {a_dq, b_dk}), {nb, q, k}, expected, 1e-5, 1e-5);
+  expect_close(einsum("bqd,bdk->bqk", {a_qd, b_dk}), {nb, q, k}, expected, 1e-5, 1e-5);
+}
+
 TEST(NnEinsumTest, DiagonalsAndTraces) {
   expect_close(einsum("...ii->...i", {pattern({2, 3, 3})}), {2, 3}, std::vector<float>{-3, 2, 0, 3, 1, -1});
   expect_close(einsum("ii", {pattern({3, 3})}), {}, std::vector<float>{-1});
