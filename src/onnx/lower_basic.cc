@@ -33,9 +33,11 @@ Status align_legacy_broadcast(Lowering& lx, OpCall& call, int64_t axis) {
   std::optional<int64_t> ra = lx.rank_of(a);
   std::optional<int64_t> rb = lx.rank_of(b);
   if (ra && rb) {
-    const int64_t ax = axis < 0 ? axis + *ra : axis;
+    // axis comes from the file: range-check it before any arithmetic.
+    const bool fits = axis >= -*ra && axis <= *ra;
+    const int64_t ax = !fits ? 0 : axis < 0 ? axis + *ra : axis;
     const int64_t trailing = *ra - ax - *rb;
-    if (ax < 0 || trailing < 0)
+    if (!fits || trailing < 0)
       return call.invalid("legacy broadcast axis " + std::to_string(axis) + " does not fit A of rank " +
                           std::to_string(*ra) + " and B of rank " + std::to_string(*rb));
     if (trailing == 0) return Status();
@@ -237,6 +239,13 @@ Status lower_dropout(Lowering& lx, OpCall& call) {
       KILN_ASSIGN_OR_RETURN(int r, lx.add_scalar(call.name + "/ratio", DType::kF32, *ratio));
       call.inputs.push_back(r);
     }
+  }
+  if (call.inputs.size() > 2) {
+    const Tensor* training = lx.constant_of(call.inputs[2]);
+    if (training && training->dtype() == DType::kBool && training->numel() == 1 &&
+        *training->data_as<uint8_t>() != 0)
+      return call.unsupported_here("training_mode is true (random dropout); kiln imports inference "
+                                   "graphs only");
   }
   if (call.version < 10 && call.outputs.size() > 1 && call.outputs[1] != kNoValue) {
     // Dropout < 10 gives the mask in the data type; canonical Dropout gives bool.

@@ -155,10 +155,10 @@ Status lower_tile(Lowering& lx, OpCall& call) {
   std::optional<int64_t> t = const_int(lx, tiles);
   std::optional<int64_t> a = const_int(lx, axis);
   if (rank && t && a) {
-    int64_t ax = *a < 0 ? *a + *rank : *a;
-    if (ax < 0 || ax >= *rank)
+    if (*a < -*rank || *a >= *rank)
       return call.invalid("axis " + std::to_string(*a) + " is out of range for rank " +
                           std::to_string(*rank));
+    const int64_t ax = *a < 0 ? *a + *rank : *a;
     std::vector<int64_t> repeats(static_cast<size_t>(*rank), 1);
     repeats[static_cast<size_t>(ax)] = *t;
     set_param_inputs(call, {lx.add_i64(call.name + "/repeats", repeats)});

@@ -397,6 +397,20 @@ TEST(LoweringTest, DropoutRatioAndLegacyMask) {
   EXPECT_EQ(cast->attrs.get_int("to", 0), static_cast<int64_t>(DType::kF32));
 }
 
+TEST(LoweringTest, DropoutWithConstantTrainingModeIsUnsupported) {
+  ::onnx::ModelProto m = make_model(13);
+  add_input(m, "x", TensorProto::FLOAT, {4});
+  auto* t = m.mutable_graph()->add_initializer();
+  t->set_name("train");
+  t->set_data_type(TensorProto::BOOL);
+  t->add_int32_data(1);
+  add_node(m, "Dropout", {"x", "", "train"}, {"y"});
+  add_output(m, "y");
+  EXPECT_EQ(import_model(m).status().code(), StatusCode::kUnsupported);
+  m.mutable_graph()->mutable_initializer(0)->set_int32_data(0, 0);
+  EXPECT_TRUE(import_model(m).ok());
+}
+
 TEST(LoweringTest, BatchNormTrainingOutputsAndSpatial) {
   auto bn = [](int opset, bool use_mean) {
     ::onnx::ModelProto m = make_model(opset, 3);

@@ -2,6 +2,8 @@
 // (run under -DKILN_SANITIZE=address to catch reads past the end).
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <random>
@@ -40,6 +42,12 @@ std::vector<std::string> sample_models() {
   return out;
 }
 
+// KILN_ONNX_FUZZ_ITERS scales the iteration counts up for a longer local run.
+int iterations(int base) {
+  const char* env = std::getenv("KILN_ONNX_FUZZ_ITERS");
+  return env ? std::max(1, std::atoi(env)) : base;
+}
+
 void expect_clean(const Result<ir::Graph>& g) {
   if (g.ok()) {
     EXPECT_TRUE(g->validate().ok());
@@ -54,7 +62,7 @@ TEST(ImporterRobustnessTest, MutatedBytesNeverCrash) {
   ASSERT_GE(models.size(), 8u);
   std::mt19937_64 rng(12345);
   for (const std::string& model : models) {
-    for (int iter = 0; iter < 300; ++iter) {
+    for (int iter = 0, n = iterations(300); iter < n; ++iter) {
       std::string b = model;
       int edits = 1 + static_cast<int>(rng() % 8);
       for (int e = 0; e < edits && !b.empty(); ++e) {
@@ -147,7 +155,7 @@ TEST(ImporterRobustnessTest, MutatedStructureNeverCrashes) {
   for (const std::string& bytes : models) {
     ::onnx::ModelProto original;
     ASSERT_TRUE(original.ParseFromString(bytes));
-    for (int iter = 0; iter < 200; ++iter) {
+    for (int iter = 0, n = iterations(200); iter < n; ++iter) {
       ::onnx::ModelProto m = original;
       int edits = 1 + static_cast<int>(rng() % 4);
       for (int e = 0; e < edits; ++e) mutate(m, rng);

@@ -126,15 +126,11 @@ Result<fs::path> resolve_external(const std::string& base_dir, const std::string
   if (ec) return io_error(std::string(what) + ": cannot resolve model folder '" + base_dir + "'");
   fs::path full = fs::weakly_canonical(base / rel, ec);
   if (ec) return io_error(std::string(what) + ": cannot resolve external data '" + location + "'");
-  // Symlinks may still point outside: compare the canonical paths component-wise.
-  auto b = base.begin();
-  auto f = full.begin();
-  for (; b != base.end(); ++b, ++f) {
-    if (b->empty()) continue;  // trailing separator
-    if (f == full.end() || *b != *f)
-      return invalid_data(std::string(what) + ": external data location '" + location +
-                          "' resolves outside the model's folder");
-  }
+  // Symlinks may still point outside: the canonical path must stay under the canonical folder.
+  fs::path inside = full.lexically_relative(base);
+  if (inside.empty() || *inside.begin() == "..")
+    return invalid_data(std::string(what) + ": external data location '" + location +
+                        "' resolves outside the model's folder");
   return full;
 }
 
