@@ -8,8 +8,8 @@ run_example=1
 [[ "${1:-}" == "--no-example" ]] && run_example=0
 
 apt_pkgs=(cmake ninja-build g++ libprotobuf-dev protobuf-compiler libopenblas-dev libcli11-dev
-          nlohmann-json3-dev zlib1g-dev libgtest-dev libgmock-dev libbenchmark-dev python3-pip
-          pybind11-dev clang)
+          nlohmann-json3-dev zlib1g-dev libssl-dev libgtest-dev libgmock-dev libbenchmark-dev
+          python3-pip pybind11-dev clang)
 missing=()
 for p in "${apt_pkgs[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if ((${#missing[@]})); then
