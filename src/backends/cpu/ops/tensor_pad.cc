@@ -136,7 +136,8 @@ Status pad_kernel(const ir::Node& node, std::span<const Tensor> in, std::span<Te
   const int64_t cols = dims[last];
   const int64_t rows = out[0].numel() / cols;
   // The contiguous run of the last axis that comes straight from the input.
-  const int64_t run_lo = std::max<int64_t>(0, begin[last]);
+  // (A negative end pad may also eat into the begin padding: keep within the row.)
+  const int64_t run_lo = std::min(cols, std::max<int64_t>(0, begin[last]));
   const int64_t run_len = std::max<int64_t>(
       0, data.dims()[last] - std::max<int64_t>(0, -begin[last]) - std::max<int64_t>(0, -end[last]));
   tensor_ops::with_element_type(esize, [&]<typename U>() {

@@ -124,6 +124,9 @@ TEST(TensorPadTest, NegativePadsCropBeforePadding) {
   EXPECT_EQ(values<int32_t>(run1(make_node("Pad"), {x, i64({2}, {-2, -1})})),
             (std::vector<int32_t>{2, 3}));
   EXPECT_EQ(run1(make_node("Pad"), {x, i64({2}, {-3, -2})}).dims(), (Dims{0}));
+  // Pad 2 in front, then crop 6 from the end: only padding is left.
+  EXPECT_EQ(values<int32_t>(run1(make_node("Pad"), {x, i64({2}, {2, -6}), i32({}, {9})})),
+            (std::vector<int32_t>{9}));
 }
 
 TEST(TensorPadTest, RejectsBadArguments) {
