@@ -9,8 +9,9 @@
 // element is reduced on its own (ReduceSumSquare squares, ReduceL2 gives |x|).
 //
 // Kept and reduced axes are merged into runs. One run of reduced axes, with kept runs on
-// either side, is reduced in place as [outer, reduced, inner]; anything else is first permuted
-// so that every reduced axis is last.
+// either side, is reduced in place as [outer, reduced, inner]; several runs ending with a
+// reduced one (NCHW over N, H, W) are summed run by run in place; anything else is first
+// permuted so that every reduced axis is last.
 #include <cmath>
 #include <cstring>
 #include <limits>
@@ -24,12 +25,14 @@ namespace {
 template <typename T>
 using WideAcc = std::conditional_t<std::is_floating_point_v<T>, double, uint64_t>;
 
-// A reducer: Acc init(); Acc step(Acc, T); T finish(Acc, int64_t count).
+// A reducer: Acc init(); Acc step(Acc, T); Acc merge(Acc, Acc) (combines partial results);
+// T finish(Acc, int64_t count).
 template <typename T>
 struct SumR {
   using Acc = WideAcc<T>;
   Acc init() const { return Acc(0); }
   Acc step(Acc a, T x) const { return a + static_cast<Acc>(x); }
+  Acc merge(Acc a, Acc b) const { return a + b; }
   T finish(Acc a, int64_t) const { return static_cast<T>(a); }
 };
 template <typename T>
@@ -37,6 +40,7 @@ struct SumSquareR {
   using Acc = WideAcc<T>;
   Acc init() const { return Acc(0); }
   Acc step(Acc a, T x) const { return a + static_cast<Acc>(x) * static_cast<Acc>(x); }
+  Acc merge(Acc a, Acc b) const { return a + b; }
   T finish(Acc a, int64_t) const { return static_cast<T>(a); }
 };
 template <typename T>
@@ -44,6 +48,7 @@ struct ProdR {
   using Acc = WideAcc<T>;
   Acc init() const { return Acc(1); }
   Acc step(Acc a, T x) const { return a * static_cast<Acc>(x); }
+  Acc merge(Acc a, Acc b) const { return a * b; }
   T finish(Acc a, int64_t) const { return static_cast<T>(a); }
 };
 template <typename T>
@@ -51,6 +56,7 @@ struct MeanR {
   using Acc = double;
   Acc init() const { return 0; }
   Acc step(Acc a, T x) const { return a + static_cast<double>(x); }
+  Acc merge(Acc a, Acc b) const { return a + b; }
   T finish(Acc a, int64_t n) const {
     if constexpr (std::is_floating_point_v<T>) {
       return static_cast<T>(a / static_cast<double>(n));  // n == 0: NaN
@@ -64,6 +70,7 @@ struct L2R {
   using Acc = double;
   Acc init() const { return 0; }
   Acc step(Acc a, T x) const { return a + static_cast<double>(x) * static_cast<double>(x); }
+  Acc merge(Acc a, Acc b) const { return a + b; }
   T finish(Acc a, int64_t) const {
     if constexpr (std::is_floating_point_v<T>) return static_cast<T>(std::sqrt(a));
     else return float_to_int<T>(std::sqrt(a));
@@ -84,7 +91,29 @@ struct ExtremumR {
     if constexpr (kMax) return (x > a || x != x) ? x : a;
     else return (x < a || x != x) ? x : a;
   }
+  Acc merge(Acc a, Acc b) const { return step(a, b); }
   T finish(Acc a, int64_t) const { return a; }
+};
+
+// Accumulates contiguous runs in four independent chains, hiding the latency of each step.
+template <typename R>
+struct Chains {
+  using Acc = typename R::Acc;
+  const R& rd;
+  Acc a0, a1, a2, a3;
+  explicit Chains(const R& r) : rd(r), a0(r.init()), a1(r.init()), a2(r.init()), a3(r.init()) {}
+  template <typename T>
+  void add(const T* row, int64_t n) {
+    int64_t r = 0;
+    for (; r + 4 <= n; r += 4) {
+      a0 = rd.step(a0, row[r]);
+      a1 = rd.step(a1, row[r + 1]);
+      a2 = rd.step(a2, row[r + 2]);
+      a3 = rd.step(a3, row[r + 3]);
+    }
+    for (; r < n; ++r) a0 = rd.step(a0, row[r]);
+  }
+  Acc result() const { return rd.merge(rd.merge(a0, a1), rd.merge(a2, a3)); }
 };
 
 // Reduces x viewed as [outer, red, inner] into y viewed as [outer, inner].
@@ -95,10 +124,9 @@ void reduce_3d(const T* x, T* y, int64_t outer, int64_t red, int64_t inner, cons
     const int64_t grain = std::max<int64_t>(1, kElementwiseGrain / std::max<int64_t>(red, 1));
     parallel_for(outer, grain, [&](int64_t b, int64_t e) {
       for (int64_t o = b; o < e; ++o) {
-        const T* row = x + o * red;
-        Acc a = rd.init();
-        for (int64_t r = 0; r < red; ++r) a = rd.step(a, row[r]);
-        y[o] = rd.finish(a, red);
+        Chains<R> c(rd);
+        c.add(x + o * red, red);
+        y[o] = rd.finish(c.result(), red);
       }
     });
     return;
@@ -173,6 +201,35 @@ void reduce_axes(const T* x, T* y, const Dims& dims, const std::vector<bool>& re
     }
     if (red_runs > 1) outer *= inner, inner = 1;
     reduce_3d(x, y, outer, red, inner, rd);
+    return;
+  }
+  const std::vector<int64_t> st = contiguous_strides(md);
+  if (mr.back() && md.back() >= 16) {
+    // The innermost axis is reduced: sum each output's contiguous runs in place. run_off holds
+    // the offset of every run relative to the output's first element.
+    std::vector<int64_t> run_off = {0};
+    for (size_t d = 0; d + 1 < md.size(); ++d) {
+      if (!mr[d]) continue;
+      std::vector<int64_t> next;
+      next.reserve(run_off.size() * static_cast<size_t>(md[d]));
+      for (int64_t off : run_off)
+        for (int64_t j = 0; j < md[d]; ++j) next.push_back(off + j * st[d]);
+      run_off = std::move(next);
+    }
+    const int64_t len = md.back();
+    parallel_for(kept, std::max<int64_t>(1, kElementwiseGrain / red), [&](int64_t b, int64_t e) {
+      for (int64_t o = b; o < e; ++o) {
+        int64_t base = 0;
+        for (size_t d = md.size(), rem = static_cast<size_t>(o); d-- > 0;) {
+          if (mr[d]) continue;
+          base += static_cast<int64_t>(rem % static_cast<size_t>(md[d])) * st[d];
+          rem /= static_cast<size_t>(md[d]);
+        }
+        Chains<R> c(rd);
+        for (int64_t off : run_off) c.add(x + base + off, len);
+        y[o] = rd.finish(c.result(), red);
+      }
+    });
     return;
   }
   std::vector<size_t> perm;

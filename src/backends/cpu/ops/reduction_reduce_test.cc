@@ -130,6 +130,36 @@ TEST(ReduceTest, LargeReductionsMatchNaiveSums) {
   }
 }
 
+TEST(ReduceTest, MultiAxisReductionsMatchNaiveSums) {
+  // Covers the in-place run path (innermost axis reduced) and the permuting path.
+  const Dims dims = {4, 6, 5, 40};
+  std::vector<float> v(static_cast<size_t>(dims_numel(dims)));
+  for (size_t i = 0; i < v.size(); ++i) v[i] = static_cast<float>((i * 7919) % 13) - 6.0f;
+  Tensor x = f32(dims, v);
+  const std::vector<std::vector<int64_t>> axes_sets = {{0, 2, 3}, {1, 3}, {0, 2}, {0, 3}, {-3, -1}};
+  for (const auto& axes : axes_sets) {
+    bool red[4] = {false, false, false, false};
+    for (int64_t a : axes) red[a < 0 ? a + 4 : a] = true;
+    Tensor r = reduce("ReduceSum", x, axes, 0);
+    Tensor mx = reduce("ReduceMax", x, axes, 0);
+    std::vector<float> want(static_cast<size_t>(r.numel()), 0.0f);
+    std::vector<float> want_max(want.size(), -kInf);
+    for (int64_t i = 0; i < x.numel(); ++i) {
+      int64_t rem = i, o = 0, mul = 1;
+      for (int d = 3; d >= 0; --d) {
+        int64_t c = rem % dims[d];
+        rem /= dims[d];
+        if (!red[d]) o += c * mul, mul *= dims[d];
+      }
+      want[static_cast<size_t>(o)] += v[static_cast<size_t>(i)];
+      want_max[static_cast<size_t>(o)] = std::max(want_max[static_cast<size_t>(o)],
+                                                  v[static_cast<size_t>(i)]);
+    }
+    EXPECT_EQ(values<float>(r), want) << "axes " << dims_to_string(axes);
+    EXPECT_EQ(values<float>(mx), want_max) << "axes " << dims_to_string(axes);
+  }
+}
+
 TEST(ReduceTest, BadAxesAreErrors) {
   Tensor x = x234();
   Status s = run_status(make_node("ReduceSum"), {x, i64({1}, {3})});

@@ -1,8 +1,9 @@
 // Softmax / LogSoftmax(input; axis=-1, coerce_2d=0). With coerce_2d=1 (models before opset 13)
 // the input is treated as 2-D [prod(dims[:axis]), prod(dims[axis:])] and normalised along the
 // second dimension; otherwise along `axis` alone. Rows are shifted by their maximum, so large
-// inputs do not overflow; sums accumulate in double.
+// inputs do not overflow; sums accumulate in double; f32 uses a vectorisable exp.
 #include <cmath>
+#include <cstring>
 
 #include "backends/cpu/ops/elementwise_common.h"
 #include "backends/cpu/ops/reduction_ops.h"
@@ -10,18 +11,51 @@
 namespace kiln::cpu {
 namespace {
 
+// These loops raise no FP exceptions anyone reads; without this GCC will not if-convert the
+// selects below (a compare might trap), and the exp loops stay scalar.
+#pragma GCC push_options
+#pragma GCC optimize("no-trapping-math")
+
+// exp(x) for x <= 0 (softmax's shifted inputs), written without branches or calls so loops
+// over it vectorise: Cephes' expf polynomial after reduction by ln 2, within 2 ulp of expf.
+// Inputs below -87.3 (including -inf) give 0; NaN gives NaN.
+inline float exp_nonpositive(float x) {
+  const float xc = x >= -87.3f ? x : -87.3f;  // NaN too, so the int conversion stays defined
+  const float n = (xc * 1.44269504f + 12582912.0f) - 12582912.0f;  // round(x / ln 2)
+  const float r = (xc - n * 0.693359375f) - n * -2.12194440e-4f;
+  float p = 1.9875691500e-4f;
+  p = p * r + 1.3981999507e-3f;
+  p = p * r + 8.3334519073e-3f;
+  p = p * r + 4.1665795894e-2f;
+  p = p * r + 1.6666665459e-1f;
+  p = p * r + 5.0000001201e-1f;
+  p = p * r * r + r + 1.0f;
+  const int32_t bits = (static_cast<int32_t>(n) + 127) << 23;
+  float scale;
+  std::memcpy(&scale, &bits, sizeof(scale));
+  const float in_range = p * scale;
+  const float below = x != x ? x : 0.0f;
+  return x >= -87.3f ? in_range : below;
+}
+
+template <typename T>
+T exp_shifted(T x) {
+  if constexpr (std::is_same_v<T, float>) return exp_nonpositive(x);
+  else return std::exp(x);
+}
+
 // One contiguous row of length n.
 template <typename T, bool kLog>
 void softmax_row(const T* x, T* y, int64_t n) {
   if (n == 0) return;
   T mx = x[0];
   for (int64_t r = 1; r < n; ++r) mx = x[r] > mx ? x[r] : mx;
-  double sum = 0;
-  for (int64_t r = 0; r < n; ++r) {
-    T e = std::exp(x[r] - mx);
-    if constexpr (!kLog) y[r] = e;
-    sum += static_cast<double>(e);
-  }
+  for (int64_t r = 0; r < n; ++r) y[r] = exp_shifted(x[r] - mx);
+  double s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+  int64_t r = 0;
+  for (; r + 4 <= n; r += 4) s0 += y[r], s1 += y[r + 1], s2 += y[r + 2], s3 += y[r + 3];
+  for (; r < n; ++r) s0 += y[r];
+  const double sum = (s0 + s1) + (s2 + s3);
   if constexpr (kLog) {
     const T shift = mx + static_cast<T>(std::log(sum));
     for (int64_t r = 0; r < n; ++r) y[r] = x[r] - shift;
@@ -42,7 +76,7 @@ void softmax_cols(const T* x, T* y, int64_t red, int64_t inner, int64_t n) {
     for (int64_t i = 0; i < n; ++i) mx[i] = x[r * inner + i] > mx[i] ? x[r * inner + i] : mx[i];
   for (int64_t r = 0; r < red; ++r) {
     for (int64_t i = 0; i < n; ++i) {
-      T e = std::exp(x[r * inner + i] - mx[i]);
+      T e = exp_shifted(x[r * inner + i] - mx[i]);
       if constexpr (!kLog) y[r * inner + i] = e;
       sum[i] += static_cast<double>(e);
     }
@@ -56,6 +90,8 @@ void softmax_cols(const T* x, T* y, int64_t red, int64_t inner, int64_t n) {
     }
   }
 }
+
+#pragma GCC pop_options
 
 template <bool kLog>
 Status softmax_kernel(const ir::Node& node, std::span<const Tensor> in, std::span<Tensor> out) {
