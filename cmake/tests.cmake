@@ -2,7 +2,9 @@ find_package(GTest REQUIRED)
 include(GoogleTest)
 
 # Where the tests find ../shared/testdata, unpacked once into the build folder.
-set(KILN_TESTDATA "$ENV{KILN_TESTDATA}")
+if(NOT KILN_TESTDATA)
+  set(KILN_TESTDATA "$ENV{KILN_TESTDATA}")
+endif()
 if(NOT KILN_TESTDATA)
   get_filename_component(KILN_TESTDATA ${CMAKE_SOURCE_DIR}/../shared/testdata ABSOLUTE)
 endif()
@@ -65,7 +67,7 @@ endfunction()
 if(TARGET kiln_backend_cuda)
   kiln_test_binary(cuda_backend_test src/backends/cuda kiln_backend_cuda kiln_backend_cpu)
   set(KILN_GPU_TEST_DIRS src/backends/cuda tests/models)
-  kiln_gpu_test_binary(cuda_gpu_test kiln kiln_onnx kiln_backend_cuda)
+  kiln_gpu_test_binary(cuda_gpu_test kiln kiln_onnx kiln_backend_cuda kiln_conformance)
 endif()
 
 # The Python package's tests run against the freshly built package in build/python.
