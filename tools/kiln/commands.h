@@ -44,4 +44,16 @@ struct InspectArgs {
 CLI::App* add_inspect_command(CLI::App& app, InspectArgs& args);
 int run_inspect(const InspectArgs& args);
 
+struct ConformanceArgs {
+  std::string dir;
+  std::string backend = "cpu";
+  std::string report;
+  std::string filter;
+  int jobs = 0;
+  std::string expected_unsupported;
+  bool verbose = false;
+};
+CLI::App* add_conformance_command(CLI::App& app, ConformanceArgs& args);
+int run_conformance(const ConformanceArgs& args);
+
 }  // namespace kiln::cli

@@ -4,6 +4,7 @@
 #include <exception>
 #include <new>
 
+#include "cache_cmd.h"
 #include "cli_common.h"
 #include "commands.h"
 #include "kiln/version.h"
@@ -33,6 +34,10 @@ int kiln_main(int argc, char** argv) {
   CLI::App* build = add_build_command(app, build_args);
   CLI::App* run = add_run_command(app, run_args);
   CLI::App* inspect = add_inspect_command(app, inspect_args);
+  CacheArgs cache_args;
+  CLI::App* cache = add_cache_command(app, cache_args);
+  ConformanceArgs conformance_args;
+  CLI::App* conformance = add_conformance_command(app, conformance_args);
 
   try {
     app.parse(argc, argv);
@@ -46,7 +51,9 @@ int kiln_main(int argc, char** argv) {
   if (build->parsed()) return run_build(build_args);
   if (run->parsed()) return run_run(run_args);
   if (inspect->parsed()) return run_inspect(inspect_args);
-  print_error("no command given; expected build, run or inspect");
+  if (cache->parsed()) return run_cache(cache_args);
+  if (conformance->parsed()) return run_conformance(conformance_args);
+  print_error("no command given; expected build, run, inspect or cache");
   return kExitBadInput;
 }
 
