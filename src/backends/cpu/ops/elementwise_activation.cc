@@ -24,37 +24,49 @@ T softplus(T x) {  // log(1 + exp(x))
 struct ReluOp : NoAttrs<ReluOp> {
   static constexpr unsigned kTypes = kFloats | kSignedInts;
   template <typename T>
-  T operator()(T x) const { return x < T(0) ? T(0) : x; }  // NaN stays NaN
+  T operator()(T x) const {
+    return x < T(0) ? T(0) : x;
+  }  // NaN stays NaN
 };
 
 struct SigmoidOp : NoAttrs<SigmoidOp> {
   static constexpr unsigned kTypes = kFloats;
   template <typename T>
-  T operator()(T x) const { return sigmoid(x); }
+  T operator()(T x) const {
+    return sigmoid(x);
+  }
 };
 
 struct SoftplusOp : NoAttrs<SoftplusOp> {
   static constexpr unsigned kTypes = kFloats;
   template <typename T>
-  T operator()(T x) const { return softplus(x); }
+  T operator()(T x) const {
+    return softplus(x);
+  }
 };
 
 struct SoftsignOp : NoAttrs<SoftsignOp> {
   static constexpr unsigned kTypes = kFloats;
   template <typename T>
-  T operator()(T x) const { return x / (T(1) + std::fabs(x)); }
+  T operator()(T x) const {
+    return x / (T(1) + std::fabs(x));
+  }
 };
 
 struct MishOp : NoAttrs<MishOp> {
   static constexpr unsigned kTypes = kFloats;
   template <typename T>
-  T operator()(T x) const { return x * std::tanh(softplus(x)); }
+  T operator()(T x) const {
+    return x * std::tanh(softplus(x));
+  }
 };
 
 struct SiluOp : NoAttrs<SiluOp> {
   static constexpr unsigned kTypes = kFloats;
   template <typename T>
-  T operator()(T x) const { return x * sigmoid(x); }
+  T operator()(T x) const {
+    return x * sigmoid(x);
+  }
 };
 
 struct HardSwishOp : NoAttrs<HardSwishOp> {
@@ -76,7 +88,9 @@ struct LeakyReluOp {
     return LeakyReluOp{n.attrs.get_float("alpha", 0.01)};
   }
   template <typename T>
-  T operator()(T x) const { return x < T(0) ? T(alpha) * x : x; }
+  T operator()(T x) const {
+    return x < T(0) ? T(alpha) * x : x;
+  }
 };
 
 struct EluOp {
@@ -85,7 +99,9 @@ struct EluOp {
   double alpha;
   static Result<EluOp> make(const ir::Node& n) { return EluOp{n.attrs.get_float("alpha", 1.0)}; }
   template <typename T>
-  T operator()(T x) const { return x < T(0) ? T(alpha) * std::expm1(x) : x; }
+  T operator()(T x) const {
+    return x < T(0) ? T(alpha) * std::expm1(x) : x;
+  }
 };
 
 struct SeluOp {

@@ -7,23 +7,29 @@
 // numeric dtype.
 #include <cmath>
 
-#include "backends/cpu/ops/elementwise_ops.h"
 #include "backends/cpu/ops/elementwise_common.h"
+#include "backends/cpu/ops/elementwise_ops.h"
 
 namespace kiln::cpu {
 namespace {
 
 struct AddOp {
   template <typename T>
-  T operator()(T a, T b) const { return wrap_add(a, b); }
+  T operator()(T a, T b) const {
+    return wrap_add(a, b);
+  }
 };
 struct SubOp {
   template <typename T>
-  T operator()(T a, T b) const { return wrap_sub(a, b); }
+  T operator()(T a, T b) const {
+    return wrap_sub(a, b);
+  }
 };
 struct MulOp {
   template <typename T>
-  T operator()(T a, T b) const { return wrap_mul(a, b); }
+  T operator()(T a, T b) const {
+    return wrap_mul(a, b);
+  }
 };
 struct DivOp {
   template <typename T>
@@ -72,7 +78,9 @@ struct ModOp {
 
 struct PReluOp {
   template <typename T>
-  T operator()(T x, T slope) const { return x < T(0) ? wrap_mul(slope, x) : x; }
+  T operator()(T x, T slope) const {
+    return x < T(0) ? wrap_mul(slope, x) : x;
+  }
 };
 
 // Elementwise binary op whose inputs and output share one dtype from `kTypes`.
@@ -124,7 +132,8 @@ Result<Tensor> prelu_slope(const ir::Node& node, const Tensor& x, const Tensor& 
     if (x.rank() >= 2 && x.dim(1) == c) {
       axis = 1;
     } else if (matches == 1) {
-      for (int64_t d = 0; d < x.rank(); ++d) if (x.dim(d) == c) axis = d;
+      for (int64_t d = 0; d < x.rank(); ++d)
+        if (x.dim(d) == c) axis = d;
     }
     if (axis >= 0) {
       Dims sd(static_cast<size_t>(x.rank() - axis), 1);
@@ -166,8 +175,10 @@ T int_pow(T base, int64_t e) {
 template <typename T, typename E>
 T pow_value(T a, E b) {
   if constexpr (std::is_floating_point_v<T>) {
-    if constexpr (std::is_same_v<T, E>) return std::pow(a, b);
-    else return static_cast<T>(std::pow(static_cast<double>(a), static_cast<double>(b)));
+    if constexpr (std::is_same_v<T, E>)
+      return std::pow(a, b);
+    else
+      return static_cast<T>(std::pow(static_cast<double>(a), static_cast<double>(b)));
   } else if constexpr (std::is_integral_v<E>) {
     return int_pow(a, static_cast<int64_t>(b));
   } else {  // integer base, float exponent: exact when the exponent is integral

@@ -40,18 +40,18 @@ struct BroadcastCase {
 
 TEST(ElementwiseBinaryTest, BroadcastingMatchesNaiveIndexing) {
   const BroadcastCase cases[] = {
-      {{2, 3}, {2, 3}, {2, 3}},                      // same shape
-      {{2, 3}, {}, {2, 3}},                          // scalar
-      {{}, {4}, {4}},                                // scalar on the left
-      {{4, 5}, {5}, {4, 5}},                         // trailing vector
-      {{2, 3, 4}, {3, 1}, {2, 3, 4}},                // per-channel
-      {{3, 1}, {1, 4}, {3, 4}},                      // outer product
-      {{2, 1, 3, 1}, {1, 4, 1, 5}, {2, 4, 3, 5}},    // alternating
-      {{1, 1}, {1}, {1, 1}},                         // all ones
-      {{0, 3}, {3}, {0, 3}},                         // empty
-      {{64, 1024}, {1024}, {64, 1024}},              // parallel over rows
-      {{3, 70001}, {3, 1}, {3, 70001}},              // long rows split into chunks
-      {{2, 1, 40000}, {1, 3, 1}, {2, 3, 40000}},     // chunks with a broadcast inner operand
+      {{2, 3}, {2, 3}, {2, 3}},                    // same shape
+      {{2, 3}, {}, {2, 3}},                        // scalar
+      {{}, {4}, {4}},                              // scalar on the left
+      {{4, 5}, {5}, {4, 5}},                       // trailing vector
+      {{2, 3, 4}, {3, 1}, {2, 3, 4}},              // per-channel
+      {{3, 1}, {1, 4}, {3, 4}},                    // outer product
+      {{2, 1, 3, 1}, {1, 4, 1, 5}, {2, 4, 3, 5}},  // alternating
+      {{1, 1}, {1}, {1, 1}},                       // all ones
+      {{0, 3}, {3}, {0, 3}},                       // empty
+      {{64, 1024}, {1024}, {64, 1024}},            // parallel over rows
+      {{3, 70001}, {3, 1}, {3, 70001}},            // long rows split into chunks
+      {{2, 1, 40000}, {1, 3, 1}, {2, 3, 40000}},   // chunks with a broadcast inner operand
   };
   uint32_t seed = 1;
   for (const auto& c : cases) {
@@ -90,7 +90,8 @@ TEST(ElementwiseBinaryTest, IntegerDivTruncatesAndNeverTraps) {
 
 TEST(ElementwiseBinaryTest, ModFollowsPythonOrC) {
   Tensor a = i32({5}, {-4, 7, 5, -4, 9}), b = i32({5}, {3, -3, 0, -1, 4});
-  EXPECT_EQ(values<int32_t>(run1(make_node("Mod"), {a, b})), (std::vector<int32_t>{2, -2, 0, 0, 1}));
+  EXPECT_EQ(values<int32_t>(run1(make_node("Mod"), {a, b})),
+            (std::vector<int32_t>{2, -2, 0, 0, 1}));
   ir::Attributes c = attrs_int({{"fmod", 1}});
   EXPECT_EQ(values<int32_t>(run1(make_node("Mod", c), {a, b})),
             (std::vector<int32_t>{-1, 1, 0, 0, 1}));
@@ -113,8 +114,9 @@ TEST(ElementwiseBinaryTest, PowSupportsMixedDtypes) {
   Tensor f = run1(make_node("Pow"), {f32({3}, {1, 2, 3}), i64({3}, {4, 5, -1})});
   EXPECT_EQ(f.dtype(), DType::kF32);
   expect_near_all<float>(f, {1, 32, 1 / 3.0f});
-  EXPECT_EQ(values<int64_t>(run1(make_node("Pow"), {i64({4}, {3, 2, -1, 2}), i64({4}, {39, 0, -3, -1})})),
-            (std::vector<int64_t>{4052555153018976267, 1, -1, 0}));
+  EXPECT_EQ(
+      values<int64_t>(run1(make_node("Pow"), {i64({4}, {3, 2, -1, 2}), i64({4}, {39, 0, -3, -1})})),
+      (std::vector<int64_t>{4052555153018976267, 1, -1, 0}));
   EXPECT_EQ(values<int32_t>(run1(make_node("Pow"), {i32({1}, {4}), f32({1}, {0.5f})})),
             std::vector<int32_t>{2});
   expect_near_all<float>(run1(make_node("Pow"), {f32({3}, {-3, 4, 2}), f32({}, {2})}), {9, 16, 4});
@@ -136,9 +138,9 @@ TEST(ElementwiseBinaryTest, PReluBroadcastsSlopeToX) {
   expect_near_all<float>(run1(make_node("PRelu"), {x4, f32({2}, {0.1f, 0.2f})}),
                          {-0.1f, -0.2f, -0.1f, 2});
   // The slope may not grow X.
-  EXPECT_EQ(run_status(make_node("PRelu"), {f32({3}, {1, 2, 3}), f32({2, 3}, {1, 2, 3, 4, 5, 6})})
-                .code(),
-            StatusCode::kInvalidArgument);
+  EXPECT_EQ(
+      run_status(make_node("PRelu"), {f32({3}, {1, 2, 3}), f32({2, 3}, {1, 2, 3, 4, 5, 6})}).code(),
+      StatusCode::kInvalidArgument);
 }
 
 TEST(ElementwiseBinaryTest, ComparisonsGiveBool) {

@@ -31,10 +31,14 @@ constexpr bool kIsHalf = std::is_same_v<T, F16> || std::is_same_v<T, BF16>;
 // Any element as the widest plain C++ value that represents it exactly.
 template <typename S>
 auto plain(S v) {
-  if constexpr (std::is_same_v<S, F16>) return f16_to_f32(v.bits);
-  else if constexpr (std::is_same_v<S, BF16>) return bf16_to_f32(v.bits);
-  else if constexpr (std::is_same_v<S, Bool8>) return static_cast<uint8_t>(v.byte != 0);
-  else return v;
+  if constexpr (std::is_same_v<S, F16>)
+    return f16_to_f32(v.bits);
+  else if constexpr (std::is_same_v<S, BF16>)
+    return bf16_to_f32(v.bits);
+  else if constexpr (std::is_same_v<S, Bool8>)
+    return static_cast<uint8_t>(v.byte != 0);
+  else
+    return v;
 }
 
 template <typename D, typename S>
@@ -58,19 +62,32 @@ D convert(S v) {
 template <typename Fn>
 Status dispatch_storage(const ir::Node& node, DType dtype, Fn&& fn) {
   switch (dtype) {
-    case DType::kF32: return fn.template operator()<float>();
-    case DType::kF64: return fn.template operator()<double>();
-    case DType::kF16: return fn.template operator()<F16>();
-    case DType::kBF16: return fn.template operator()<BF16>();
-    case DType::kI8: return fn.template operator()<int8_t>();
-    case DType::kI16: return fn.template operator()<int16_t>();
-    case DType::kI32: return fn.template operator()<int32_t>();
-    case DType::kI64: return fn.template operator()<int64_t>();
-    case DType::kU8: return fn.template operator()<uint8_t>();
-    case DType::kU16: return fn.template operator()<uint16_t>();
-    case DType::kU32: return fn.template operator()<uint32_t>();
-    case DType::kU64: return fn.template operator()<uint64_t>();
-    case DType::kBool: return fn.template operator()<Bool8>();
+    case DType::kF32:
+      return fn.template operator()<float>();
+    case DType::kF64:
+      return fn.template operator()<double>();
+    case DType::kF16:
+      return fn.template operator()<F16>();
+    case DType::kBF16:
+      return fn.template operator()<BF16>();
+    case DType::kI8:
+      return fn.template operator()<int8_t>();
+    case DType::kI16:
+      return fn.template operator()<int16_t>();
+    case DType::kI32:
+      return fn.template operator()<int32_t>();
+    case DType::kI64:
+      return fn.template operator()<int64_t>();
+    case DType::kU8:
+      return fn.template operator()<uint8_t>();
+    case DType::kU16:
+      return fn.template operator()<uint16_t>();
+    case DType::kU32:
+      return fn.template operator()<uint32_t>();
+    case DType::kU64:
+      return fn.template operator()<uint64_t>();
+    case DType::kBool:
+      return fn.template operator()<Bool8>();
     default:
       return unsupported(node_context(node) + ": cannot cast dtype " +
                          std::string(dtype_name(dtype)) + " (value " +
@@ -86,7 +103,8 @@ Status cast_kernel(const ir::Node& node, std::span<const Tensor> in, std::span<T
   const int64_t to_raw = node.attrs.get_int("to", 0);
   if (to_raw < 0 || to_raw > 255 || !dtype_valid(static_cast<uint8_t>(to_raw)) || to_raw == 0)
     return unsupported(node_context(node) + ": cannot cast to ONNX dtype " +
-                       std::to_string(to_raw) + "; kiln supports f32 f64 f16 bf16 i8..i64 "
+                       std::to_string(to_raw) +
+                       "; kiln supports f32 f64 f16 bf16 i8..i64 "
                        "u8..u64 bool");
   const DType to = static_cast<DType>(to_raw);
   const Tensor& x = in[0];

@@ -2,8 +2,7 @@
 
 namespace kiln::cpu {
 
-Status require_input(const ir::Node& node, std::span<const Tensor> in, size_t i,
-                     const char* what) {
+Status require_input(const ir::Node& node, std::span<const Tensor> in, size_t i, const char* what) {
   if (i >= in.size() || !in[i].defined())
     return invalid_argument(node_context(node) + ": input " + std::to_string(i) + " (" + what +
                             ") is required but missing");
@@ -37,8 +36,7 @@ BroadcastPlan broadcast_plan(std::span<const Dims> inputs, const Dims& out) {
   for (size_t d = 0; d < out.size(); ++d) {
     if (out[d] == 1) continue;  // contributes nothing to any offset
     bool merge = !plan.dims.empty();
-    for (size_t k = 0; k < n && merge; ++k)
-      merge = plan.strides[k].back() == full[k][d] * out[d];
+    for (size_t k = 0; k < n && merge; ++k) merge = plan.strides[k].back() == full[k][d] * out[d];
     if (merge) {
       plan.dims.back() *= out[d];
       for (size_t k = 0; k < n; ++k) plan.strides[k].back() = full[k][d];

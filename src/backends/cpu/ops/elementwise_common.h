@@ -20,11 +20,16 @@ namespace kiln::cpu {
 // The DTypeSet bit of a C++ element type (0 for a type dispatch_dtype never produces).
 template <typename T>
 constexpr unsigned dtype_class() {
-  if constexpr (std::is_same_v<T, bool>) return kBools;
-  else if constexpr (std::is_floating_point_v<T>) return kFloats;
-  else if constexpr (std::is_integral_v<T> && std::is_signed_v<T>) return kSignedInts;
-  else if constexpr (std::is_integral_v<T>) return kUnsignedInts;
-  else return 0;
+  if constexpr (std::is_same_v<T, bool>)
+    return kBools;
+  else if constexpr (std::is_floating_point_v<T>)
+    return kFloats;
+  else if constexpr (std::is_integral_v<T> && std::is_signed_v<T>)
+    return kSignedInts;
+  else if constexpr (std::is_integral_v<T>)
+    return kUnsignedInts;
+  else
+    return 0;
 }
 
 // Wrapping (two's complement) integer arithmetic without signed-overflow UB; plain for floats.
@@ -68,8 +73,8 @@ template <typename T>
 T float_to_int(double v) {
   if (v != v) return T(0);
   if constexpr (std::is_same_v<T, uint64_t>) {
-    if (v >= 9223372036854775808.0) return v >= 18446744073709551616.0 ? ~uint64_t{0}
-                                                                       : static_cast<uint64_t>(v);
+    if (v >= 9223372036854775808.0)
+      return v >= 18446744073709551616.0 ? ~uint64_t{0} : static_cast<uint64_t>(v);
   }
   if (v >= 9223372036854775807.0) return std::numeric_limits<T>::max();
   if (v < -9223372036854775808.0) return std::numeric_limits<T>::lowest();
@@ -80,8 +85,7 @@ T float_to_int(double v) {
 inline constexpr int64_t kElementwiseGrain = 32768;
 
 // Fails unless input `i` is present.
-Status require_input(const ir::Node& node, std::span<const Tensor> in, size_t i,
-                     const char* what);
+Status require_input(const ir::Node& node, std::span<const Tensor> in, size_t i, const char* what);
 // Fails unless inputs `i` and `j` have the same dtype.
 Status require_same_dtype(const ir::Node& node, std::span<const Tensor> in, size_t i, size_t j);
 // Fails unless `out` has room for `n` outputs.

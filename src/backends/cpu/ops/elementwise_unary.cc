@@ -1,9 +1,10 @@
 // Unary math ops: Abs Neg Reciprocal Sqrt Exp Log Sin Cos Tanh Erf Ceil Floor Round Sign IsNaN
 // IsInf Not. Integer ops wrap like numpy (Abs and Neg of the most negative value give itself).
+#include "backends/cpu/ops/elementwise_unary.h"
+
 #include <cmath>
 
 #include "backends/cpu/ops/elementwise_ops.h"
-#include "backends/cpu/ops/elementwise_unary.h"
 
 namespace kiln::cpu {
 namespace {
@@ -12,16 +13,21 @@ struct AbsOp : NoAttrs<AbsOp> {
   static constexpr unsigned kTypes = kNumeric;
   template <typename T>
   T operator()(T x) const {
-    if constexpr (std::is_floating_point_v<T>) return std::fabs(x);
-    else if constexpr (std::is_signed_v<T>) return x < 0 ? wrap_neg(x) : x;
-    else return x;
+    if constexpr (std::is_floating_point_v<T>)
+      return std::fabs(x);
+    else if constexpr (std::is_signed_v<T>)
+      return x < 0 ? wrap_neg(x) : x;
+    else
+      return x;
   }
 };
 
 struct NegOp : NoAttrs<NegOp> {
   static constexpr unsigned kTypes = kFloats | kSignedInts;
   template <typename T>
-  T operator()(T x) const { return wrap_neg(x); }
+  T operator()(T x) const {
+    return wrap_neg(x);
+  }
 };
 
 struct SignOp : NoAttrs<SignOp> {
@@ -36,11 +42,13 @@ struct SignOp : NoAttrs<SignOp> {
 };
 
 // Float-only ops whose body is one libm call.
-#define KILN_FLOAT_UNARY(Name, expr)         \
-  struct Name : NoAttrs<Name> {              \
+#define KILN_FLOAT_UNARY(Name, expr)            \
+  struct Name : NoAttrs<Name> {                 \
     static constexpr unsigned kTypes = kFloats; \
-    template <typename T>                    \
-    T operator()(T x) const { return expr; } \
+    template <typename T>                       \
+    T operator()(T x) const {                   \
+      return expr;                              \
+    }                                           \
   };
 KILN_FLOAT_UNARY(ReciprocalOp, T(1) / x)
 KILN_FLOAT_UNARY(SqrtOp, std::sqrt(x))
@@ -60,7 +68,9 @@ struct IsNaNOp {
   static constexpr bool kBoolOut = true;
   static Result<IsNaNOp> make(const ir::Node&) { return IsNaNOp{}; }
   template <typename T>
-  bool operator()(T x) const { return x != x; }
+  bool operator()(T x) const {
+    return x != x;
+  }
 };
 
 struct IsInfOp {
@@ -80,7 +90,9 @@ struct IsInfOp {
 struct NotOp : NoAttrs<NotOp> {
   static constexpr unsigned kTypes = kBools;
   template <typename T>
-  T operator()(T x) const { return !x; }
+  T operator()(T x) const {
+    return !x;
+  }
 };
 
 }  // namespace

@@ -20,8 +20,8 @@ Status unary_kernel(const ir::Node& node, std::span<const Tensor> in, std::span<
       return internal_error("unreachable dtype");  // dispatch_dtype refused it already
     } else {
       using R = std::conditional_t<Op::kBoolOut, bool, T>;
-      KILN_ASSIGN_OR_RETURN(Tensor y, Tensor::empty(Op::kBoolOut ? DType::kBool : x.dtype(),
-                                                    x.dims()));
+      KILN_ASSIGN_OR_RETURN(Tensor y,
+                            Tensor::empty(Op::kBoolOut ? DType::kBool : x.dtype(), x.dims()));
       if constexpr (std::is_same_v<T, bool>) {  // untrusted bytes: nonzero is true
         parallel_map(x.data_as<const uint8_t>(), y.data_as<R>(), x.numel(),
                      [&](uint8_t v) { return static_cast<R>(op(v != 0)); });

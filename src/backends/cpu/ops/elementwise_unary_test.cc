@@ -25,8 +25,8 @@ TEST(ElementwiseUnaryTest, MathOpsMatchLibm) {
   expect_near_all<float>(run1(make_node("Log"), {f32({2}, {1, 0})}), {0, -kInf});
   expect_near_all<float>(run1(make_node("Ceil"), {x}), {-3, -0.0f, 0, 1, 3});
   expect_near_all<float>(run1(make_node("Floor"), {x}), {-3, -1, 0, 0, 2});
-  expect_near_all<double>(run1(make_node("Tanh"), {f64({2}, {0.5, -20})}),
-                          {std::tanh(0.5), -1.0}, 1e-12);
+  expect_near_all<double>(run1(make_node("Tanh"), {f64({2}, {0.5, -20})}), {std::tanh(0.5), -1.0},
+                          1e-12);
 }
 
 TEST(ElementwiseUnaryTest, RoundIsHalfToEven) {
@@ -81,8 +81,8 @@ TEST(ElementwiseUnaryTest, ActivationsWithDefaults) {
                          {-1.67056873f, -0.69175819f, 0.0f, 0.73549070f, 2.62675255f});
   expect_near_all<float>(run1(make_node("HardSwish"), {x}),
                          {0.0f, -0.20833333f, 0.0f, 0.43166666f, 2.29166667f});
-  expect_near_all<float>(run1(make_node("Softsign"), {x}), {-0.75f, -1 / 3.0f, 0, 0.7f / 1.7f,
-                                                            2.5f / 3.5f});
+  expect_near_all<float>(run1(make_node("Softsign"), {x}),
+                         {-0.75f, -1 / 3.0f, 0, 0.7f / 1.7f, 2.5f / 3.5f});
   expect_near_all<float>(run1(make_node("LeakyRelu"), {x}), {-0.03f, -0.005f, 0, 0.7f, 2.5f});
   expect_near_all<float>(run1(make_node("HardSigmoid"), {x}), {0, 0.4f, 0.5f, 0.64f, 1});
   expect_near_all<float>(run1(make_node("Gelu"), {x}),

@@ -10,15 +10,21 @@ namespace {
 
 struct MaxOp {
   template <typename T>
-  T operator()(T a, T b) const { return (a > b || a != a) ? a : b; }
+  T operator()(T a, T b) const {
+    return (a > b || a != a) ? a : b;
+  }
 };
 struct MinOp {
   template <typename T>
-  T operator()(T a, T b) const { return (a < b || a != a) ? a : b; }
+  T operator()(T a, T b) const {
+    return (a < b || a != a) ? a : b;
+  }
 };
 struct SumOp {
   template <typename T>
-  T operator()(T a, T b) const { return wrap_add(a, b); }
+  T operator()(T a, T b) const {
+    return wrap_add(a, b);
+  }
 };
 
 // Folds op over all inputs broadcast together: out = op(...op(op(x0, x1), x2)..., xn).
@@ -133,13 +139,21 @@ Status where_kernel(const ir::Node& node, std::span<const Tensor> in, std::span<
   KILN_ASSIGN_OR_RETURN(Dims dims, broadcast_shapes(node, shapes));
   KILN_ASSIGN_OR_RETURN(Tensor r, Tensor::empty(in[1].dtype(), dims));
   switch (dtype_size(in[1].dtype())) {
-    case 1: where_loop<uint8_t>(in[0], in[1], in[2], r); break;
-    case 2: where_loop<uint16_t>(in[0], in[1], in[2], r); break;
-    case 4: where_loop<uint32_t>(in[0], in[1], in[2], r); break;
-    case 8: where_loop<uint64_t>(in[0], in[1], in[2], r); break;
+    case 1:
+      where_loop<uint8_t>(in[0], in[1], in[2], r);
+      break;
+    case 2:
+      where_loop<uint16_t>(in[0], in[1], in[2], r);
+      break;
+    case 4:
+      where_loop<uint32_t>(in[0], in[1], in[2], r);
+      break;
+    case 8:
+      where_loop<uint64_t>(in[0], in[1], in[2], r);
+      break;
     default:
-      return unsupported(node_context(node) + ": dtype " +
-                         std::string(dtype_name(in[1].dtype())) + " is not supported");
+      return unsupported(node_context(node) + ": dtype " + std::string(dtype_name(in[1].dtype())) +
+                         " is not supported");
   }
   out[0] = std::move(r);
   return Status();

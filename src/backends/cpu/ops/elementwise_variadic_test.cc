@@ -18,7 +18,8 @@ TEST(ElementwiseVariadicTest, MaxMinSumMeanBroadcastAllInputs) {
   expect_near_all<float>(mx, {3, 5, kNaN, 4, 5, kNaN});
   expect_near_all<float>(run1(make_node("Min"), {a, b, c}), {1, 2, kNaN, 1, 3, kNaN});
   expect_near_all<float>(run1(make_node("Sum"), {a, b, c}), {6, 10, kNaN, 8, 12, kNaN});
-  expect_near_all<float>(run1(make_node("Mean"), {a, b, c}), {2, 10 / 3.0f, kNaN, 8 / 3.0f, 4, kNaN});
+  expect_near_all<float>(run1(make_node("Mean"), {a, b, c}),
+                         {2, 10 / 3.0f, kNaN, 8 / 3.0f, 4, kNaN});
   // One input is a copy.
   expect_near_all<float>(run1(make_node("Sum"), {b}), {2, 4});
   EXPECT_EQ(values<int32_t>(run1(make_node("Max"), {i32({2}, {-7, 8}), i32({2}, {3, -9})})),
@@ -46,9 +47,9 @@ TEST(ElementwiseVariadicTest, ClipWithOptionalBounds) {
   // min > max: everything becomes max.
   expect_near_all<float>(run1(make_node("Clip"), {x, f32({}, {2}), f32({}, {1})}),
                          {1, 1, 1, 1, kNaN});
-  EXPECT_EQ(values<int8_t>(run1(make_node("Clip"), {i8({3}, {-128, 5, 127}), Tensor(),
-                                                   i8({}, {6})})),
-            (std::vector<int8_t>{-128, 5, 6}));
+  EXPECT_EQ(
+      values<int8_t>(run1(make_node("Clip"), {i8({3}, {-128, 5, 127}), Tensor(), i8({}, {6})})),
+      (std::vector<int8_t>{-128, 5, 6}));
   EXPECT_EQ(run_status(make_node("Clip"), {x, f32({2}, {0, 1})}).code(),
             StatusCode::kInvalidArgument);
   EXPECT_EQ(run_status(make_node("Clip"), {x, i32({}, {0})}).code(), StatusCode::kInvalidArgument);
@@ -61,8 +62,8 @@ TEST(ElementwiseVariadicTest, WhereBroadcastsThreeWays) {
   Tensor r = run1(make_node("Where"), {c, x, y});
   EXPECT_EQ(r.dims(), (Dims{2, 3}));
   expect_near_all<float>(r, {1, 2, 3, -1, -1, -1});
-  Tensor ri = run1(make_node("Where"), {boolean({3}, {1, 0, 1}), i64({3}, {1, 2, 3}),
-                                        i64({3}, {4, 5, 6})});
+  Tensor ri =
+      run1(make_node("Where"), {boolean({3}, {1, 0, 1}), i64({3}, {1, 2, 3}), i64({3}, {4, 5, 6})});
   EXPECT_EQ(values<int64_t>(ri), (std::vector<int64_t>{1, 5, 3}));
   EXPECT_EQ(run_status(make_node("Where"), {f32({1}, {1}), x, y}).code(),
             StatusCode::kInvalidArgument);
@@ -74,8 +75,8 @@ TEST(ElementwiseVariadicTest, WhereMovesHalfBitsNatively) {
   EXPECT_TRUE(kernel_registry().find("Where")->native_half);
   std::vector<uint16_t> a = {f32_to_f16(1.5f), f32_to_f16(-2.0f)};
   std::vector<uint16_t> b = {f32_to_f16(7.0f), f32_to_f16(8.0f)};
-  Tensor r = run1(make_node("Where"), {boolean({2}, {0, 1}), make(DType::kF16, {2}, a),
-                                       make(DType::kF16, {2}, b)});
+  Tensor r = run1(make_node("Where"),
+                  {boolean({2}, {0, 1}), make(DType::kF16, {2}, a), make(DType::kF16, {2}, b)});
   EXPECT_EQ(r.dtype(), DType::kF16);
   EXPECT_EQ(values<uint16_t>(r), (std::vector<uint16_t>{b[0], a[1]}));
 }

@@ -21,7 +21,8 @@ Status arg_kernel(const ir::Node& node, std::span<const Tensor> in, std::span<Te
   KILN_RETURN_IF_ERROR(require_input(node, in, 0, "data"));
   KILN_RETURN_IF_ERROR(require_outputs(node, out, 1));
   const Tensor& x = in[0];
-  KILN_ASSIGN_OR_RETURN(int64_t axis, normalize_axis(node, node.attrs.get_int("axis", 0), x.rank()));
+  KILN_ASSIGN_OR_RETURN(int64_t axis,
+                        normalize_axis(node, node.attrs.get_int("axis", 0), x.rank()));
   const bool keepdims = node.attrs.get_int("keepdims", 1) != 0;
   const bool last = node.attrs.get_int("select_last_index", 0) != 0;
   const AxisSplit s = split_at_axis(x.dims(), axis);
@@ -31,8 +32,10 @@ Status arg_kernel(const ir::Node& node, std::span<const Tensor> in, std::span<Te
                             dims_to_string(x.dims()) + ")");
   Dims out_dims;
   for (int64_t d = 0; d < x.rank(); ++d) {
-    if (d != axis) out_dims.push_back(x.dim(d));
-    else if (keepdims) out_dims.push_back(1);
+    if (d != axis)
+      out_dims.push_back(x.dim(d));
+    else if (keepdims)
+      out_dims.push_back(1);
   }
   return dispatch_dtype(node, x.dtype(), kNumeric, [&]<typename T>() -> Status {
     if constexpr ((dtype_class<T>() & kNumeric) == 0) {

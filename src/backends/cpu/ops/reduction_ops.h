@@ -23,9 +23,12 @@ struct AxisSplit {
 inline AxisSplit split_at_axis(const Dims& dims, int64_t axis) {
   AxisSplit s;
   for (int64_t d = 0; d < static_cast<int64_t>(dims.size()); ++d) {
-    if (d < axis) s.outer *= dims[d];
-    else if (d == axis) s.axis = dims[d];
-    else s.inner *= dims[d];
+    if (d < axis)
+      s.outer *= dims[d];
+    else if (d == axis)
+      s.axis = dims[d];
+    else
+      s.inner *= dims[d];
   }
   return s;
 }

@@ -72,8 +72,10 @@ struct L2R {
   Acc step(Acc a, T x) const { return a + static_cast<double>(x) * static_cast<double>(x); }
   Acc merge(Acc a, Acc b) const { return a + b; }
   T finish(Acc a, int64_t) const {
-    if constexpr (std::is_floating_point_v<T>) return static_cast<T>(std::sqrt(a));
-    else return float_to_int<T>(std::sqrt(a));
+    if constexpr (std::is_floating_point_v<T>)
+      return static_cast<T>(std::sqrt(a));
+    else
+      return float_to_int<T>(std::sqrt(a));
   }
 };
 // Max and min propagate NaN. For bool data T is uint8_t and bytes are normalised to 0/1.
@@ -81,15 +83,19 @@ template <typename T, bool kMax, bool kBool = false>
 struct ExtremumR {
   using Acc = T;
   Acc init() const {
-    if constexpr (kBool) return kMax ? T(0) : T(1);
+    if constexpr (kBool)
+      return kMax ? T(0) : T(1);
     else if constexpr (std::is_floating_point_v<T>)
       return kMax ? -std::numeric_limits<T>::infinity() : std::numeric_limits<T>::infinity();
-    else return kMax ? std::numeric_limits<T>::lowest() : std::numeric_limits<T>::max();
+    else
+      return kMax ? std::numeric_limits<T>::lowest() : std::numeric_limits<T>::max();
   }
   Acc step(Acc a, T x) const {
     if constexpr (kBool) x = x != 0;
-    if constexpr (kMax) return (x > a || x != x) ? x : a;
-    else return (x < a || x != x) ? x : a;
+    if constexpr (kMax)
+      return (x > a || x != x) ? x : a;
+    else
+      return (x < a || x != x) ? x : a;
   }
   Acc merge(Acc a, Acc b) const { return step(a, b); }
   T finish(Acc a, int64_t) const { return a; }
@@ -184,8 +190,10 @@ void reduce_axes(const T* x, T* y, const Dims& dims, const std::vector<bool>& re
   std::vector<bool> mr;
   for (size_t d = 0; d < dims.size(); ++d) {
     if (dims[d] == 1) continue;
-    if (!md.empty() && mr.back() == reduced[d]) md.back() *= dims[d];
-    else md.push_back(dims[d]), mr.push_back(reduced[d]);
+    if (!md.empty() && mr.back() == reduced[d])
+      md.back() *= dims[d];
+    else
+      md.push_back(dims[d]), mr.push_back(reduced[d]);
   }
   int64_t red = 1, kept = 1, red_runs = 0;
   for (size_t d = 0; d < md.size(); ++d) {
@@ -196,8 +204,10 @@ void reduce_axes(const T* x, T* y, const Dims& dims, const std::vector<bool>& re
     int64_t outer = 1, inner = 1;
     bool seen = false;
     for (size_t d = 0; d < md.size(); ++d) {
-      if (mr[d]) seen = true;
-      else (seen ? inner : outer) *= md[d];
+      if (mr[d])
+        seen = true;
+      else
+        (seen ? inner : outer) *= md[d];
     }
     if (red_runs > 1) outer *= inner, inner = 1;
     reduce_3d(x, y, outer, red, inner, rd);
@@ -233,8 +243,10 @@ void reduce_axes(const T* x, T* y, const Dims& dims, const std::vector<bool>& re
     return;
   }
   std::vector<size_t> perm;
-  for (size_t d = 0; d < md.size(); ++d) if (!mr[d]) perm.push_back(d);
-  for (size_t d = 0; d < md.size(); ++d) if (mr[d]) perm.push_back(d);
+  for (size_t d = 0; d < md.size(); ++d)
+    if (!mr[d]) perm.push_back(d);
+  for (size_t d = 0; d < md.size(); ++d)
+    if (mr[d]) perm.push_back(d);
   std::vector<T> t = permute_copy(x, md, perm);
   reduce_3d(t.data(), y, kept, red, 1, rd);
 }
@@ -260,8 +272,10 @@ Status reduce_kernel(const ir::Node& node, std::span<const Tensor> in, std::span
   }
   Dims out_dims;
   for (int64_t d = 0; d < rank; ++d) {
-    if (!reduced[d]) out_dims.push_back(x.dim(d));
-    else if (keepdims) out_dims.push_back(1);
+    if (!reduced[d])
+      out_dims.push_back(x.dim(d));
+    else if (keepdims)
+      out_dims.push_back(1);
   }
   return dispatch_dtype(node, x.dtype(), kTypes, [&]<typename T>() -> Status {
     if constexpr ((dtype_class<T>() & kTypes) == 0) {

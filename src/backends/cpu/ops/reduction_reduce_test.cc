@@ -80,9 +80,9 @@ TEST(ReduceTest, EmptySetGivesIdentity) {
   expect_near_all<float>(reduce("ReduceSum", f32({0, 3, 2}, {}), {0, 2}, 0), {0, 0, 0});
   // A kept axis of length 0 gives an empty output.
   EXPECT_EQ(reduce("ReduceSum", e, {2}).dims(), (Dims{2, 0, 1}));
-  EXPECT_EQ(values<int32_t>(reduce("ReduceMax", make(DType::kI32, {0}, std::vector<int32_t>{}),
-                                   {0}, 0)),
-            std::vector<int32_t>{std::numeric_limits<int32_t>::min()});
+  EXPECT_EQ(
+      values<int32_t>(reduce("ReduceMax", make(DType::kI32, {0}, std::vector<int32_t>{}), {0}, 0)),
+      std::vector<int32_t>{std::numeric_limits<int32_t>::min()});
 }
 
 TEST(ReduceTest, BoolMaxIsAnyMinIsAll) {
@@ -152,8 +152,8 @@ TEST(ReduceTest, MultiAxisReductionsMatchNaiveSums) {
         if (!red[d]) o += c * mul, mul *= dims[d];
       }
       want[static_cast<size_t>(o)] += v[static_cast<size_t>(i)];
-      want_max[static_cast<size_t>(o)] = std::max(want_max[static_cast<size_t>(o)],
-                                                  v[static_cast<size_t>(i)]);
+      want_max[static_cast<size_t>(o)] =
+          std::max(want_max[static_cast<size_t>(o)], v[static_cast<size_t>(i)]);
     }
     EXPECT_EQ(values<float>(r), want) << "axes " << dims_to_string(axes);
     EXPECT_EQ(values<float>(mx), want_max) << "axes " << dims_to_string(axes);
@@ -194,9 +194,9 @@ TEST(ArgMaxTest, AxisKeepdimsAndTies) {
 }
 
 TEST(ArgMaxTest, Errors) {
-  EXPECT_EQ(run_status(make_node("ArgMax", attrs_int({{"axis", 2}})), {f32({2, 2}, {1, 2, 3, 4})})
-                .code(),
-            StatusCode::kInvalidArgument);
+  EXPECT_EQ(
+      run_status(make_node("ArgMax", attrs_int({{"axis", 2}})), {f32({2, 2}, {1, 2, 3, 4})}).code(),
+      StatusCode::kInvalidArgument);
   EXPECT_EQ(run_status(make_node("ArgMax"), {f32({0, 2}, {})}).code(),
             StatusCode::kInvalidArgument);
   EXPECT_EQ(run_status(make_node("ArgMax"), {boolean({1}, {1})}).code(), StatusCode::kUnsupported);

@@ -40,8 +40,10 @@ inline float exp_nonpositive(float x) {
 
 template <typename T>
 T exp_shifted(T x) {
-  if constexpr (std::is_same_v<T, float>) return exp_nonpositive(x);
-  else return std::exp(x);
+  if constexpr (std::is_same_v<T, float>)
+    return exp_nonpositive(x);
+  else
+    return std::exp(x);
 }
 
 // One contiguous row of length n.
@@ -85,8 +87,10 @@ void softmax_cols(const T* x, T* y, int64_t red, int64_t inner, int64_t n) {
     sum[i] = kLog ? static_cast<double>(mx[i]) + std::log(sum[i]) : 1.0 / sum[i];
   for (int64_t r = 0; r < red; ++r) {
     for (int64_t i = 0; i < n; ++i) {
-      if constexpr (kLog) y[r * inner + i] = x[r * inner + i] - static_cast<T>(sum[i]);
-      else y[r * inner + i] *= static_cast<T>(sum[i]);
+      if constexpr (kLog)
+        y[r * inner + i] = x[r * inner + i] - static_cast<T>(sum[i]);
+      else
+        y[r * inner + i] *= static_cast<T>(sum[i]);
     }
   }
 }
@@ -99,8 +103,8 @@ Status softmax_kernel(const ir::Node& node, std::span<const Tensor> in, std::spa
   KILN_RETURN_IF_ERROR(require_outputs(node, out, 1));
   const Tensor& x = in[0];
   const bool coerce = node.attrs.get_int("coerce_2d", 0) != 0;
-  KILN_ASSIGN_OR_RETURN(int64_t axis,
-                        normalize_axis(node, node.attrs.get_int("axis", coerce ? 1 : -1), x.rank()));
+  KILN_ASSIGN_OR_RETURN(
+      int64_t axis, normalize_axis(node, node.attrs.get_int("axis", coerce ? 1 : -1), x.rank()));
   AxisSplit s = split_at_axis(x.dims(), axis);
   if (coerce) s.axis *= s.inner, s.inner = 1;
   return dispatch_dtype(node, x.dtype(), kFloats, [&]<typename T>() -> Status {
@@ -113,7 +117,8 @@ Status softmax_kernel(const ir::Node& node, std::span<const Tensor> in, std::spa
       if (x.numel() == 0) {
         // nothing to normalise
       } else if (s.inner == 1) {
-        parallel_for(s.outer, std::max<int64_t>(1, kElementwiseGrain / std::max<int64_t>(s.axis, 1)),
+        parallel_for(s.outer,
+                     std::max<int64_t>(1, kElementwiseGrain / std::max<int64_t>(s.axis, 1)),
                      [&](int64_t b, int64_t e) {
                        for (int64_t o = b; o < e; ++o)
                          softmax_row<T, kLog>(px + o * s.axis, py + o * s.axis, s.axis);

@@ -12,14 +12,13 @@ constexpr float kNaN = std::numeric_limits<float>::quiet_NaN();
 
 TEST(SoftmaxTest, LastAndLeadingAxis) {
   Tensor s = f32({2, 3}, {1, 2, 3, 1, 5, 0});
-  expect_near_all<float>(run1(make_node("Softmax"), {s}),
-                         {0.09003057f, 0.24472846f, 0.66524094f, 0.01786798f, 0.97555870f,
-                          0.00657326f});
+  expect_near_all<float>(run1(make_node("Softmax"), {s}), {0.09003057f, 0.24472846f, 0.66524094f,
+                                                           0.01786798f, 0.97555870f, 0.00657326f});
   expect_near_all<float>(run1(make_node("Softmax", attrs_int({{"axis", 0}})), {s}),
                          {0.5f, 0.04742587f, 0.95257413f, 0.5f, 0.95257413f, 0.04742587f});
-  expect_near_all<float>(run1(make_node("LogSoftmax", attrs_int({{"axis", -1}})), {s}),
-                         {-2.40760589f, -1.40760601f, -0.40760598f, -4.02474499f, -0.02474495f,
-                          -5.02474499f});
+  expect_near_all<float>(
+      run1(make_node("LogSoftmax", attrs_int({{"axis", -1}})), {s}),
+      {-2.40760589f, -1.40760601f, -0.40760598f, -4.02474499f, -0.02474495f, -5.02474499f});
 }
 
 TEST(SoftmaxTest, MiddleAxisAndCoerce2d) {

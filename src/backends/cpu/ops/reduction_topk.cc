@@ -29,13 +29,14 @@ Status topk_kernel(const ir::Node& node, std::span<const Tensor> in, std::span<T
     return invalid_argument(node_context(node) + ": K must hold exactly one value, got " +
                             std::to_string(k_list.size()));
   if (x.rank() == 0) return invalid_argument(node_context(node) + ": X must have rank >= 1");
-  KILN_ASSIGN_OR_RETURN(int64_t axis, normalize_axis(node, node.attrs.get_int("axis", -1), x.rank()));
+  KILN_ASSIGN_OR_RETURN(int64_t axis,
+                        normalize_axis(node, node.attrs.get_int("axis", -1), x.rank()));
   const bool largest = node.attrs.get_int("largest", 1) != 0;
   const int64_t k = k_list[0];
   const AxisSplit s = split_at_axis(x.dims(), axis);
   if (k < 0 || k > s.axis)
-    return invalid_argument(node_context(node) + ": K=" + std::to_string(k) +
-                            " must be in [0, " + std::to_string(s.axis) + "], the length of axis " +
+    return invalid_argument(node_context(node) + ": K=" + std::to_string(k) + " must be in [0, " +
+                            std::to_string(s.axis) + "], the length of axis " +
                             std::to_string(axis) + " of X " + dims_to_string(x.dims()));
   Dims out_dims = x.dims();
   out_dims[static_cast<size_t>(axis)] = k;
