@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # Builds kiln's libFuzzer targets with clang (build-fuzz/) and runs each for SECONDS (default 60)
 # over a seed corpus made from the test data. Fails on any crash, leak, timeout or sanitizer report.
-#   tools/fuzz.sh [SECONDS] [TARGET...]     targets: engine_file onnx_import mode_names
+#   tools/fuzz.sh [SECONDS] [TARGET...]     targets: engine_file onnx_import mode_names cache_file
 set -euo pipefail
 cd "$(dirname "$0")/.."
 secs=${1:-60}; shift || true
-targets=("$@"); ((${#targets[@]})) || targets=(engine_file onnx_import mode_names)
+targets=("$@"); ((${#targets[@]})) || targets=(engine_file onnx_import mode_names cache_file)
 CC=clang CXX=clang++ cmake -S . -B build-fuzz -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DKILN_FUZZ=ON \
   -DKILN_BUILD_TESTS=OFF -DKILN_WITH_CUDA=OFF -DKILN_BUILD_PYTHON=OFF >/dev/null
 cmake --build build-fuzz -j"$(nproc)" --target $(printf '%s_fuzz ' "${targets[@]}")
@@ -27,6 +27,25 @@ if [[ ! -d $seeds ]]; then
   for w in disabled whole_graph_capture lazy eager none true false 1 0 f32 fp16 bf16 /tmp/x.kcache; do
     printf '%s' "$w" >"$seeds/mode_names/$w"
   done 2>/dev/null || true
+fi
+if [[ ! -d $seeds/cache_file ]]; then
+  # Runtime cache seeds (layout: docs/runtime_modes.md, "Runtime cache"): empty, one record,
+  # cubin + tuning records, and one cut short.
+  mkdir -p "$seeds/cache_file"
+  python3 - "$seeds/cache_file" <<'PY'
+import os, struct, sys, zlib
+def record(key, kind, name, arch, blob):
+    body = key + bytes([kind, 0, 0, 0]) + struct.pack('<QQ', 1700000000000000, 3)
+    body += struct.pack('<I', len(name)) + name + struct.pack('<I', len(arch)) + arch + blob
+    head = struct.pack('<III', 0x4345524B, len(body), zlib.crc32(body))
+    return head + struct.pack('<I', zlib.crc32(head)) + body
+header = b'KILNKCH\0' + struct.pack('<II', 1, 0)
+one = record(bytes(range(32)), 1, b'k_add', b'sm_90', bytes(range(200)))
+two = record(bytes(32), 2, b'gemm 64x64x64', b'sm_100', b'algo=7 tile=128x64')
+for name, data in [('empty', header), ('one', header + one), ('two', header + one + two),
+                   ('cut', (header + one + two)[:-20])]:
+    open(os.path.join(sys.argv[1], name), 'wb').write(data)
+PY
 fi
 
 mkdir -p build-fuzz/corpus build-fuzz/artifacts

@@ -103,6 +103,9 @@ struct CacheOptions {
   // recently used entries are evicted beyond it. Only the first open() of a path uses the options;
   // set_max_bytes() changes the bound later.
   uint64_t max_bytes = kRuntimeCacheDefaultMaxBytes;
+  // Never write the file (for tools that only look): no automatic saves, and save() and clear()
+  // fail with kInvalidArgument. Lookups and inserts work in memory.
+  bool read_only = false;
 };
 
 struct CacheStats {

@@ -89,6 +89,7 @@ struct RuntimeCache::Impl {
   uint64_t bytes = 0;
   uint64_t next_seq = 1;
   std::atomic<uint64_t> max_bytes{kRuntimeCacheDefaultMaxBytes};
+  bool read_only = false;  // set before the handle is shared
 
   std::mutex save_mu;                 // one save() or clear() at a time
   std::atomic<bool> dirty{false};     // changed since the last save

@@ -47,6 +47,7 @@ void log_save_failure(const std::string& path, const Status& s) {
 RuntimeCache::RuntimeCache(std::string path, CacheOptions options)
     : path_(std::move(path)), impl_(std::make_unique<Impl>()) {
   impl_->max_bytes.store(options.max_bytes);
+  impl_->read_only = options.read_only;
 }
 
 RuntimeCache::~RuntimeCache() {

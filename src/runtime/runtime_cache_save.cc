@@ -131,6 +131,11 @@ using internal::CacheFileEntry;
 using internal::CacheFileMap;
 
 Status RuntimeCache::Impl::save(const std::string& path, bool only_if_dirty) {
+  if (read_only) {
+    if (only_if_dirty) return Status();
+    return invalid_argument("cannot save the runtime cache '" + path +
+                            "': it was opened read-only");
+  }
   std::lock_guard<std::mutex> save_lock(save_mu);
   if (only_if_dirty && !dirty.load()) return Status();
   dirty.store(false);  // changes from here on make it dirty again
@@ -236,6 +241,10 @@ Status RuntimeCache::Impl::save(const std::string& path, bool only_if_dirty) {
 }
 
 Status RuntimeCache::Impl::clear(const std::string& path) {
+  if (read_only) {
+    return invalid_argument("cannot clear the runtime cache '" + path +
+                            "': it was opened read-only");
+  }
   std::lock_guard<std::mutex> save_lock(save_mu);
   std::error_code ec;
   if (std::filesystem::exists(std::filesystem::path(path), ec)) {

@@ -318,6 +318,18 @@ TEST(RuntimeCacheTest, InsertChecksLimits) {
   EXPECT_EQ(cache->stats().entries, 0u);
 }
 
+TEST(RuntimeCacheTest, ReadOnlyHandleNeverWrites) {
+  TempDir dir;
+  std::string path = dir.file("c.kcache");
+  {
+    auto cache = open_ok(path, {.read_only = true});
+    ASSERT_TRUE(cache->insert(test_key("r", 0), test_blob("r", 0, 10), test_meta("r", 0)).ok());
+    EXPECT_EQ(cache->save().code(), StatusCode::kInvalidArgument);
+    EXPECT_EQ(cache->clear().code(), StatusCode::kInvalidArgument);
+  }  // no automatic save either
+  EXPECT_FALSE(std::filesystem::exists(path));
+}
+
 TEST(RuntimeCacheTest, ForSettingFollowsTheResolvedSetting) {
   TempDir dir;
   ResolvedSettings r;
