@@ -5,6 +5,8 @@
 
 #include <cuda_runtime_api.h>
 
+#include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <cstdlib>
 #include <filesystem>
@@ -125,6 +127,42 @@ TEST_P(CudaModelTest, EveryDataSetMatchesReferenceOnCuda) {
       }
     }
   }
+}
+
+// Not a timed test: prints median latency per model and data set (CUDA with device inputs, CUDA
+// with host inputs, CPU), for the record.
+TEST_P(CudaModelTest, PrintLatency) {
+  fs::path dir = fs::path(std::getenv("KILN_TESTDATA") ? std::getenv("KILN_TESTDATA") : KILN_TESTDATA_DIR) /
+                 "models" / GetParam();
+  ASSERT_TRUE(fs::exists(dir));
+  std::vector<Tensor> in = read_set(dir / "test_data_set_1", "input");
+  Result<ir::Graph> g = onnx::import_file((dir / "model.onnx").string());
+  ASSERT_TRUE(g.ok());
+  BuildOptions options;
+  for (size_t i = 0; i < in.size(); ++i)
+    options.shapes.push_back({g->values[g->inputs[i]].name, in[i].dims(), in[i].dims(), in[i].dims()});
+  Result<std::vector<uint8_t>> bytes = build_engine((dir / "model.onnx").string(), options);
+  ASSERT_TRUE(bytes.ok()) << bytes.status().to_string();
+  std::shared_ptr<Engine> engine = Engine::load_from_memory(std::move(bytes).value()).value();
+  std::vector<Tensor> dev_in;
+  for (const Tensor& t : in) dev_in.push_back(to_device(t));
+  auto median_ms = [&](const std::vector<Tensor>& inputs, const char* backend) {
+    RunOptions o;
+    o.backend = backend;
+    std::vector<double> ms;
+    for (int i = 0; i < 30; ++i) {
+      auto t0 = std::chrono::steady_clock::now();
+      Result<std::vector<Tensor>> out = engine->run(inputs, o);
+      auto t1 = std::chrono::steady_clock::now();
+      EXPECT_TRUE(out.ok()) << out.status().to_string();
+      if (i >= 5) ms.push_back(std::chrono::duration<double, std::milli>(t1 - t0).count());
+    }
+    std::sort(ms.begin(), ms.end());
+    return ms[ms.size() / 2];
+  };
+  std::printf("[ latency  ] %s %s: cuda (device I/O) %.3f ms, cuda (host I/O) %.3f ms, cpu %.3f ms\n",
+              GetParam().c_str(), dims_to_string(in[0].dims()).c_str(), median_ms(dev_in, "cuda"),
+              median_ms(in, "cuda"), median_ms(in, "cpu"));
 }
 
 INSTANTIATE_TEST_SUITE_P(SharedModels, CudaModelTest,

@@ -10,7 +10,8 @@
 # (the test binaries) and lib/* (shared libraries the GPU machine may lack); see
 # tools/gpu/make_bundle.sh. The CUDA libraries (libcudart, libnvrtc, libcublasLt) come from the
 # GPU machine's toolkit (/usr/local/cuda).
-# MODELS is the shared test data: a folder holding models/, or models.tar.gz. Default:
+# MODELS is the shared test data: a folder holding models/ and onnx-conformance/, or their
+# .tar.gz archives, or one archive. Default:
 # ../shared/testdata.
 set -uo pipefail
 
@@ -31,12 +32,13 @@ status=0
 
 { nvidia-smi; nvcc --version; cmake --version; } > "$OUT/machine.txt" 2>&1
 
-# Test data: unpack models.tar.gz, or use a folder that has models/ in it.
+# Test data: unpack the archives (models.tar.gz, onnx-conformance.tar.gz), or use the folders.
 if [ -f "$TESTDATA" ]; then
   mkdir -p "$WORK/testdata" && tar xzf "$TESTDATA" -C "$WORK/testdata"
   export KILN_TESTDATA="$WORK/testdata"
-elif [ -f "$TESTDATA/models.tar.gz" ]; then
-  mkdir -p "$WORK/testdata" && tar xzf "$TESTDATA/models.tar.gz" -C "$WORK/testdata"
+elif ls "$TESTDATA"/*.tar.gz > /dev/null 2>&1; then
+  mkdir -p "$WORK/testdata"
+  for a in "$TESTDATA"/*.tar.gz; do tar xzf "$a" -C "$WORK/testdata"; done
   export KILN_TESTDATA="$WORK/testdata"
 else
   export KILN_TESTDATA="$TESTDATA"

@@ -48,5 +48,10 @@ Result<CudaProgramStats> program_stats(const BackendProgram& program);
 // Ops with a CUDA handler, sorted. Every other op runs on the CPU.
 std::vector<std::string> supported_ops();
 
+// Nodes whose inputs are all on the host with at most `elements` elements each run on the host
+// (default 4096). For tests and debugging: -1 sends every node with a CUDA handler to the GPU.
+// Process-wide; runs read it once at entry.
+void set_host_execution_limit(int64_t elements);
+
 }  // namespace cuda
 }  // namespace kiln

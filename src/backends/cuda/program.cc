@@ -16,7 +16,7 @@ namespace cuda {
 namespace {
 
 // Nodes whose inputs all live on the host with at most this many elements each run there.
-constexpr int64_t kHostSmallElements = 4096;
+std::atomic<int64_t> g_host_limit{4096};
 
 struct RunSlot {
   std::shared_ptr<Stream> stream;
@@ -134,6 +134,7 @@ class CudaProgram final : public BackendProgram {
     RunContext ctx(info_, pool_, slot.stream, slot.gemm.get(), flag, allow_tf32_);
 
     std::vector<Tensor> in, out;
+    const int64_t host_limit = g_host_limit.load(std::memory_order_relaxed);
     for (size_t n = 0; n < g.nodes.size(); ++n) {
       const ir::Node& node = g.nodes[n];
       const OpHandler* handler = handlers_[n];
@@ -142,7 +143,7 @@ class CudaProgram final : public BackendProgram {
         if (id < 0) continue;
         any_input = true;
         const Tensor& h = vals[static_cast<size_t>(id)].host;
-        if (!h.defined() || h.numel() > kHostSmallElements) all_host_small = false;
+        if (!h.defined() || h.numel() > host_limit) all_host_small = false;
       }
       bool on_host = (any_input && all_host_small) || !handler;
       bool fallback = !handler && !(any_input && all_host_small);
@@ -309,6 +310,8 @@ Result<CudaProgramStats> program_stats(const BackendProgram& program) {
 }
 
 std::vector<std::string> supported_ops() { return cuda_ops(); }
+
+void set_host_execution_limit(int64_t elements) { g_host_limit.store(elements); }
 
 }  // namespace cuda
 

@@ -66,10 +66,11 @@ class ClipHandler final : public OpHandler {
     if (in.empty() || !in[0].defined()) return invalid_argument(ctx.where() + ": input is missing");
     const DType dt = in[0].dtype();
     double bounds[2] = {-std::numeric_limits<double>::infinity(), std::numeric_limits<double>::infinity()};
-    if (!dtype_is_float(dt)) {
-      bounds[0] = -9.2233720368547748e18;
-      bounds[1] = 9.2233720368547748e18;
-      if (!dtype_is_signed_int(dt)) bounds[0] = 0;
+    if (!dtype_is_float(dt)) {  // an omitted bound is the dtype's limit (64-bit: the nearest double below it)
+      const int bits = static_cast<int>(dtype_size(dt)) * 8;
+      const double top = bits == 64 ? 9.2233720368547748e18 : std::ldexp(1.0, dtype_is_signed_int(dt) ? bits - 1 : bits) - 1;
+      bounds[0] = dtype_is_signed_int(dt) ? -top - (bits == 64 ? 0 : 1) : 0;
+      bounds[1] = top;
     }
     for (size_t i = 1; i <= 2; ++i) {
       if (i >= in.size() || !in[i].defined()) continue;

@@ -29,6 +29,13 @@ class DimsOnlyHandler final : public OpHandler {
       if (node.outputs.size() > 1 && node.outputs[1] >= 0) return unsupported(ctx.where() + ": Dropout mask output");
       if (in.size() > 2 && in[2].defined()) return unsupported(ctx.where() + ": Dropout training_mode input");
     }
+    // A kernel without native half support would convert its inputs on the host: not for device data.
+    const cpu::KernelInfo* k = cpu::kernel_registry().find(node.op);
+    if (!k) return unsupported(ctx.where() + ": no kernel");
+    if (!k->native_half)
+      for (const Tensor& t : in)
+        if (t.defined() && (t.dtype() == DType::kF16 || t.dtype() == DType::kBF16))
+          return unsupported(ctx.where() + ": half-precision input to a kernel without native half support");
     return cpu::run_node(node, in, out);
   }
 
