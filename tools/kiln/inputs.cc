@@ -127,11 +127,13 @@ Result<GatheredInputs> gather_inputs(const std::vector<BindingInfo>& bindings,
 
   for (size_t i = 0; i < bindings.size(); ++i) {
     if (g.tensors[i].defined()) continue;
-    return invalid_argument(
-        "no data for input '" + bindings[i].name + "' (" +
-        std::string(dtype_name(bindings[i].dtype)) + ", shapes " + dims_to_string(bindings[i].min) +
-        " to " + dims_to_string(bindings[i].max) + "); pass --input " + bindings[i].name +
-        "=FILE.npy" + (data_dir.empty() ? " or --data DIR" : ""));
+    const BindingInfo& b = bindings[i];
+    std::string allowed = b.min.empty()
+                              ? "any shape"
+                              : "shapes " + dims_to_string(b.min) + " to " + dims_to_string(b.max);
+    return invalid_argument("no data for input '" + b.name + "' (" +
+                            std::string(dtype_name(b.dtype)) + ", " + allowed + "); pass --input " +
+                            b.name + "=FILE.npy" + (data_dir.empty() ? " or --data DIR" : ""));
   }
   return g;
 }

@@ -3,6 +3,7 @@
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
+#include <set>
 
 #include "cli_common.h"
 #include "commands.h"
@@ -200,10 +201,14 @@ int run_run(const RunArgs& args) {
     if (ec)
       return fail(io_error("cannot create --save-outputs folder '" + args.save_outputs +
                            "': " + ec.message()));
+    std::set<std::string> used;  // two names may sanitise alike ("a/b", "a:b"): keep both
     for (size_t i = 0; i < outputs.size(); ++i) {
-      std::string file = (std::filesystem::path(args.save_outputs) /
-                          (safe_file_name(j["outputs"][i]["name"].get<std::string>()) + ".npy"))
-                             .string();
+      std::string stem = safe_file_name(j["outputs"][i]["name"].get<std::string>());
+      if (!used.insert(stem).second) {
+        stem += "_" + std::to_string(i);
+        used.insert(stem);
+      }
+      std::string file = (std::filesystem::path(args.save_outputs) / (stem + ".npy")).string();
       if (Status s = npy_write(file, savable(outputs[i])); !s.ok()) return fail(s);
       j["outputs"][i]["saved"] = file;
     }
