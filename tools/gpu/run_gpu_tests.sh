@@ -59,6 +59,7 @@ if [ -n "$PREBUILT" ]; then
   done
 else
   BUILD="$ROOT/build-gpu"
+  mkdir -p "$BUILD/testdata"  # the test-data links go here
   cmake -S "$ROOT" -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=Release -DKILN_BUILD_PYTHON=OFF \
     > "$OUT/configure.log" 2>&1 || { echo "configure failed: see configure.log"; exit 1; }
   ninja -C "$BUILD" -j"$(nproc)" cuda_gpu_test cuda_backend_test > "$OUT/build.log" 2>&1 \
