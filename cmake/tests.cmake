@@ -86,3 +86,13 @@ if(TARGET kiln_cli_lib)
                    --kiln $<TARGET_FILE:kiln_cli> --models ${KILN_TESTDATA_DIR}/models)
   set_tests_properties(cli_end_to_end PROPERTIES LABELS nogpu TIMEOUT 900)
 endif()
+
+# The ONNX conformance suite on the CPU backend (issue #3): every case passes or is listed with a
+# reason in tests/conformance/expected_unsupported.txt.
+if(TARGET kiln_cli AND EXISTS ${KILN_TESTDATA_DIR}/onnx-conformance)
+  add_test(NAME conformance_cpu
+           COMMAND kiln_cli conformance ${KILN_TESTDATA_DIR}/onnx-conformance --backend cpu
+                   --expected-unsupported ${CMAKE_SOURCE_DIR}/tests/conformance/expected_unsupported.txt
+                   --report ${CMAKE_BINARY_DIR}/conformance_cpu.json)
+  set_tests_properties(conformance_cpu PROPERTIES LABELS nogpu TIMEOUT 1800)
+endif()
