@@ -4,8 +4,9 @@
 #   tools/gpu/run_gpu_tests.sh [--prebuilt BUNDLE.tar.xz] [--testdata MODELS]
 #
 # Without --prebuilt it configures (CMake + Ninja, Release) and builds the gpu-labelled tests with
-# every core into build-gpu/, then runs `ctest -L gpu`. That needs the CUDA toolkit and kiln's build
-# dependencies (protobuf, OpenBLAS, GTest, CLI11, nlohmann-json, zlib).
+# every core into build-gpu/, then runs `ctest -L '^gpu$'` (a regex: plain `gpu` matches nogpu too).
+# That needs the CUDA toolkit and kiln's build dependencies (protobuf, OpenBLAS, GTest, CLI11,
+# nlohmann-json, zlib); the device machines have them.
 # With --prebuilt it runs test binaries built on another x86-64 machine: the bundle holds bin/*
 # (the test binaries) and lib/* (shared libraries the GPU machine may lack); see
 # tools/gpu/make_bundle.sh. The CUDA libraries (libcudart, libnvrtc, libcublasLt) come from the
@@ -64,7 +65,7 @@ else
     > "$OUT/configure.log" 2>&1 || { echo "configure failed: see configure.log"; exit 1; }
   ninja -C "$BUILD" -j"$(nproc)" cuda_gpu_test cuda_backend_test > "$OUT/build.log" 2>&1 \
     || { echo "build failed: see build.log"; tail -30 "$OUT/build.log"; exit 1; }
-  (cd "$BUILD" && ctest -L gpu --output-on-failure --output-junit "$OUT/ctest_gpu.xml") > "$OUT/ctest_gpu.log" 2>&1 \
+  (cd "$BUILD" && ctest -L '^gpu$' --output-on-failure --output-junit "$OUT/ctest_gpu.xml") > "$OUT/ctest_gpu.log" 2>&1 \
     || status=1
   tail -20 "$OUT/ctest_gpu.log" | tee "$OUT/summary.txt"
 fi
