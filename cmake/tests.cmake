@@ -15,6 +15,7 @@ foreach(_archive models onnx-conformance)
     execute_process(COMMAND ${CMAKE_COMMAND} -E tar xzf ${KILN_TESTDATA}/${_archive}.tar.gz
                     WORKING_DIRECTORY ${KILN_TESTDATA_DIR})
   elseif(EXISTS ${KILN_TESTDATA}/${_archive} AND NOT EXISTS ${KILN_TESTDATA_DIR}/${_archive})
+    file(MAKE_DIRECTORY ${KILN_TESTDATA_DIR})
     file(CREATE_LINK ${KILN_TESTDATA}/${_archive} ${KILN_TESTDATA_DIR}/${_archive} SYMBOLIC)
   endif()
 endforeach()
