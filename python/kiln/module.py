@@ -39,8 +39,8 @@ def _to_capsule(x):
     kind = _kind(x)
     if kind == "numpy":
         import numpy as np
-        x = np.ascontiguousarray(x)
-        return x.__dlpack__(), kind, (1, 0)
+        # numpy goes through the buffer protocol: zero-copy, and read-only arrays work too.
+        return np.ascontiguousarray(x), kind, (1, 0)
     if kind == "torch":
         import torch
         x = x.contiguous()

@@ -1,6 +1,7 @@
 // kiln._kiln: the C++ half of the Python package. Policy stays in C++ (settings resolution, name
 // parsing, validation); python/kiln adds ergonomics. Every Status becomes an exception of the
 // class python/kiln/errors.py registers for its code.
+#include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
@@ -130,12 +131,43 @@ BuildOptions build_options(const py::dict& shapes, const std::string& precision,
 }
 
 // Runs with the Python scope's settings pushed as this thread's C++ scope for the call's length.
-std::vector<py::capsule> engine_run(const Engine& engine, const std::vector<py::capsule>& capsules,
+// A numpy array (zero-copy through the buffer protocol; read-only arrays are fine) as a Tensor.
+Result<Tensor> tensor_from_numpy(const py::array& a) {
+  py::dtype dt = a.dtype();
+  DType d = DType::kUndefined;
+  char kind = dt.kind();
+  size_t size = static_cast<size_t>(dt.itemsize());
+  if (kind == 'f') d = size == 4 ? DType::kF32 : size == 8 ? DType::kF64 : size == 2 ? DType::kF16 : d;
+  if (kind == 'i') d = size == 1 ? DType::kI8 : size == 2 ? DType::kI16 : size == 4 ? DType::kI32 : size == 8 ? DType::kI64 : d;
+  if (kind == 'u') d = size == 1 ? DType::kU8 : size == 2 ? DType::kU16 : size == 4 ? DType::kU32 : size == 8 ? DType::kU64 : d;
+  if (kind == 'b') d = DType::kBool;
+  if (d == DType::kUndefined)
+    return invalid_argument("numpy dtype " + std::string(py::str(dt)) + " is not supported by kiln");
+  if (!(a.flags() & py::array::c_style))
+    return invalid_argument("kiln needs C-contiguous arrays; call np.ascontiguousarray first");
+  Dims dims(a.shape(), a.shape() + a.ndim());
+  auto* keep = new py::object(a);
+  std::shared_ptr<void> owner(keep, [](void* p) {
+    py::gil_scoped_acquire gil;
+    delete static_cast<py::object*>(p);
+  });
+  return Tensor::wrap(d, std::move(dims), const_cast<void*>(a.data()), std::move(owner));
+}
+
+std::vector<py::capsule> engine_run(const Engine& engine, const std::vector<py::object>& objects,
                                     const std::string& backend, int device, std::optional<py::dict> call,
                                     std::optional<py::dict> module, std::optional<py::dict> scope) {
   std::vector<Tensor> inputs;
-  inputs.reserve(capsules.size());
-  for (const py::capsule& c : capsules) inputs.push_back(take(tensor_from_capsule(c)));
+  inputs.reserve(objects.size());
+  for (const py::object& o : objects) {
+    if (py::isinstance<py::capsule>(o)) {
+      inputs.push_back(take(tensor_from_capsule(py::reinterpret_borrow<py::capsule>(o))));
+    } else if (py::isinstance<py::array>(o)) {
+      inputs.push_back(take(tensor_from_numpy(py::reinterpret_borrow<py::array>(o))));
+    } else {
+      raise(invalid_argument("inputs must be DLPack capsules or numpy arrays"));
+    }
+  }
   RuntimeSettings call_s = call ? settings_from_dict(*call) : RuntimeSettings{};
   RuntimeSettings module_s = module ? settings_from_dict(*module) : RuntimeSettings{};
   RuntimeSettings scope_s = scope ? settings_from_dict(*scope) : RuntimeSettings{};
