@@ -110,36 +110,36 @@ struct CacheOptions {
 
 struct CacheStats {
   uint64_t entries = 0;
-  uint64_t bytes = 0;           // encoded size of all entries (about the file size)
-  uint64_t hits = 0;            // lookups that found an entry, by this handle
-  uint64_t misses = 0;          // lookups that did not
-  uint64_t inserts = 0;         // insert() calls that added or replaced an entry
-  uint64_t evictions = 0;       // entries evicted by the size bound, by this handle
-  uint64_t saves = 0;           // files written by this handle
-  uint64_t recorded_hits = 0;   // the entries' hit counts summed (persisted across processes)
-  uint64_t skipped_records = 0; // corrupt or truncated records skipped by this handle's loads
-                                // (an ignored foreign or other-version file counts as one)
-  std::map<std::string, uint64_t> archs;                  // entries per arch
-  std::map<std::string, uint64_t> kinds;                  // entries per kind ("cubin", "tuning")
+  uint64_t bytes = 0;            // encoded size of all entries (about the file size)
+  uint64_t hits = 0;             // lookups that found an entry, by this handle
+  uint64_t misses = 0;           // lookups that did not
+  uint64_t inserts = 0;          // insert() calls that added or replaced an entry
+  uint64_t evictions = 0;        // entries evicted by the size bound, by this handle
+  uint64_t saves = 0;            // files written by this handle
+  uint64_t recorded_hits = 0;    // the entries' hit counts summed (persisted across processes)
+  uint64_t skipped_records = 0;  // corrupt or truncated records skipped by this handle's loads
+                                 // (an ignored foreign or other-version file counts as one)
+  std::map<std::string, uint64_t> archs;  // entries per arch
+  std::map<std::string, uint64_t> kinds;  // entries per kind ("cubin", "tuning")
 };
 
 // One entry as listed by entries(): metadata and counters, no bytes.
 struct CacheEntryInfo {
   CacheKey key;
   CacheEntryMeta meta;
-  uint64_t size = 0;            // blob bytes
-  uint64_t last_use_us = 0;     // unix time of the last use, microseconds
-  uint64_t hits = 0;            // recorded hits, including this process's
+  uint64_t size = 0;         // blob bytes
+  uint64_t last_use_us = 0;  // unix time of the last use, microseconds
+  uint64_t hits = 0;         // recorded hits, including this process's
 };
 
 // What verify() found in a cache file.
 struct CacheVerifyReport {
   struct Problem {
     uint64_t offset = 0;  // file offset of the bad record (or 0 for the file header)
-    std::string reason;   // e.g. "checksum mismatch", "truncated: record needs 4096 bytes, 100 left"
+    std::string reason;  // e.g. "checksum mismatch", "truncated: record needs 4096 bytes, 100 left"
   };
-  bool exists = false;        // false: there is no file (which is a valid, empty cache)
-  bool compatible = true;     // false: foreign magic or another format version (see problems)
+  bool exists = false;     // false: there is no file (which is a valid, empty cache)
+  bool compatible = true;  // false: foreign magic or another format version (see problems)
   uint64_t file_bytes = 0;
   uint64_t valid_records = 0;
   std::vector<Problem> problems;  // empty when the file is intact; the first 1000 only

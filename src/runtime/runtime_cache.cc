@@ -145,10 +145,9 @@ Status RuntimeCache::insert(const CacheKey& key, std::span<const uint8_t> bytes,
 
 Status RuntimeCache::insert(const CacheKey& key, std::string_view text,
                             const CacheEntryMeta& meta) {
-  return insert(key,
-                std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(text.data()),
-                                         text.size()),
-                meta);
+  return insert(
+      key, std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(text.data()), text.size()),
+      meta);
 }
 
 Result<CacheValue> RuntimeCache::get_or_produce(

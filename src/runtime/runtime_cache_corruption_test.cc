@@ -81,9 +81,9 @@ TEST(RuntimeCacheCorruptionTest, TruncationKeepsEveryWholeRecordBeforeTheCut) {
     } else {
       EXPECT_EQ(scan.state, CacheFileState::kOk) << cut;
       EXPECT_EQ(found.size(), static_cast<size_t>(whole)) << "cut at " << cut;
-      bool at_boundary = cut == internal::kCacheHeaderBytes ||
-                         std::find(s.record_start.begin(), s.record_start.end(), cut) !=
-                             s.record_start.end();
+      bool at_boundary =
+          cut == internal::kCacheHeaderBytes ||
+          std::find(s.record_start.begin(), s.record_start.end(), cut) != s.record_start.end();
       EXPECT_EQ(scan.problem_count, at_boundary ? 0u : 1u) << "cut at " << cut;
     }
   }
@@ -125,10 +125,18 @@ TEST(RuntimeCacheCorruptionTest, RandomDamageNeverYieldsAWrongRecord) {
     for (int e = 0; e < edits && !bad.empty(); ++e) {
       size_t pos = rng() % bad.size();
       switch (rng() % 4) {
-        case 0: bad[pos] = static_cast<uint8_t>(rng()); break;
-        case 1: bad.resize(std::max<size_t>(pos, 1)); break;
-        case 2: bad.insert(bad.begin() + pos, static_cast<uint8_t>(rng())); break;
-        case 3: bad.erase(bad.begin() + pos); break;
+        case 0:
+          bad[pos] = static_cast<uint8_t>(rng());
+          break;
+        case 1:
+          bad.resize(std::max<size_t>(pos, 1));
+          break;
+        case 2:
+          bad.insert(bad.begin() + pos, static_cast<uint8_t>(rng()));
+          break;
+        case 3:
+          bad.erase(bad.begin() + pos);
+          break;
       }
     }
     std::set<int> found;
@@ -183,7 +191,8 @@ TEST(RuntimeCacheCorruptionTest, AdversarialFilesScanInLinearTime) {
   std::vector<uint8_t> prefixes = markers;
   for (int i = 0; i < (1 << 20); ++i) {
     uint32_t m = internal::kCacheRecordMarker;
-    markers.insert(markers.end(), reinterpret_cast<uint8_t*>(&m), reinterpret_cast<uint8_t*>(&m) + 4);
+    markers.insert(markers.end(), reinterpret_cast<uint8_t*>(&m),
+                   reinterpret_cast<uint8_t*>(&m) + 4);
   }
   for (int i = 0; i < (1 << 18); ++i) {
     uint8_t p[16];
@@ -246,9 +255,9 @@ TEST(RuntimeCacheCorruptionTest, ForeignOrOtherVersionFileIsIgnoredThenReplaced)
     std::string path = dir.file("c.kcache");
     Sample s = make_sample();
     std::vector<uint8_t> bytes = s.bytes;
-    if (variant == 0) std::memcpy(bytes.data(), "GGUF\0\0\0\0", 8);      // foreign magic
-    if (variant == 1) bytes[8] = kRuntimeCacheFormatVersion + 1;        // a newer kiln's file
-    if (variant == 2) bytes.assign({'K', 'I', 'L', 'N', 'K'});          // a header cut short
+    if (variant == 0) std::memcpy(bytes.data(), "GGUF\0\0\0\0", 8);  // foreign magic
+    if (variant == 1) bytes[8] = kRuntimeCacheFormatVersion + 1;     // a newer kiln's file
+    if (variant == 2) bytes.assign({'K', 'I', 'L', 'N', 'K'});       // a header cut short
     ASSERT_TRUE(platform::write_file_atomic(path, bytes).ok());
 
     Result<CacheVerifyReport> report = RuntimeCache::verify_file(path);

@@ -161,8 +161,8 @@ void cache_append_record(format::ByteWriter& out, const CacheKey& key, CacheEntr
                          std::string_view arch, std::span<const uint8_t> blob) {
   std::vector<uint8_t>& buf = out.buffer();
   size_t start = buf.size();
-  uint64_t body_len = cache_record_size(name.size(), arch.size(), blob.size()) -
-                      kCacheRecordPrefixBytes;
+  uint64_t body_len =
+      cache_record_size(name.size(), arch.size(), blob.size()) - kCacheRecordPrefixBytes;
   out.u32(kCacheRecordMarker);
   out.u32(static_cast<uint32_t>(body_len));
   out.u32(0);  // body crc, patched below

@@ -44,7 +44,7 @@ struct CacheRecordView {
   std::string_view name;
   std::string_view arch;
   std::span<const uint8_t> blob;
-  uint64_t offset = 0;        // of the record's prefix in the file
+  uint64_t offset = 0;  // of the record's prefix in the file
 };
 
 // The encoded size of a record: what the size bound counts.

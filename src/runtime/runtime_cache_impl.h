@@ -30,10 +30,10 @@ struct CacheKeyHash {
 struct CacheEntry {
   CacheEntryMeta meta;
   std::shared_ptr<const std::vector<uint8_t>> bytes;
-  uint64_t hits_base = 0;                 // recorded hits as of the last load or save (under mu)
-  std::atomic<uint64_t> hits_new{0};      // hits since then
+  uint64_t hits_base = 0;             // recorded hits as of the last load or save (under mu)
+  std::atomic<uint64_t> hits_new{0};  // hits since then
   std::atomic<uint64_t> last_use_us{0};
-  uint64_t seq = 0;                       // insert sequence number; 0 when loaded from a file
+  uint64_t seq = 0;  // insert sequence number; 0 when loaded from a file
 
   uint64_t encoded_size() const;
 };
@@ -81,8 +81,8 @@ void cache_save_hook(std::string_view stage);
 namespace kiln {
 
 struct RuntimeCache::Impl {
-  using Map = std::unordered_map<CacheKey, std::shared_ptr<internal::CacheEntry>,
-                                 internal::CacheKeyHash>;
+  using Map =
+      std::unordered_map<CacheKey, std::shared_ptr<internal::CacheEntry>, internal::CacheKeyHash>;
 
   mutable std::shared_mutex mu;  // guards map, bytes, next_seq and entries' non-atomic fields
   Map map;
@@ -91,11 +91,10 @@ struct RuntimeCache::Impl {
   std::atomic<uint64_t> max_bytes{kRuntimeCacheDefaultMaxBytes};
   bool read_only = false;  // set before the handle is shared
 
-  std::mutex save_mu;                 // one save() or clear() at a time
-  std::atomic<bool> dirty{false};     // changed since the last save
+  std::mutex save_mu;              // one save() or clear() at a time
+  std::atomic<bool> dirty{false};  // changed since the last save
 
-  std::atomic<uint64_t> hits{0}, misses{0}, inserts{0}, evictions{0}, saves{0},
-      skipped_records{0};
+  std::atomic<uint64_t> hits{0}, misses{0}, inserts{0}, evictions{0}, saves{0}, skipped_records{0};
 
   // Under mu (exclusive): evicts least recently used entries until bytes <= max_bytes.
   void evict_locked();

@@ -13,8 +13,8 @@ namespace {
 CacheKey sha256(const std::vector<uint8_t>& message) {
   CacheKey key;
   unsigned int len = 0;
-  int ok = EVP_Digest(message.data(), message.size(), key.bytes.data(), &len, EVP_sha256(),
-                      nullptr);
+  int ok =
+      EVP_Digest(message.data(), message.size(), key.bytes.data(), &len, EVP_sha256(), nullptr);
   KILN_CHECK(ok == 1 && len == key.bytes.size());  // only fails without memory
   return key;
 }

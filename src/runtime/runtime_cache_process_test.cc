@@ -5,12 +5,11 @@
 // below does the child's work and exits before gtest starts (exec rather than a bare fork, so the
 // sanitizers and any threads of the parent stay out of the child).
 #include <fcntl.h>
+#include <gtest/gtest.h>
 #include <signal.h>
 #include <spawn.h>
 #include <sys/wait.h>
 #include <unistd.h>
-
-#include <gtest/gtest.h>
 
 #include <chrono>
 #include <cstdlib>
@@ -142,7 +141,8 @@ TEST(RuntimeCacheProcessTest, FourProcessesSavingAtOnceKeepTheUnion) {
   for (pid_t pid : kids) EXPECT_EQ(wait_child(pid), 0);
   testing_cache::FileContent f = read_cache_file(path);
   EXPECT_EQ(f.blobs.size(), 4u * kCount);
-  for (int p = 0; p < 4; ++p) EXPECT_EQ(count_family(f, "p" + std::to_string(p), kCount, 2048), kCount);
+  for (int p = 0; p < 4; ++p)
+    EXPECT_EQ(count_family(f, "p" + std::to_string(p), kCount, 2048), kCount);
   Result<CacheVerifyReport> report = RuntimeCache::verify_file(path);
   ASSERT_TRUE(report.ok());
   EXPECT_TRUE(report->ok());
@@ -168,8 +168,8 @@ TEST(RuntimeCacheProcessTest, SigkillMidSaveNeverTearsTheFile) {
   constexpr int kCount = 16;
   constexpr size_t kSize = 64 << 10;  // 1 MiB per child: a save takes a few milliseconds
   auto slow_spec = [&](const std::string& tag) {
-    return "slow|" + path + "|" + tag + "|" + std::to_string(kCount) + "|" +
-           std::to_string(kSize) + "|" + marker;
+    return "slow|" + path + "|" + tag + "|" + std::to_string(kCount) + "|" + std::to_string(kSize) +
+           "|" + marker;
   };
   auto wait_for_marker = [&]() {
     for (int i = 0; i < 200000 && !std::filesystem::exists(marker); ++i) {
@@ -183,9 +183,9 @@ TEST(RuntimeCacheProcessTest, SigkillMidSaveNeverTearsTheFile) {
   ASSERT_TRUE(wait_for_marker());
   auto locked_at = std::chrono::steady_clock::now();
   ASSERT_EQ(wait_child(pid), 0);
-  double save_us = std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() -
-                                                             locked_at)
-                       .count();
+  double save_us =
+      std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - locked_at)
+          .count();
   std::filesystem::remove(marker);
   ASSERT_EQ(count_family(read_cache_file(path), "base", kCount, kSize), kCount);
 
@@ -215,8 +215,10 @@ TEST(RuntimeCacheProcessTest, SigkillMidSaveNeverTearsTheFile) {
     if (mine == 0) ++killed_before_done;
   }
   EXPECT_GT(killed_before_done, 0) << "no kill landed before a save finished";
-  std::printf("[          ] save %.0f us; %d of 24 kills landed before the rename, %d left a "
-              "temp file\n", save_us, killed_before_done, torn_temp_left);
+  std::printf(
+      "[          ] save %.0f us; %d of 24 kills landed before the rename, %d left a "
+      "temp file\n",
+      save_us, killed_before_done, torn_temp_left);
 
   // The next save is not blocked by a killed lock holder, and sweeps the dead saves' temp files.
   ASSERT_EQ(wait_child(spawn_child("insert|" + path + "|after|3|100|1")), 0);

@@ -61,8 +61,9 @@ RuntimeCache::~RuntimeCache() {
 Result<std::shared_ptr<RuntimeCache>> RuntimeCache::open(const std::string& path,
                                                          CacheOptions options) {
   if (path.empty()) {
-    return invalid_argument("invalid runtime cache path ''; expected a file path (or the "
-                            "runtime_cache setting none)");
+    return invalid_argument(
+        "invalid runtime cache path ''; expected a file path (or the "
+        "runtime_cache setting none)");
   }
   if (options.max_bytes == 0) {
     return invalid_argument("invalid runtime cache max_bytes 0 for '" + path +

@@ -150,8 +150,8 @@ Status RuntimeCache::Impl::save(const std::string& path, bool only_if_dirty) {
     for (const auto& [key, e] : map) {
       uint64_t h = e->hits_new.load();
       hits_new.emplace(key, h);
-      mine.emplace(key, CacheFileEntry{e->meta, e->bytes, e->bytes->size(),
-                                       e->last_use_us.load(), e->hits_base + h});
+      mine.emplace(key, CacheFileEntry{e->meta, e->bytes, e->bytes->size(), e->last_use_us.load(),
+                                       e->hits_base + h});
     }
   }
   const uint64_t limit = max_bytes.load();
@@ -194,8 +194,8 @@ Status RuntimeCache::Impl::save(const std::string& path, bool only_if_dirty) {
     internal::cache_append_header(w);
     for (const auto* kv : order) {
       const CacheFileEntry& e = kv->second;
-      internal::cache_append_record(w, kv->first, e.meta.kind, e.last_use_us, e.hits,
-                                    e.meta.name, e.meta.arch, *e.bytes);
+      internal::cache_append_record(w, kv->first, e.meta.kind, e.last_use_us, e.hits, e.meta.name,
+                                    e.meta.arch, *e.bytes);
     }
     KILN_RETURN_IF_ERROR(platform::write_file_atomic(path, w.buffer()));
     internal::cache_save_hook("written");
@@ -277,8 +277,8 @@ Result<CacheVerifyReport> RuntimeCache::verify_file(const std::string& path) {
   report.file_bytes = (*mapped)->size();
   internal::CacheScan scan =
       internal::cache_scan((*mapped)->bytes(), [](const internal::CacheRecordView&) {});
-  report.compatible = scan.state == internal::CacheFileState::kOk ||
-                      scan.state == internal::CacheFileState::kEmpty;
+  report.compatible =
+      scan.state == internal::CacheFileState::kOk || scan.state == internal::CacheFileState::kEmpty;
   report.valid_records = scan.valid_records;
   report.problems = std::move(scan.problems);
   report.problem_count = scan.problem_count;

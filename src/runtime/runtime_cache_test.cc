@@ -91,11 +91,12 @@ TEST(RuntimeCacheTest, InsertThenSaveThenFreshHandleHitsEverything) {
   {
     auto cache = open_ok(path);
     for (int i = 0; i < 20; ++i) {
-      ASSERT_TRUE(cache->insert(test_key("a", i), test_blob("a", i, 100 + i), test_meta("a", i))
-                      .ok());
+      ASSERT_TRUE(
+          cache->insert(test_key("a", i), test_blob("a", i, 100 + i), test_meta("a", i)).ok());
     }
-    ASSERT_TRUE(cache->insert(make_tuning_key("gemm 64x64x64", 1, "sm_90"), "algo=7 tile=128x64",
-                              {CacheEntryKind::kTuning, "gemm", "sm_90"})
+    ASSERT_TRUE(cache
+                    ->insert(make_tuning_key("gemm 64x64x64", 1, "sm_90"), "algo=7 tile=128x64",
+                             {CacheEntryKind::kTuning, "gemm", "sm_90"})
                     .ok());
     ASSERT_TRUE(cache->save().ok());
     EXPECT_EQ(cache->stats().saves, 1u);
@@ -130,11 +131,11 @@ int warm(const std::string& path, int kernels, int* compiles) {
   auto cache = open_ok(path);
   int done = 0;
   for (int i = 0; i < kernels; ++i) {
-    Result<CacheValue> v = cache->get_or_produce(
-        test_key("w", i), test_meta("w", i), [&]() -> Result<std::vector<uint8_t>> {
-          ++*compiles;
-          return test_blob("w", i, 256);
-        });
+    Result<CacheValue> v = cache->get_or_produce(test_key("w", i), test_meta("w", i),
+                                                 [&]() -> Result<std::vector<uint8_t>> {
+                                                   ++*compiles;
+                                                   return test_blob("w", i, 256);
+                                                 });
     if (v.ok() && *v->bytes == test_blob("w", i, 256)) ++done;
   }
   return done;  // the handle saves when it goes out of scope
@@ -199,8 +200,8 @@ TEST(RuntimeCacheTest, SaveMergesWhatOthersSavedMeanwhile) {
   TempDir dir;
   std::string path = dir.file("c.kcache");
   auto cache = open_ok(path);
-  ASSERT_TRUE(cache->insert(test_key("mine", 0), test_blob("mine", 0, 64), test_meta("mine", 0))
-                  .ok());
+  ASSERT_TRUE(
+      cache->insert(test_key("mine", 0), test_blob("mine", 0, 64), test_meta("mine", 0)).ok());
   write_foreign_save(path, "theirs", 5);  // another process saved after we opened
   ASSERT_TRUE(cache->save().ok());
   testing_cache::FileContent f = read_cache_file(path);
@@ -364,7 +365,8 @@ TEST(RuntimeCacheTest, ConcurrentLookupsInsertsAndSavesLoseNothing) {
     workers.emplace_back([&, t] {
       std::string tag = "t" + std::to_string(t);
       for (int i = 0; i < kPerThread; ++i) {
-        EXPECT_TRUE(cache->insert(test_key(tag, i), test_blob(tag, i, 128), test_meta(tag, i)).ok());
+        EXPECT_TRUE(
+            cache->insert(test_key(tag, i), test_blob(tag, i, 128), test_meta(tag, i)).ok());
         std::optional<CacheValue> v = cache->lookup(test_key(tag, i / 2));
         ASSERT_TRUE(v.has_value());
         EXPECT_EQ(*v->bytes, test_blob(tag, i / 2, 128));

@@ -38,8 +38,8 @@ std::vector<Record> scan(std::span<const uint8_t> file) {
     check(r.arch.size() <= kiln::internal::kCacheMaxArchBytes);
     const uint8_t* b = reinterpret_cast<const uint8_t*>(r.name.data());
     check(b >= file.data() && b + r.name.size() <= file.data() + file.size());
-    check(r.blob.empty() ||
-          (r.blob.data() >= file.data() && r.blob.data() + r.blob.size() <= file.data() + file.size()));
+    check(r.blob.empty() || (r.blob.data() >= file.data() &&
+                             r.blob.data() + r.blob.size() <= file.data() + file.size()));
     covered += kiln::internal::cache_record_size(r.name.size(), r.arch.size(), r.blob.size());
     out.push_back({r.key, r.kind, r.last_use_us, r.hits, std::string(r.name), std::string(r.arch),
                    std::vector<uint8_t>(r.blob.begin(), r.blob.end())});
@@ -82,8 +82,7 @@ void round_trip(const std::vector<Record>& records) {
                                         r.blob);
   }
   std::vector<uint8_t> bytes = w.take();
-  kiln::internal::CacheScan s =
-      kiln::internal::cache_scan(bytes, [](const CacheRecordView&) {});
+  kiln::internal::CacheScan s = kiln::internal::cache_scan(bytes, [](const CacheRecordView&) {});
   check(s.problem_count == 0);
   check(scan(bytes) == records);
 }

@@ -106,8 +106,7 @@ int run_info(const CacheArgs& args, const std::string& path) {
                 report->problems.empty() ? "?" : report->problems[0].reason.c_str());
   } else if (report->problem_count > 0) {
     std::printf(", format version %u, %llu damaged record(s) skipped (see 'kiln cache verify')\n",
-                kRuntimeCacheFormatVersion,
-                static_cast<unsigned long long>(report->problem_count));
+                kRuntimeCacheFormatVersion, static_cast<unsigned long long>(report->problem_count));
   } else {
     std::printf(", format version %u, intact\n", kRuntimeCacheFormatVersion);
   }
@@ -116,8 +115,9 @@ int run_info(const CacheArgs& args, const std::string& path) {
   std::printf("archs           %s\n", counts_text(s.archs).c_str());
   std::printf("recorded hits   %llu\n", static_cast<unsigned long long>(s.recorded_hits));
   if (!entries.empty()) {
-    std::stable_sort(entries.begin(), entries.end(),
-                     [](const CacheEntryInfo& a, const CacheEntryInfo& b) { return a.hits > b.hits; });
+    std::stable_sort(
+        entries.begin(), entries.end(),
+        [](const CacheEntryInfo& a, const CacheEntryInfo& b) { return a.hits > b.hits; });
     size_t n = std::min(entries.size(), kInfoTopEntries);
     std::printf("most used (%zu of %zu)\n", n, entries.size());
     std::printf("  %10s  %10s  %-8s %-7s %s\n", "hits", "size", "arch", "kind", "name");
@@ -147,7 +147,8 @@ int run_verify(const CacheArgs& args, const std::string& path) {
   }
   if (r.ok()) {
     std::printf("%s: ok, %llu records, %s\n", path.c_str(),
-                static_cast<unsigned long long>(r.valid_records), format_bytes(r.file_bytes).c_str());
+                static_cast<unsigned long long>(r.valid_records),
+                format_bytes(r.file_bytes).c_str());
     return kExitOk;
   }
   std::printf("%s: %llu problem(s), %llu intact record(s)\n", path.c_str(),
@@ -161,8 +162,9 @@ int run_verify(const CacheArgs& args, const std::string& path) {
     std::printf("  ... and %llu more\n",
                 static_cast<unsigned long long>(r.problem_count - r.problems.size()));
   }
-  std::printf("damaged entries are skipped (their kernels recompile); the next save rewrites "
-              "the file\n");
+  std::printf(
+      "damaged entries are skipped (their kernels recompile); the next save rewrites "
+      "the file\n");
   return kExitMismatch;
 }
 
@@ -170,9 +172,10 @@ int run_clear(const CacheArgs& args, const std::string& path) {
   Result<CacheVerifyReport> report = RuntimeCache::verify_file(path);
   if (!report.ok()) return fail(args, report.status());
   if (report->exists && !report->compatible) {
-    return fail(args, invalid_argument("'" + path + "' is not a runtime cache this kiln can read (" +
-                                       report->problems[0].reason +
-                                       "); not touching it: delete it yourself if it is a cache"));
+    return fail(args,
+                invalid_argument("'" + path + "' is not a runtime cache this kiln can read (" +
+                                 report->problems[0].reason +
+                                 "); not touching it: delete it yourself if it is a cache"));
   }
   uint64_t entries = 0, bytes = 0;
   if (report->exists) {
@@ -185,8 +188,8 @@ int run_clear(const CacheArgs& args, const std::string& path) {
     if (Status st = (*opened)->clear(); !st.ok()) return fail(args, st);
   }
   if (args.json) {
-    print_json({{"status", "ok"}, {"path", path}, {"removed_entries", entries},
-                {"freed_bytes", bytes}});
+    print_json(
+        {{"status", "ok"}, {"path", path}, {"removed_entries", entries}, {"freed_bytes", bytes}});
   } else if (!report->exists) {
     std::printf("%s: no cache file, nothing to clear\n", path.c_str());
   } else {

@@ -3,9 +3,8 @@
 // run_cache if it was chosen.
 #pragma once
 
-#include <string>
-
 #include <CLI/CLI.hpp>
+#include <string>
 
 namespace kiln::cli {
 
