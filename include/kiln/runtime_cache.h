@@ -10,8 +10,8 @@
 // then self-checking records. Loading never fails because of the file's content: a corrupt or
 // truncated record is skipped, and a file with a foreign magic or another format version is
 // ignored, each with a warning (logged once); the affected entries are simply missing (their
-// kernels recompile) and the next save rewrites the file. Loading maps the file and copies at most
-// max_bytes of entries, so no file can make kiln allocate unbounded memory.
+// kernels recompile) and the next save rewrites the file. Loading maps the file and keeps at most
+// max_bytes of entries (twice that while reading), so no file can make kiln allocate without bound.
 //
 // save() merges under an exclusive lock on the sidecar file PATH.lock: it re-reads the file, takes
 // the union by key with this handle's entries (the newer last use wins; hit counts add up),
