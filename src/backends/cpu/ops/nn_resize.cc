@@ -248,6 +248,7 @@ Status resize(const ir::Node& node, std::span<const Tensor> in, std::span<Tensor
   if (!has_input(in, 0)) return invalid_argument(ctx + ": input X is missing");
   const Tensor& x = in[0];
   const int64_t r = x.rank();
+  if (r == 0) return invalid_argument(ctx + ": X must have rank >= 1");
   KILN_ASSIGN_OR_RETURN(ResizeAttrs a, read_attrs(node));
   // axes: which dims scales / sizes / roi talk about (default: all).
   std::vector<int64_t> axes = node.attrs.get_ints("axes");
