@@ -31,6 +31,9 @@ struct PrepareOptions {
   Precision precision = Precision::kFp32;
   bool allow_tf32 = false;
   ResolvedSettings settings;  // the execution-relevant runtime settings of the context
+  // Per graph input: the shape profile's opt shape (empty when unknown). Backends that JIT
+  // kernels prepare them for it at creation.
+  std::vector<Dims> opt_shapes;
 };
 
 struct ProgramStats {

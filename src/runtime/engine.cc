@@ -163,6 +163,7 @@ Result<std::shared_ptr<const ExecutionContext>> Engine::Impl::context_for(const 
   prep.precision = info.precision;
   prep.allow_tf32 = info.allow_tf32;
   prep.settings = settings;
+  for (const BindingInfo& b : inputs) prep.opt_shapes.push_back(b.opt);
   if (!backend->supports(Feature::kGraphCapture) &&
       (settings.cuda_graph_strategy != CudaGraphStrategy::kDisabled ||
        settings.kernel_specialization != KernelSpecializationStrategy::kLazy || settings.multi_device_safe_mode))

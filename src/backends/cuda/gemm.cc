@@ -3,6 +3,7 @@
 #include <cublasLt.h>
 
 #include <cstdio>
+#include <cstring>
 
 #include "backends/cuda/device.h"
 
@@ -48,6 +49,12 @@ struct GemmRunner::Plan {
 
 GemmRunner::GemmRunner(std::shared_ptr<DevicePool> pool, std::shared_ptr<Stream> stream)
     : pool_(std::move(pool)), stream_(std::move(stream)) {}
+
+void GemmRunner::set_tuning_cache(std::shared_ptr<RuntimeCache> cache, int sm, GemmTuningCounters* counters) {
+  tuning_cache_ = std::move(cache);
+  tuning_sm_ = sm;
+  tuning_counters_ = counters;
+}
 
 GemmRunner::~GemmRunner() {
   plans_.clear();
@@ -130,14 +137,43 @@ Result<GemmRunner::Plan*> GemmRunner::plan_for(const GemmDesc& g, const std::str
   for (auto attr : {CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES,
                     CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES})
     cublasLtMatmulPreferenceSetAttribute(pref, attr, &al, sizeof al);
-  cublasLtMatmulHeuristicResult_t result{};
-  int found = 0;
-  KILN_RETURN_IF_ERROR(lt_status(
-      cublasLtMatmulAlgoGetHeuristic(static_cast<cublasLtHandle_t>(handle_), plan->op, plan->a, plan->b, plan->d,
-                                     plan->d, pref, 1, &result, &found),
-      where + ": cublasLtMatmulAlgoGetHeuristic"));
-  if (found == 0) return unsupported(where + ": cuBLASLt has no algorithm for this shape");
-  plan->algo = result.algo;
+  // The algorithm: from the runtime cache when an earlier process chose one for this exact
+  // problem (and cuBLASLt still accepts it), else the heuristic's first choice, then cached.
+  const std::string arch = "sm_" + std::to_string(tuning_sm_);
+  const CacheKey tuning_key = make_tuning_key("cublaslt-matmul|" + key + "|ws=" + std::to_string(workspace_bytes_),
+                                              static_cast<int>(cublasLtGetVersion()), arch);
+  bool tuned = false;
+  if (tuning_cache_) {
+    if (std::optional<CacheValue> v = tuning_cache_->lookup(tuning_key);
+        v && v->bytes->size() == sizeof(cublasLtMatmulAlgo_t)) {
+      cublasLtMatmulAlgo_t algo;
+      std::memcpy(&algo, v->bytes->data(), sizeof algo);
+      cublasLtMatmulHeuristicResult_t check{};
+      if (cublasLtMatmulAlgoCheck(static_cast<cublasLtHandle_t>(handle_), plan->op, plan->a, plan->b, plan->d,
+                                  plan->d, &algo, &check) == CUBLAS_STATUS_SUCCESS &&
+          check.workspaceSize <= workspace_bytes_) {
+        plan->algo = algo;
+        tuned = true;
+      }
+    }
+    if (tuning_counters_) (tuned ? tuning_counters_->hits : tuning_counters_->misses).fetch_add(1);
+  }
+  if (!tuned) {
+    cublasLtMatmulHeuristicResult_t result{};
+    int found = 0;
+    KILN_RETURN_IF_ERROR(lt_status(
+        cublasLtMatmulAlgoGetHeuristic(static_cast<cublasLtHandle_t>(handle_), plan->op, plan->a, plan->b, plan->d,
+                                       plan->d, pref, 1, &result, &found),
+        where + ": cublasLtMatmulAlgoGetHeuristic"));
+    if (found == 0) return unsupported(where + ": cuBLASLt has no algorithm for this shape");
+    plan->algo = result.algo;
+    if (tuning_cache_) {
+      Status s = tuning_cache_->insert(
+          tuning_key, std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(&result.algo), sizeof result.algo),
+          CacheEntryMeta{CacheEntryKind::kTuning, "cublaslt " + shape_text(g), arch});
+      (void)s;  // a full or read-only cache only costs the heuristic next time
+    }
+  }
   ++plans_built_;
   Plan* p = plan.get();
   plans_[key] = std::move(plan);

@@ -7,18 +7,22 @@
 //
 // A GemmRunner belongs to one run slot (one thread at a time): it owns a cuBLASLt handle, a
 // workspace and a cache of plans (descriptors plus the heuristic's algorithm) keyed by the
-// GemmDesc, so steady-state calls query no heuristics. TODO(#6): keep the algorithm choice in
-// the runtime cache.
+// GemmDesc, so steady-state calls query no heuristics. With a tuning cache (set_tuning_cache),
+// the algorithm chosen for each concrete problem is kept in the persistent runtime cache as a
+// tuning entry (the cublasLtMatmulAlgo_t bytes, keyed by the problem, cuBLASLt's version and the
+// SM) and reused by later processes after cublasLtMatmulAlgoCheck accepts it.
 #pragma once
 
 #include <cuda_runtime_api.h>
 
+#include <atomic>
 #include <cstdint>
 #include <map>
 #include <memory>
 #include <string>
 
 #include "backends/cuda/allocator.h"
+#include "kiln/runtime_cache.h"
 #include "kiln/status.h"
 #include "kiln/tensor.h"
 
@@ -36,6 +40,11 @@ struct GemmDesc {
   bool allow_tf32 = false;       // f32 only: TF32 tensor cores
 };
 
+struct GemmTuningCounters {
+  std::atomic<uint64_t> hits{0};    // algorithm choices taken from the runtime cache
+  std::atomic<uint64_t> misses{0};  // problems the heuristic had to decide (then cached)
+};
+
 class GemmRunner {
  public:
   GemmRunner(std::shared_ptr<DevicePool> pool, std::shared_ptr<Stream> stream);
@@ -49,10 +58,15 @@ class GemmRunner {
   Status run(const GemmDesc& desc, const void* a, const void* b, void* d, const void* bias);
 
   uint64_t plans_built() const { return plans_built_; }
+  // Keeps algorithm choices in `cache` (may be null: none) for SM `sm`; `counters` (may be null)
+  // counts hits and misses. Call before the first run.
+  void set_tuning_cache(std::shared_ptr<RuntimeCache> cache, int sm, GemmTuningCounters* counters);
+  // Creates the cuBLASLt handle and allocates the workspace (run() does it on first use). A
+  // runner whose work is captured into a CUDA graph must be initialised before the capture.
+  Status init();
 
  private:
   struct Plan;
-  Status init();
   Result<Plan*> plan_for(const GemmDesc& desc, const std::string& key, unsigned align);
 
   std::shared_ptr<DevicePool> pool_;
@@ -62,6 +76,9 @@ class GemmRunner {
   size_t workspace_bytes_ = 0;
   std::map<std::string, std::unique_ptr<Plan>> plans_;
   uint64_t plans_built_ = 0;
+  std::shared_ptr<RuntimeCache> tuning_cache_;
+  int tuning_sm_ = 0;
+  GemmTuningCounters* tuning_counters_ = nullptr;
 };
 
 }  // namespace kiln::cuda

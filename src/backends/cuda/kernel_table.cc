@@ -25,7 +25,7 @@ struct KernelTable::Impl {
   std::shared_mutex mu;
   std::unordered_map<std::string, std::shared_ptr<Entry>> by_variant;  // "<sm>|<variant key>"
   std::mutex cache_mu;
-  std::map<std::string, cudaKernel_t> by_cache_key;  // identical sources load once
+  std::map<CacheKey, cudaKernel_t> by_cache_key;  // identical sources load once
   std::atomic<uint64_t> compiles{0}, hits{0}, loads{0};
 };
 
@@ -36,7 +36,18 @@ KernelTable& KernelTable::global() {
   return *table;
 }
 
-Result<cudaKernel_t> KernelTable::get(std::string_view variant_key, int sm, const Builder& build) {
+std::optional<cudaKernel_t> KernelTable::find(std::string_view variant_key, int sm) const {
+  std::string key = std::to_string(sm) + "|" + std::string(variant_key);
+  std::shared_lock<std::shared_mutex> lock(impl_->mu);
+  auto it = impl_->by_variant.find(key);
+  if (it == impl_->by_variant.end() || !it->second->done.load(std::memory_order_acquire) ||
+      !it->second->status.ok())
+    return std::nullopt;
+  return it->second->kernel;
+}
+
+Result<cudaKernel_t> KernelTable::get(std::string_view variant_key, int sm, const Builder& build,
+                                      RuntimeCache* cache, JitCounters* counters) {
   std::string key = std::to_string(sm) + "|" + std::string(variant_key);
   std::shared_ptr<Entry> e;
   {
@@ -68,8 +79,7 @@ Result<cudaKernel_t> KernelTable::get(std::string_view variant_key, int sm, cons
   };
   Result<KernelSource> src = build();
   if (!src.ok()) return fail(src.status());
-  std::vector<std::string> options = nvrtc_options(sm);
-  std::string cache_key = kernel_cache_key(src->source, options, sm);
+  const CacheKey cache_key = kernel_key(src->source, sm);
   {
     std::lock_guard<std::mutex> cl(impl_->cache_mu);
     auto it = impl_->by_cache_key.find(cache_key);
@@ -80,15 +90,23 @@ Result<cudaKernel_t> KernelTable::get(std::string_view variant_key, int sm, cons
       return e->kernel;
     }
   }
-  // TODO(#6): look `cache_key` up in the persistent runtime cache before compiling.
-  impl_->compiles.fetch_add(1, std::memory_order_relaxed);
-  Result<CompiledKernel> compiled = nvrtc_compile(*src, sm);
-  if (!compiled.ok()) return fail(compiled.status());
+  Result<KernelImage> image = kernel_image(*src, sm, cache, counters);
+  if (!image.ok()) return fail(image.status());
+  if (!image->from_cache) impl_->compiles.fetch_add(1, std::memory_order_relaxed);
   cudaLibrary_t lib = nullptr;
   impl_->loads.fetch_add(1, std::memory_order_relaxed);
-  Status s = cuda_status(cudaLibraryLoadData(&lib, compiled->image.data(), nullptr, nullptr, 0, nullptr,
+  Status s = cuda_status(cudaLibraryLoadData(&lib, image->bytes->data(), nullptr, nullptr, 0, nullptr,
                                              nullptr, 0),
                          "cudaLibraryLoadData (kernel " + src->name + ")");
+  if (!s.ok() && image->from_cache) {
+    // The driver refused cached code (e.g. PTX newer than it): compile afresh, bypassing the cache.
+    image = kernel_image(*src, sm, nullptr, counters);
+    if (!image.ok()) return fail(image.status());
+    impl_->compiles.fetch_add(1, std::memory_order_relaxed);
+    s = cuda_status(cudaLibraryLoadData(&lib, image->bytes->data(), nullptr, nullptr, 0, nullptr,
+                                        nullptr, 0),
+                    "cudaLibraryLoadData (kernel " + src->name + ")");
+  }
   if (!s.ok()) return fail(s);
   cudaKernel_t k = nullptr;
   s = cuda_status(cudaLibraryGetKernel(&k, lib, src->name.c_str()),

@@ -3,9 +3,9 @@
 // Kernels are asked for by a *variant key*: a short string that fully determines the generated
 // source (generator name, op, dtypes, layout variant; never a shape for generic kernels). The
 // builder runs only on the first request for (variant key, SM); the source is then compiled by
-// NVRTC under its cache key (nvrtc.h kernel_cache_key: source, options, NVRTC version, SM), which
-// is where the persistent runtime cache of issue #6 plugs in, and loaded as a context-independent
-// cudaLibrary_t, valid on every device of that SM. Entries live for the whole process.
+// machine code is fetched from the persistent runtime cache or compiled by NVRTC (kernel_jit.h),
+// and loaded as a context-independent cudaLibrary_t, valid on every device of that SM. Entries
+// live for the whole process; the table is shared by every program and context.
 // Thread-safe: concurrent first requests for one kernel compile it once; other kernels do not
 // wait. A failed compile is remembered and returned again (it would fail the same way).
 #pragma once
@@ -15,9 +15,11 @@
 #include <atomic>
 #include <cstdint>
 #include <functional>
+#include <optional>
 #include <string>
 #include <string_view>
 
+#include "backends/cuda/kernel_jit.h"
 #include "backends/cuda/nvrtc.h"
 #include "kiln/status.h"
 
@@ -35,9 +37,13 @@ class KernelTable {
 
   static KernelTable& global();
 
-  // The kernel for (variant_key, sm), compiled and loaded on first use.
+  // The kernel for (variant_key, sm), fetched from `cache` (may be null) or compiled, and loaded
+  // on first use; `counters` (may be null) counts the JIT work done by this call.
   // Errors: the builder's, NVRTC's (with its log), or cudaLibraryLoadData's, naming the kernel.
-  Result<cudaKernel_t> get(std::string_view variant_key, int sm, const Builder& build);
+  Result<cudaKernel_t> get(std::string_view variant_key, int sm, const Builder& build,
+                           RuntimeCache* cache = nullptr, JitCounters* counters = nullptr);
+  // The kernel when it is already loaded; never builds, compiles or waits.
+  std::optional<cudaKernel_t> find(std::string_view variant_key, int sm) const;
 
   KernelTableStats stats() const;
 

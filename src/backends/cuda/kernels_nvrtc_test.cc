@@ -72,7 +72,7 @@ TEST(CudaKernelsTest, BrokenSourceGivesNvrtcLogNotCrash) {
 TEST(CudaKernelsTest, CacheKeyDependsOnSourceOptionsAndArch) {
   auto opts = nvrtc_options(kSm);
   std::string a = kernel_cache_key("src", opts, kSm);
-  EXPECT_EQ(a.size(), 32u);
+  EXPECT_EQ(a.size(), 64u);
   EXPECT_EQ(a, kernel_cache_key("src", opts, kSm));
   EXPECT_NE(a, kernel_cache_key("src2", opts, kSm));
   EXPECT_NE(a, kernel_cache_key("src", opts, 80));

@@ -5,10 +5,10 @@
 #include <algorithm>
 #include <cstdio>
 
+#include "kiln/runtime_cache.h"
+
 namespace kiln::cuda {
 namespace {
-
-constexpr uint32_t kKeyFormatVersion = 1;
 
 Status nvrtc_status(nvrtcResult r, std::string_view what) {
   if (r == NVRTC_SUCCESS) return Status();
@@ -97,32 +97,9 @@ Result<CompiledKernel> nvrtc_compile(const KernelSource& src, int sm) {
 }
 
 std::string kernel_cache_key(std::string_view source, const std::vector<std::string>& options, int sm) {
-  // FNV-1a, 128-bit. Fields are length-prefixed so no two field lists hash the same input.
-  using u128 = unsigned __int128;
-  const u128 prime = (static_cast<u128>(0x0000000001000000ull) << 64) | 0x000000000000013Bull;
-  u128 h = (static_cast<u128>(0x6c62272e07bb0142ull) << 64) | 0x62b821756295c58dull;
-  auto mix_bytes = [&](const void* data, size_t n) {
-    const auto* p = static_cast<const unsigned char*>(data);
-    for (size_t i = 0; i < n; ++i) {
-      h ^= p[i];
-      h *= prime;
-    }
-  };
-  auto mix_u64 = [&](uint64_t v) { mix_bytes(&v, sizeof v); };
-  auto mix_str = [&](std::string_view s) {
-    mix_u64(s.size());
-    mix_bytes(s.data(), s.size());
-  };
-  mix_u64(kKeyFormatVersion);
-  mix_u64(static_cast<uint64_t>(nvrtc_version()));
-  mix_u64(static_cast<uint64_t>(sm));
-  mix_u64(options.size());
-  for (const auto& o : options) mix_str(o);
-  mix_str(source);
-  char buf[33];
-  std::snprintf(buf, sizeof buf, "%016llx%016llx", static_cast<unsigned long long>(h >> 64),
-                static_cast<unsigned long long>(h));
-  return buf;
+  std::string joined;
+  for (const auto& o : options) joined += o + '\n';
+  return make_cache_key(source, joined, nvrtc_version(), "sm_" + std::to_string(sm)).to_hex();
 }
 
 }  // namespace kiln::cuda

@@ -40,8 +40,8 @@ std::vector<std::string> nvrtc_options(int sm);
 // sm_<sm>: <error>" followed by NVRTC's log (which names the line).
 Result<CompiledKernel> nvrtc_compile(const KernelSource& src, int sm);
 
-// The runtime-cache key of a kernel: a 128-bit hash, as 32 hex digits, of (source, options,
-// NVRTC version, target SM, key format version). Equal keys mean interchangeable machine code.
+// The runtime-cache key of a kernel as 64 hex digits: make_cache_key (kiln/runtime_cache.h, SHA-256)
+// of (source, options, NVRTC version, target SM). Equal keys mean interchangeable machine code.
 std::string kernel_cache_key(std::string_view source, const std::vector<std::string>& options, int sm);
 
 }  // namespace kiln::cuda

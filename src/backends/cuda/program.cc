@@ -9,6 +9,7 @@
 #include "backends/cuda/device.h"
 #include "backends/cuda/gemm.h"
 #include "backends/cuda/ops/handler.h"
+#include "backends/cuda/specializer.h"
 #include "core/logging.h"
 
 namespace kiln {
@@ -36,6 +37,17 @@ class CudaProgram final : public BackendProgram {
               std::vector<Tensor> const_dev, bool allow_tf32)
       : graph_(std::move(graph)), info_(std::move(info)), pool_(std::move(pool)), handlers_(std::move(handlers)),
         frees_(std::move(frees)), const_dev_(std::move(const_dev)), allow_tf32_(allow_tf32) {}
+
+  // Kernel variants and JIT (specializer.h); set once, before the first run.
+  void set_specializer(std::shared_ptr<Specializer> spec) { spec_ = std::move(spec); }
+
+  std::map<std::string, uint64_t> counters() const override {
+    std::map<std::string, uint64_t> c;
+    if (spec_) spec_->add_counters(c);
+    c["gemm_tuning_hits"] += tuning_.hits.load(std::memory_order_relaxed);
+    c["gemm_tuning_misses"] += tuning_.misses.load(std::memory_order_relaxed);
+    return c;
+  }
 
   CudaProgramStats stats() const {
     CudaProgramStats s;
@@ -76,6 +88,7 @@ class CudaProgram final : public BackendProgram {
     auto slot = std::make_unique<RunSlot>();
     KILN_ASSIGN_OR_RETURN(slot->stream, Stream::create(info_.index));
     slot->gemm = std::make_unique<GemmRunner>(pool_, slot->stream);
+    if (spec_) slot->gemm->set_tuning_cache(spec_->options().cache, info_.sm, &tuning_);
     KILN_ASSIGN_OR_RETURN(slot->error_flag, pool_->alloc_bytes(sizeof(int), slot->stream));
     return slot;
   }
@@ -132,6 +145,8 @@ class CudaProgram final : public BackendProgram {
     int* flag = static_cast<int*>(slot.error_flag.get());
     KILN_CUDA_RETURN_IF_ERROR(cudaMemsetAsync(flag, 0, sizeof(int), stream), "cudaMemsetAsync (error flag)");
     RunContext ctx(info_, pool_, slot.stream, slot.gemm.get(), flag, allow_tf32_);
+    Specializer::Scope kernels(spec_.get(), inputs);
+    ctx.set_kernel_provider(kernels.provider());
 
     std::vector<Tensor> in, out;
     const int64_t host_limit = g_host_limit.load(std::memory_order_relaxed);
@@ -238,6 +253,8 @@ class CudaProgram final : public BackendProgram {
   std::vector<std::vector<int>> frees_;     // per node: values dead after it runs
   std::vector<Tensor> const_dev_;           // per value id: the constant's device copy
   bool allow_tf32_;
+  std::shared_ptr<Specializer> spec_;
+  mutable GemmTuningCounters tuning_;
 
   mutable std::mutex mu_;  // guards free_slots_ and fallbacks_by_op_
   mutable std::vector<std::unique_ptr<RunSlot>> free_slots_;
@@ -292,8 +309,10 @@ class CudaBackend final : public Backend {
       const_dev[id] = *dev;
     }
     KILN_CUDA_RETURN_IF_ERROR(cudaStreamSynchronize(stream->get()), "cudaStreamSynchronize (constant upload)");
-    return std::unique_ptr<BackendProgram>(new CudaProgram(std::move(graph), info_, pool_, std::move(handlers),
-                                                           std::move(frees), std::move(const_dev), options.allow_tf32));
+    auto program = std::make_unique<CudaProgram>(graph, info_, pool_, std::move(handlers), std::move(frees),
+                                                 std::move(const_dev), options.allow_tf32);
+    program->set_specializer(make_specializer(*graph, info_, options, g_host_limit.load()));
+    return std::unique_ptr<BackendProgram>(std::move(program));
   }
 
  private:

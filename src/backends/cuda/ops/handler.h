@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "backends/cuda/allocator.h"
+#include "backends/cuda/capture_hooks.h"
 #include "backends/cuda/device.h"
 #include "backends/cuda/gemm.h"
 #include "backends/cuda/kernel_table.h"
@@ -28,6 +29,27 @@
 #include "kiln/tensor.h"
 
 namespace kiln::cuda {
+
+// One launch's kernel: the generic variant and, when the kernel gains from specialisation, the
+// specialised variant for this launch's exact arguments (kernels/bake.h). Both take the same
+// arguments, grid and block.
+struct KernelVariant {
+  std::string key;  // generic variant key (kernel_table.h)
+  KernelTable::Builder build;
+  std::string spec_key;  // empty: not specialisable
+  KernelTable::Builder spec_build;
+};
+
+// Where a RunContext gets its kernels: the program's specializer for this call (specializer.h),
+// or a recorder that plans launches without a GPU (kernel_plan.h). Without one, generic kernels
+// come straight from the kernel table.
+class KernelProvider {
+ public:
+  virtual ~KernelProvider() = default;
+  // The kernel to launch for `v`. A null kernel with an ok status means "record only, launch
+  // nothing" (host-only planning).
+  virtual Result<cudaKernel_t> kernel_for(const KernelVariant& v) = 0;
+};
 
 class RunContext {
  public:
@@ -51,11 +73,32 @@ class RunContext {
   // "node 'name' (Op)", for messages.
   std::string where() const;
 
+  // Kernels come from `provider` (not owned; null: the kernel table, generic only). Planning
+  // contexts (set_planning) run handlers without a GPU: alloc() gives zero-filled host tensors
+  // and nothing is launched or enqueued.
+  void set_kernel_provider(KernelProvider* provider) { provider_ = provider; }
+  void set_planning(bool planning) { planning_ = planning; }
+  bool planning() const { return planning_; }
+  // While capturing a CUDA graph (graphs.h): memory comes from the graph's arena and every launch,
+  // GEMM and memset is reported to `hooks` (not owned; null: not capturing).
+  void set_capture_hooks(CaptureHooks* hooks) { hooks_ = hooks; }
+  CaptureHooks* capture_hooks() const { return hooks_; }
+  // Buffers alloc() returns, each once, instead of new memory when dtype and dims match: the
+  // caller's output buffers for the node about to run. Replaces any earlier offer.
+  void offer(std::vector<Tensor> buffers) { offered_ = std::move(buffers); }
+
   // An uninitialised device tensor, stream-ordered on this run's stream.
   Result<Tensor> alloc(DType dtype, Dims dims);
   // Launches a generated kernel (compiled on first use; see kernel_table.h) on this run's stream.
   Status launch(const std::string& key, const KernelTable::Builder& build, unsigned grid, unsigned block,
                 void** args, size_t shared_bytes = 0);
+  // Launches the variant of `kernel` the provider picks (generic or specialised).
+  Status launch(const KernelVariant& kernel, unsigned grid, unsigned block, void** args,
+                size_t shared_bytes = 0);
+  // ctx.gemm().run(...), or nothing when planning.
+  Status gemm_run(const GemmDesc& desc, const void* a, const void* b, void* d, const void* bias);
+  // cudaMemsetAsync on this run's stream, or nothing when planning.
+  Status memset(void* ptr, size_t bytes);
 
   uint64_t launches() const { return launches_; }
 
@@ -69,6 +112,10 @@ class RunContext {
   const ir::Node* node_ = nullptr;
   int node_index_ = 0;
   uint64_t launches_ = 0;
+  KernelProvider* provider_ = nullptr;
+  bool planning_ = false;
+  CaptureHooks* hooks_ = nullptr;
+  std::vector<Tensor> offered_;
 };
 
 class OpHandler {

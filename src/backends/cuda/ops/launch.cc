@@ -9,6 +9,18 @@ namespace kiln::cuda {
 
 namespace k = kernels;
 
+KernelVariant specialisable(std::string key, KernelTable::Builder build, kernels::Bake bake) {
+  KernelVariant v;
+  v.spec_key = key + k::bake_key(bake);
+  v.key = std::move(key);
+  v.spec_build = [build, bake]() -> Result<KernelSource> {
+    KILN_ASSIGN_OR_RETURN(KernelSource generic, build());
+    return k::bake_source(generic, bake);
+  };
+  v.build = std::move(build);
+  return v;
+}
+
 DType bits_dtype(DType dtype) {
   switch (dtype_size(dtype)) {
     case 1: return DType::kU8;
@@ -152,8 +164,14 @@ Status launch_elementwise(RunContext& ctx, const std::string& op, const std::vec
   long long count = n;
   args.push_back(&count);
   const int block = 256;
-  return ctx.launch(k::elementwise_key(spec), [spec] { return k::elementwise_source(spec); },
-                    k::grid_for(n, block, ctx.device().multiprocessors), block, args.data());
+  const unsigned grid = k::grid_for(n, block, ctx.device().multiprocessors);
+  KernelTable::Builder build = [spec] { return k::elementwise_source(spec); };
+  if (flat)  // contiguous: nothing to fold, specialising would not gain
+    return ctx.launch(k::elementwise_key(spec), build, grid, block, args.data());
+  // Broadcasts and views: baked dims and strides turn the per-element index math into constants.
+  k::Bake bake{{k::bake_strided("st", st, static_cast<int>(inputs.size()) + 1), k::bake_i64("n", n)}, block};
+  return ctx.launch(specialisable(k::elementwise_key(spec), std::move(build), std::move(bake)), grid, block,
+                    args.data());
 }
 
 Result<Tensor> elementwise(RunContext& ctx, const std::string& op, std::span<const Tensor> inputs, DType out_dtype,

@@ -5,9 +5,14 @@
 #include <string>
 #include <vector>
 
+#include "backends/cuda/kernels/bake.h"
 #include "backends/cuda/ops/handler.h"
 
 namespace kiln::cuda {
+
+// A kernel that gains from specialisation: generic `key`/`build`, and the specialised variant
+// that bakes `bake` into it (kernels/bake.h).
+KernelVariant specialisable(std::string key, KernelTable::Builder build, kernels::Bake bake);
 
 struct EwOperand {
   const void* data = nullptr;

@@ -94,9 +94,9 @@ class MatMulHandler final : public OpHandler {
     }
     if (y.numel() > 0) {
       if (kk == 0) {
-        KILN_CUDA_RETURN_IF_ERROR(cudaMemsetAsync(y.data(), 0, y.nbytes(), ctx.stream()), "cudaMemsetAsync (" + ctx.where() + ")");
+        KILN_RETURN_IF_ERROR(ctx.memset(y.data(), y.nbytes()));
       } else {
-        Status s = ctx.gemm().run(g, a.data(), b.data(), y.data(), nullptr);
+        Status s = ctx.gemm_run(g, a.data(), b.data(), y.data(), nullptr);
         if (!s.ok()) return s.with_context(ctx.where());
       }
     }
@@ -157,11 +157,11 @@ class GemmHandler final : public OpHandler {
     if (y.numel() > 0) {
       if (g.k == 0) {
         if (g.beta == 0 && !g.bias)
-          KILN_CUDA_RETURN_IF_ERROR(cudaMemsetAsync(y.data(), 0, y.nbytes(), ctx.stream()), "cudaMemsetAsync (" + ctx.where() + ")");
+          KILN_RETURN_IF_ERROR(ctx.memset(y.data(), y.nbytes()));
         else if (g.beta != 1.0)
           return unsupported(ctx.where() + ": K = 0 with beta != 1");
       } else {
-        Status s = ctx.gemm().run(g, a.data(), b.data(), y.data(), bias);
+        Status s = ctx.gemm_run(g, a.data(), b.data(), y.data(), bias);
         if (!s.ok()) return s.with_context(ctx.where());
       }
     }
@@ -225,8 +225,10 @@ class PoolHandler final : public OpHandler {
       void* yp = y.data();
       const void* xp = x.data();
       void* args[] = {&yp, &xp, &w};
-      KILN_RETURN_IF_ERROR(ctx.launch(k::window_key(spec), [spec] { return k::window_source(spec); },
-                                      k::grid_for(y.numel(), 256, ctx.device().multiprocessors), 256, args));
+      KILN_RETURN_IF_ERROR(ctx.launch(
+          specialisable(k::window_key(spec), [spec] { return k::window_source(spec); },
+                        k::Bake{{k::bake_window("w", w)}, 256}),
+          k::grid_for(y.numel(), 256, ctx.device().multiprocessors), 256, args));
     }
     out[0] = y;
     return Status();
@@ -275,8 +277,10 @@ class ConvHandler final : public OpHandler {
       const void* wp = wt.data();
       const void* bp = bias.defined() ? bias.data() : nullptr;
       void* args[] = {&yp, &xp, &wp, &bp, &w};
-      KILN_RETURN_IF_ERROR(ctx.launch(k::window_key(spec), [spec] { return k::window_source(spec); },
-                                      k::grid_for(y.numel(), 256, ctx.device().multiprocessors), 256, args));
+      KILN_RETURN_IF_ERROR(ctx.launch(
+          specialisable(k::window_key(spec), [spec] { return k::window_source(spec); },
+                        k::Bake{{k::bake_window("w", w)}, 256}),
+          k::grid_for(y.numel(), 256, ctx.device().multiprocessors), 256, args));
       out[0] = y;
       return Status();
     }
@@ -319,18 +323,20 @@ class ConvHandler final : public OpHandler {
         void* cp = col.data();
         const void* xp = xb;
         void* args[] = {&cp, &xp, &wc};
-        KILN_RETURN_IF_ERROR(ctx.launch(k::window_key(spec), [spec] { return k::window_source(spec); },
-                                        k::grid_for(nb * g.k * osize, 256, ctx.device().multiprocessors), 256, args));
+        KILN_RETURN_IF_ERROR(ctx.launch(
+            specialisable(k::window_key(spec), [spec] { return k::window_source(spec); },
+                          k::Bake{{k::bake_window("w", wc)}, 256}),
+            k::grid_for(nb * g.k * osize, 256, ctx.device().multiprocessors), 256, args));
         bmat = col.data();
       }
       g.batch = nb;
-      Status s = ctx.gemm().run(g, wt.data(), bmat, yb, nullptr);
+      Status s = ctx.gemm_run(g, wt.data(), bmat, yb, nullptr);
       if (s.code() == StatusCode::kUnsupported && nb > 1) {  // no batched algorithm: one GEMM per image
         GemmDesc one = g;
         one.batch = 1;
         s = Status();
         for (int64_t i = 0; i < nb && s.ok(); ++i)
-          s = ctx.gemm().run(one, wt.data(), static_cast<const char*>(bmat) + i * g.stride_b * es,
+          s = ctx.gemm_run(one, wt.data(), static_cast<const char*>(bmat) + i * g.stride_b * es,
                              yb + i * g.stride_d * es, nullptr);
       }
       if (!s.ok()) return s.with_context(ctx.where());

@@ -33,7 +33,9 @@ Status launch_reduce(RunContext& ctx, const k::ReduceSpec& spec0, void* out, con
   const unsigned block = rows ? row_block(r) : 256;
   const unsigned grid = rows ? row_grid(outer) : k::grid_for(outer * inner, 256, ctx.device().multiprocessors);
   if (outer * inner == 0) return Status();
-  return ctx.launch(k::reduce_key(spec), [spec] { return k::reduce_source(spec); }, grid, block, args);
+  k::Bake bake{{k::bake_i64("outer", outer), k::bake_i64("R", r), k::bake_i64("inner", inner)}, block};
+  return ctx.launch(specialisable(k::reduce_key(spec), [spec] { return k::reduce_source(spec); }, std::move(bake)),
+                    grid, block, args);
 }
 
 class ReduceHandler final : public OpHandler {
@@ -205,8 +207,10 @@ class LayerNormHandler final : public OpHandler {
       void* ip = inv.defined() ? inv.data() : nullptr;
       double eps = node.attrs.get_float("epsilon", 1e-5);
       void* args[] = {&yp, &xp, &sp, &bp, &mp, &ip, &rows, &r, &eps};
-      KILN_RETURN_IF_ERROR(ctx.launch(k::reduce_key(spec), [spec] { return k::reduce_source(spec); }, row_grid(rows),
-                                      row_block(r), args));
+      k::Bake bake{{k::bake_i64("rows", rows), k::bake_i64("R", r)}, row_block(r)};
+      KILN_RETURN_IF_ERROR(ctx.launch(
+          specialisable(k::reduce_key(spec), [spec] { return k::reduce_source(spec); }, std::move(bake)),
+          row_grid(rows), row_block(r), args));
     }
     out[0] = y;
     if (out.size() > 1) out[1] = mean;

@@ -37,19 +37,56 @@ std::vector<std::string> cuda_ops() {
 std::string RunContext::where() const { return node_ ? cpu::node_context(*node_) : std::string("(no node)"); }
 
 Result<Tensor> RunContext::alloc(DType dtype, Dims dims) {
-  Result<Tensor> t = pool_->alloc(dtype, std::move(dims), stream_);
+  if (planning_) {
+    Result<Tensor> t = Tensor::empty(dtype, std::move(dims));
+    if (!t.ok()) return t.status().with_context(where());
+    return t;
+  }
+  for (Tensor& o : offered_) {
+    if (!o.defined() || o.dtype() != dtype || o.dims() != dims) continue;
+    Tensor t = std::move(o);
+    o = Tensor();
+    return t;
+  }
+  Result<Tensor> t = hooks_ ? hooks_->alloc(dtype, std::move(dims)) : pool_->alloc(dtype, std::move(dims), stream_);
   if (!t.ok()) return t.status().with_context(where());
   return t;
 }
 
 Status RunContext::launch(const std::string& key, const KernelTable::Builder& build, unsigned grid, unsigned block,
                           void** args, size_t shared_bytes) {
-  Result<cudaKernel_t> k = KernelTable::global().get(key, device_.sm, build);
+  return launch(KernelVariant{key, build, {}, {}}, grid, block, args, shared_bytes);
+}
+
+Status RunContext::launch(const KernelVariant& v, unsigned grid, unsigned block, void** args, size_t shared_bytes) {
+  auto kernel = [&]() -> Result<cudaKernel_t> {
+    return provider_ ? provider_->kernel_for(v) : KernelTable::global().get(v.key, device_.sm, v.build);
+  };
+  Result<cudaKernel_t> k = [&]() -> Result<cudaKernel_t> {
+    if (!hooks_) return kernel();
+    RelaxedCaptureMode relaxed;  // a first use loads a module: not allowed while capturing
+    return kernel();
+  }();
   if (!k.ok()) return k.status().with_context(where());
   ++launches_;
-  return cuda_status(cudaLaunchKernel(reinterpret_cast<const void*>(*k), dim3(grid), dim3(block), args,
-                                      shared_bytes, stream_->get()),
-                     "cudaLaunchKernel (kernel " + key + ", " + where() + ")");
+  if (!*k) return Status();  // planning: recorded, not launched
+  Status s = cuda_status(cudaLaunchKernel(reinterpret_cast<const void*>(*k), dim3(grid), dim3(block), args,
+                                          shared_bytes, stream_->get()),
+                         "cudaLaunchKernel (kernel " + v.key + ", " + where() + ")");
+  if (s.ok() && hooks_) hooks_->on_kernel(*k, args);
+  return s;
+}
+
+Status RunContext::gemm_run(const GemmDesc& desc, const void* a, const void* b, void* d, const void* bias) {
+  if (planning_) return Status();
+  if (hooks_) hooks_->on_library(a, b, d, bias);
+  return gemm_->run(desc, a, b, d, bias);
+}
+
+Status RunContext::memset(void* ptr, size_t bytes) {
+  if (planning_ || bytes == 0) return Status();
+  if (hooks_) hooks_->on_library(ptr, nullptr, nullptr, nullptr);
+  return cuda_status(cudaMemsetAsync(ptr, 0, bytes, stream_->get()), "cudaMemsetAsync (" + where() + ")");
 }
 
 }  // namespace kiln::cuda

@@ -1,0 +1,44 @@
+// Host-only planning: which kernels a run of a graph at given input shapes launches, found
+// without a GPU (NVRTC and this code run anywhere).
+//
+// plan_kernels() walks the graph as the CUDA program does (same placement: GPU handler, small
+// all-host nodes on the host, CPU fallback), running every handler in a planning RunContext:
+// handlers compute shapes and kernel variants exactly as on a GPU, but allocations are
+// zero-filled host tensors and launches are only recorded. Host nodes (shape arithmetic) run on
+// the CPU with real values, so shapes computed from shapes are exact. Values a GPU kernel would
+// compute are zeros here: a shape that depends on such data (NonZero, TopK on activations) may
+// plan other kernels than a real run needs; those compile on first use instead.
+//
+// What needs it: program creation (precompile the kernels for the profile's opt shape, or for
+// the static shape), `kiln cache warm` (no GPU) and `kiln inspect` (counts).
+#pragma once
+
+#include <cstdint>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "backends/cuda/ops/handler.h"
+#include "ir/graph.h"
+#include "kiln/status.h"
+
+namespace kiln::cuda {
+
+struct KernelPlan {
+  // Distinct (generic, specialised) variant pairs, in first-launch order: a generic kernel that
+  // runs at two shapes appears twice, with two specialised variants.
+  std::vector<KernelVariant> kernels;
+  uint64_t launches = 0;        // kernel launches one run makes
+  uint64_t generic = 0;         // distinct generic kernels
+  uint64_t specializable = 0;   // entries of `kernels` with a specialised variant
+  uint64_t gpu_nodes = 0, host_nodes = 0, fallback_nodes = 0;
+};
+
+// Plans a run of `graph` with inputs of `input_shapes` (one per graph input, dtypes from the
+// graph). `host_limit` is the program's host execution limit (cuda_backend.h).
+// Errors: kInvalidArgument for a wrong input count; a handler's or CPU kernel's error, naming
+// the node, when the shapes do not fit the graph.
+Result<KernelPlan> plan_kernels(const ir::Graph& graph, std::span<const Dims> input_shapes,
+                                int64_t host_limit = 4096);
+
+}  // namespace kiln::cuda

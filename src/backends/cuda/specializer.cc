@@ -1,0 +1,368 @@
+#include "backends/cuda/specializer.h"
+
+#include <algorithm>
+#include <atomic>
+#include <condition_variable>
+#include <cstdlib>
+#include <deque>
+#include <mutex>
+#include <thread>
+
+#include "backends/cuda/device.h"
+#include "backends/cuda/kernel_table.h"
+#include "core/logging.h"
+
+namespace kiln::cuda {
+
+using KernelMap = std::map<std::string, cudaKernel_t>;
+
+struct Specializer::State {
+  Options options;
+  JitCounters jit;       // JIT work off the call path: precompile and background jobs
+  JitCounters call_jit;  // JIT work on a call's thread
+  std::atomic<bool> cancelled{false};
+  std::atomic<uint64_t> generic{0}, specialized{0}, plain{0}, specializations{0}, swaps{0}, jobs{0},
+      pending{0}, cancelled_jobs{0}, dropped{0};
+  std::atomic<uint64_t> planned_kernels{0}, planned_specializable{0}, planned_launches{0};
+
+  struct Sig {
+    std::shared_ptr<const KernelMap> set = std::make_shared<const KernelMap>();
+    bool pending = false;  // a background job is queued or running
+    bool final = false;    // every specialised kernel its calls launch is in `set`
+  };
+  mutable std::mutex mu;
+  std::map<std::string, Sig> sigs;
+
+  std::shared_ptr<const KernelMap> snapshot(const std::string& sig) {
+    std::lock_guard<std::mutex> lock(mu);
+    return sigs[sig].set;
+  }
+
+  // Swaps in `sig`'s set extended by `added` (one pointer swap under the lock).
+  void publish(const std::string& sig, const KernelMap& added, bool final) {
+    std::lock_guard<std::mutex> lock(mu);
+    Sig& s = sigs[sig];
+    if (!added.empty()) {
+      auto next = std::make_shared<KernelMap>(*s.set);
+      size_t fresh = 0;
+      for (const auto& [key, k] : added) fresh += next->emplace(key, k).second ? 1 : 0;
+      if (fresh > 0) {
+        s.set = std::move(next);
+        swaps.fetch_add(1, std::memory_order_relaxed);
+        specializations.fetch_add(fresh, std::memory_order_relaxed);
+      }
+    }
+    if (final) s.final = true;
+  }
+};
+
+namespace {
+
+struct Job {
+  std::shared_ptr<Specializer::State> owner;
+  std::string signature;
+  std::vector<KernelVariant> kernels;
+};
+
+constexpr size_t kPoolThreads = 2;
+constexpr size_t kMaxQueuedJobs = 256;
+
+// The process-wide background pool. Never destroyed; shut down (queue dropped, threads joined)
+// at exit.
+class Pool {
+ public:
+  static Pool& get() {
+    static Pool* pool = [] {
+      auto* p = new Pool();
+      std::atexit([] { get().shutdown(); });
+      return p;
+    }();
+    return *pool;
+  }
+
+  // False when the queue is full or the pool is shut down: the caller may try again later.
+  bool submit(Job job) {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (stop_ || queue_.size() >= kMaxQueuedJobs) return false;
+    queue_.push_back(std::move(job));
+    while (threads_.size() < kPoolThreads) threads_.emplace_back([this] { work(); });
+    cv_.notify_one();
+    return true;
+  }
+
+  // Drops `owner`'s queued jobs.
+  void cancel(const Specializer::State* owner) {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = std::remove_if(queue_.begin(), queue_.end(), [&](const Job& j) {
+      if (j.owner.get() != owner) return false;
+      j.owner->cancelled_jobs.fetch_add(1, std::memory_order_relaxed);
+      j.owner->pending.fetch_sub(1, std::memory_order_relaxed);
+      return true;
+    });
+    queue_.erase(it, queue_.end());
+  }
+
+  void shutdown() {
+    std::vector<std::thread> threads;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      stop_ = true;
+      for (Job& j : queue_) j.owner->pending.fetch_sub(1, std::memory_order_relaxed);
+      queue_.clear();
+      threads.swap(threads_);
+      cv_.notify_all();
+    }
+    for (std::thread& t : threads) t.join();  // a compile in flight finishes first
+  }
+
+ private:
+  void work() {
+    for (;;) {
+      Job job;
+      {
+        std::unique_lock<std::mutex> lock(mu_);
+        cv_.wait(lock, [&] { return stop_ || !queue_.empty(); });
+        if (stop_) return;
+        job = std::move(queue_.front());
+        queue_.pop_front();
+      }
+      run(job);
+    }
+  }
+
+  static void run(Job& job) {
+    Specializer::State& st = *job.owner;
+    KernelMap added;
+    bool all = true;
+    if (device_set(st.options.device).ok()) {
+      for (const KernelVariant& v : job.kernels) {
+        if (st.cancelled.load(std::memory_order_relaxed)) {
+          all = false;
+          break;
+        }
+        Result<cudaKernel_t> k =
+            KernelTable::global().get(v.spec_key, st.options.sm, v.spec_build, st.options.cache.get(), &st.jit);
+        if (k.ok()) {
+          added.emplace(v.spec_key, *k);
+        } else {
+          all = false;
+          log_once(LogLevel::kWarning, "specialize-failed:" + v.spec_key,
+                   "CUDA backend: specialising a kernel failed; the generic kernel stays in use: " +
+                       k.status().to_string());
+        }
+      }
+    } else {
+      all = false;
+    }
+    st.publish(job.signature, added, all);
+    {
+      std::lock_guard<std::mutex> lock(st.mu);
+      st.sigs[job.signature].pending = false;
+    }
+    st.pending.fetch_sub(1, std::memory_order_relaxed);
+  }
+
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<Job> queue_;
+  std::vector<std::thread> threads_;
+  bool stop_ = false;
+};
+
+}  // namespace
+
+Specializer::Specializer(Options options) : options_(options), state_(std::make_shared<State>()) {
+  state_->options = std::move(options);
+}
+
+Specializer::~Specializer() {
+  state_->cancelled.store(true);
+  Pool::get().cancel(state_.get());
+}
+
+JitCounters& Specializer::jit() { return state_->jit; }
+RuntimeCache* Specializer::cache() const { return state_->options.cache.get(); }
+
+namespace {
+void append_signature(std::string& s, DType dtype, const Dims& dims) {
+  if (!s.empty()) s += ';';
+  s += dtype_name(dtype);
+  s += '[';
+  for (size_t d = 0; d < dims.size(); ++d) s += (d ? "," : "") + std::to_string(dims[d]);
+  s += ']';
+}
+}  // namespace
+
+std::string Specializer::signature_of(std::span<const Tensor> inputs) {
+  std::string s;
+  for (const Tensor& t : inputs) append_signature(s, t.dtype(), t.dims());
+  return s;
+}
+
+std::string Specializer::signature_of(std::span<const DType> dtypes, std::span<const Dims> dims) {
+  std::string s;
+  for (size_t i = 0; i < dtypes.size() && i < dims.size(); ++i) append_signature(s, dtypes[i], dims[i]);
+  return s;
+}
+
+void Specializer::set_plan_counts(uint64_t kernels, uint64_t specializable, uint64_t launches) {
+  state_->planned_kernels = kernels;
+  state_->planned_specializable = specializable;
+  state_->planned_launches = launches;
+}
+
+std::unique_ptr<Specializer::Call> Specializer::begin_call(std::span<const Tensor> inputs) {
+  auto call = std::make_unique<Call>();
+  call->state_ = state_;
+  call->signature_ = signature_of(inputs);
+  call->set_ = state_->snapshot(call->signature_);
+  return call;
+}
+
+Result<cudaKernel_t> Specializer::Call::kernel_for(const KernelVariant& v) {
+  State& st = *state_;
+  const int sm = st.options.sm;
+  RuntimeCache* cache = st.options.cache.get();
+  if (v.spec_key.empty()) {
+    ++plain_;
+    return KernelTable::global().get(v.key, sm, v.build, cache, &st.call_jit);
+  }
+  if (auto it = set_->find(v.spec_key); it != set_->end()) {
+    ++specialized_;
+    return it->second;
+  }
+  if (auto it = added_.find(v.spec_key); it != added_.end()) {
+    ++specialized_;
+    return it->second;
+  }
+  switch (st.options.strategy) {
+    case KernelSpecializationStrategy::kNone:
+      break;
+    case KernelSpecializationStrategy::kEager: {
+      Result<cudaKernel_t> k = KernelTable::global().get(v.spec_key, sm, v.spec_build, cache, &st.call_jit);
+      if (k.ok()) {
+        added_.emplace(v.spec_key, *k);
+        ++specialized_;
+        return k;
+      }
+      log_once(LogLevel::kWarning, "specialize-failed:" + v.spec_key,
+               "CUDA backend: specialising a kernel failed; the generic kernel stays in use: " +
+                   k.status().to_string());
+      break;
+    }
+    case KernelSpecializationStrategy::kLazy:
+      // Loaded already (by another program): taking it costs no wait, and the swap at the end
+      // of this call makes it part of the signature's set.
+      if (std::optional<cudaKernel_t> k = KernelTable::global().find(v.spec_key, sm)) {
+        added_.emplace(v.spec_key, *k);
+        ++specialized_;
+        return *k;
+      }
+      missing_.push_back(v);
+      break;
+  }
+  ++generic_;
+  return KernelTable::global().get(v.key, sm, v.build, cache, &st.call_jit);
+}
+
+void Specializer::end_call(Call& call) {
+  State& st = *state_;
+  st.generic.fetch_add(call.generic_, std::memory_order_relaxed);
+  st.specialized.fetch_add(call.specialized_, std::memory_order_relaxed);
+  st.plain.fetch_add(call.plain_, std::memory_order_relaxed);
+  st.publish(call.signature_, call.added_, call.generic_ == 0);
+  if (call.missing_.empty()) return;
+  {
+    std::lock_guard<std::mutex> lock(st.mu);
+    State::Sig& sig = st.sigs[call.signature_];
+    if (sig.pending) return;  // one job per signature at a time
+    sig.pending = true;
+  }
+  // De-duplicate within the call (one kernel may serve several nodes).
+  std::vector<KernelVariant> kernels;
+  std::map<std::string, bool> seen;
+  for (KernelVariant& v : call.missing_)
+    if (seen.emplace(v.spec_key, true).second) kernels.push_back(std::move(v));
+  st.pending.fetch_add(1, std::memory_order_relaxed);
+  st.jobs.fetch_add(1, std::memory_order_relaxed);
+  if (!Pool::get().submit(Job{state_, call.signature_, std::move(kernels)})) {
+    st.pending.fetch_sub(1, std::memory_order_relaxed);
+    st.dropped.fetch_add(1, std::memory_order_relaxed);
+    std::lock_guard<std::mutex> lock(st.mu);
+    st.sigs[call.signature_].pending = false;  // a later call asks again
+  }
+}
+
+void Specializer::precompile(const std::vector<KernelVariant>& planned, const std::string* signature) {
+  State& st = *state_;
+  struct Task {
+    const std::string* key;
+    const KernelTable::Builder* build;
+    bool specialised;
+  };
+  std::vector<Task> tasks;
+  for (const KernelVariant& v : planned) {
+    tasks.push_back({&v.key, &v.build, false});
+    if (signature && !v.spec_key.empty()) tasks.push_back({&v.spec_key, &v.spec_build, true});
+  }
+  if (tasks.empty()) {
+    if (signature) st.publish(*signature, {}, true);
+    return;
+  }
+  std::mutex mu;
+  KernelMap added;
+  bool all = true;
+  std::atomic<size_t> next{0};
+  auto work = [&] {
+    (void)device_set(st.options.device);
+    for (size_t i; (i = next.fetch_add(1)) < tasks.size();) {
+      const Task& t = tasks[i];
+      Result<cudaKernel_t> k =
+          KernelTable::global().get(*t.key, st.options.sm, *t.build, st.options.cache.get(), &st.jit);
+      std::lock_guard<std::mutex> lock(mu);
+      if (!k.ok()) {
+        all = false;
+        log(LogLevel::kDebug, "CUDA backend: precompiling " + *t.key + " failed: " + k.status().to_string());
+      } else if (t.specialised) {
+        added.emplace(*t.key, *k);
+      }
+    }
+  };
+  const size_t threads =
+      std::min<size_t>(tasks.size(), std::clamp<size_t>(std::thread::hardware_concurrency(), 1, 16));
+  std::vector<std::thread> pool;
+  for (size_t i = 1; i < threads; ++i) pool.emplace_back(work);
+  work();
+  for (std::thread& t : pool) t.join();
+  if (signature) st.publish(*signature, added, all);
+}
+
+bool Specializer::kernels_final(const std::string& signature) const {
+  if (state_->options.strategy == KernelSpecializationStrategy::kNone) return true;
+  std::lock_guard<std::mutex> lock(state_->mu);
+  auto it = state_->sigs.find(signature);
+  return it != state_->sigs.end() && it->second.final;
+}
+
+void Specializer::add_counters(std::map<std::string, uint64_t>& out) const {
+  const State& st = *state_;
+  st.jit.add_to(out);
+  st.call_jit.add_to(out);
+  out["call_compiles"] += st.call_jit.compiles.load(std::memory_order_relaxed);
+  out["generic_launches"] += st.generic.load(std::memory_order_relaxed);
+  out["specialized_launches"] += st.specialized.load(std::memory_order_relaxed);
+  out["plain_launches"] += st.plain.load(std::memory_order_relaxed);
+  out["specializations"] += st.specializations.load(std::memory_order_relaxed);
+  out["swaps"] += st.swaps.load(std::memory_order_relaxed);
+  out["specialize_jobs"] += st.jobs.load(std::memory_order_relaxed);
+  out["specialize_pending"] += st.pending.load(std::memory_order_relaxed);
+  out["specialize_cancelled"] += st.cancelled_jobs.load(std::memory_order_relaxed);
+  out["specialize_dropped"] += st.dropped.load(std::memory_order_relaxed);
+  out["planned_kernels"] += st.planned_kernels.load(std::memory_order_relaxed);
+  out["specializable_kernels"] += st.planned_specializable.load(std::memory_order_relaxed);
+  out["planned_launches"] += st.planned_launches.load(std::memory_order_relaxed);
+  std::lock_guard<std::mutex> lock(st.mu);
+  out["signatures"] += st.sigs.size();
+}
+
+}  // namespace kiln::cuda
