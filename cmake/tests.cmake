@@ -42,6 +42,7 @@ kiln_test_binary(ir_test src/ir kiln_ir)
 kiln_test_binary(onnx_test src/onnx kiln_onnx)
 kiln_test_binary(format_test src/format kiln_format kiln_onnx)
 kiln_test_binary(cpu_backend_test src/backends/cpu kiln_backend_cpu kiln_onnx)
+kiln_test_binary(compiler_test src/compiler kiln kiln_onnx)
 kiln_test_binary(runtime_test src/runtime kiln kiln_onnx)
 kiln_test_binary(model_test tests/models kiln kiln_onnx)
 kiln_test_binary(regress_test tests/regress kiln kiln_onnx)
@@ -86,6 +87,10 @@ if(TARGET kiln_cli_lib)
            COMMAND ${Python3_EXECUTABLE} ${CMAKE_SOURCE_DIR}/tests/cli/cli_end_to_end.py
                    --kiln $<TARGET_FILE:kiln_cli> --models ${KILN_TESTDATA_DIR}/models)
   set_tests_properties(cli_end_to_end PROPERTIES LABELS nogpu TIMEOUT 900)
+  add_test(NAME cli_runtime_settings
+           COMMAND ${Python3_EXECUTABLE} ${CMAKE_SOURCE_DIR}/tests/cli/cli_runtime_settings.py
+                   --kiln $<TARGET_FILE:kiln_cli> --example ${CMAKE_SOURCE_DIR}/examples/tiny_classifier)
+  set_tests_properties(cli_runtime_settings PROPERTIES LABELS nogpu TIMEOUT 600)
 endif()
 
 # The ONNX conformance suite on the CPU backend (issue #3): every case passes or is listed with a

@@ -116,6 +116,11 @@ Result<std::vector<uint8_t>> build_from_graph(ir::Graph graph, std::string defau
     compiler::FoldStats fold;
     KILN_RETURN_IF_ERROR(compiler::fold_constants(graph, kMaxFoldBytes, &fold));
   }
+  if (options.precision != Precision::kFp32) {
+    if (progress) progress("precision", 0.5);
+    const DType low = options.precision == Precision::kFp16 ? DType::kF16 : DType::kBF16;
+    KILN_RETURN_IF_ERROR(compiler::lower_precision(graph, low, nullptr));
+  }
   graph.prune();
   KILN_RETURN_IF_ERROR(graph.validate());
   report->nodes_after = graph.nodes.size();
