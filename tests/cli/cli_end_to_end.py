@@ -234,7 +234,7 @@ def test_usage(tmp):
     kiln([], 2, "no command")
     v = kiln(["--version"], 0, "--version")
     check(v.stdout.startswith("kiln "), "--version prints the version")
-    for cmd in ("build", "run", "inspect"):
+    for cmd in ("build", "run", "bench", "inspect"):
         h = kiln([cmd, "--help"], 0, cmd + " --help")
         check("Examples:" in h.stdout, cmd + " --help has examples")
 

@@ -4,8 +4,11 @@
 #pragma once
 
 #include <CLI/CLI.hpp>
+#include <cstdint>
 #include <string>
 #include <vector>
+
+#include "settings_flags.h"
 
 namespace kiln::cli {
 
@@ -33,9 +36,27 @@ struct RunArgs {
   std::string save_outputs;
   int iterations = 1;
   bool json = false;
+  SettingsFlags settings;
 };
 CLI::App* add_run_command(CLI::App& app, RunArgs& args);
 int run_run(const RunArgs& args);
+
+struct BenchArgs {
+  std::string engine;
+  std::string backend = "cpu";
+  int device = 0;
+  std::vector<std::string> shapes;  // NAME:DIMS
+  int64_t batch = 0;                // 0: the profiles' opt shapes
+  int warmup = 10;                  // calls per thread before measuring
+  int64_t iterations = 50;          // at least this many measured calls, all threads together
+  double min_time_s = 1.0;          // and at least this long
+  int threads = 1;
+  uint64_t seed = 0;
+  bool json = false;
+  SettingsFlags settings;
+};
+CLI::App* add_bench_command(CLI::App& app, BenchArgs& args);
+int run_bench(const BenchArgs& args);
 
 struct InspectArgs {
   std::string engine;

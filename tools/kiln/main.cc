@@ -18,6 +18,7 @@ Examples:
   kiln build model.onnx -o model.kiln --shape x:1x3x224x224:8x3x224x224:32x3x224x224
   kiln inspect model.kiln
   kiln run model.kiln --data test_data_set_0
+  kiln bench model.kiln --batch 8 --threads 2
 
 Exit codes: 0 ok, 1 mismatch or failed check, 2 bad usage or bad input, 3 unsupported model.)";
 
@@ -34,6 +35,8 @@ int kiln_main(int argc, char** argv) {
   CLI::App* build = add_build_command(app, build_args);
   CLI::App* run = add_run_command(app, run_args);
   CLI::App* inspect = add_inspect_command(app, inspect_args);
+  BenchArgs bench_args;
+  CLI::App* bench = add_bench_command(app, bench_args);
   CacheArgs cache_args;
   CLI::App* cache = add_cache_command(app, cache_args);
   ConformanceArgs conformance_args;
@@ -51,9 +54,10 @@ int kiln_main(int argc, char** argv) {
   if (build->parsed()) return run_build(build_args);
   if (run->parsed()) return run_run(run_args);
   if (inspect->parsed()) return run_inspect(inspect_args);
+  if (bench->parsed()) return run_bench(bench_args);
   if (cache->parsed()) return run_cache(cache_args);
   if (conformance->parsed()) return run_conformance(conformance_args);
-  print_error("no command given; expected build, run, inspect or cache");
+  print_error("no command given; expected build, run, bench, inspect, cache or conformance");
   return kExitBadInput;
 }
 

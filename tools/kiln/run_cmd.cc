@@ -29,6 +29,12 @@ Examples:
   kiln run model.kiln --data test_data_set_0
   kiln run model.kiln --input x=x.npy --save-outputs out/
   kiln run model.kiln --data test_data_set_0 --iterations 20 --json
+  kiln run model.kiln --data test_data_set_0 --cuda-graph-strategy whole_graph_capture
+  KILN_RUNTIME_CACHE=none kiln run model.kiln --data test_data_set_0 --backend cuda
+
+Runtime settings flags are per-call settings (the highest layer); the run prints what each
+setting resolved to and where it came from (flag, environment, default, builtin), also in --json.
+On the cpu backend they are accepted and shown but do not change results.
 
 Exit codes: 0 ran (and matched), 1 outputs differ, 2 bad usage or bad input (unknown or missing
 input, wrong dtype or shape, shape outside the engine's profile, corrupt engine file),
@@ -46,23 +52,6 @@ Tensor savable(const Tensor& t) {
   float* dst = out.data_as<float>();
   for (int64_t i = 0; i < t.numel(); ++i) dst[i] = bf16_to_f32(src[i]);
   return out;
-}
-
-// The runtime settings (kiln/runtime.h) the run resolved, each with where it came from.
-nlohmann::json runtime_settings_json(const ResolvedSettings& r) {
-  auto entry = [](std::string_view value, SettingSource source) {
-    return nlohmann::json{{"value", std::string(value)},
-                          {"source", std::string(to_string(source))}};
-  };
-  nlohmann::json j;
-  j[std::string(kCudaGraphStrategyName)] =
-      entry(to_string(r.cuda_graph_strategy), r.sources.cuda_graph_strategy);
-  j[std::string(kKernelSpecializationName)] =
-      entry(to_string(r.kernel_specialization), r.sources.kernel_specialization);
-  j[std::string(kRuntimeCacheName)] = entry(r.runtime_cache.to_string(), r.sources.runtime_cache);
-  j[std::string(kMultiDeviceSafeModeName)] =
-      entry(r.multi_device_safe_mode ? "true" : "false", r.sources.multi_device_safe_mode);
-  return j;
 }
 
 struct Timings {
@@ -97,6 +86,7 @@ CLI::App* add_run_command(CLI::App& app, RunArgs& args) {
       ->check(CLI::Range(1, 1000000))
       ->capture_default_str();
   cmd->add_flag("--json", args.json, "Print a JSON object on stdout instead of text");
+  add_settings_flags(cmd, args.settings);
   cmd->footer(kRunFooter);
   return cmd;
 }
@@ -115,6 +105,10 @@ int run_run(const RunArgs& args) {
     }
     return report_error(s);
   };
+
+  // Flags first: a bad setting name is bad usage, whatever the engine.
+  Result<RuntimeSettings> call_settings = settings_from_flags(args.settings);
+  if (!call_settings.ok()) return fail(call_settings.status());
 
   Timings tm;
   auto t0 = Clock::now();
@@ -137,9 +131,10 @@ int run_run(const RunArgs& args) {
   RunOptions options;
   options.backend = args.backend;
   options.device = args.device;
+  options.settings = &*call_settings;
   // What the runs below resolve to: nothing changes the settings in between on this thread.
   ResolvedSettings settings = engine.resolve_settings(options);
-  j["runtime_settings"] = runtime_settings_json(settings);
+  j["runtime_settings"] = settings_json(settings);
   std::vector<double> times;
   times.reserve(static_cast<size_t>(args.iterations));
   std::vector<Tensor> outputs;
@@ -231,6 +226,9 @@ int run_run(const RunArgs& args) {
     }
   }
   j["status"] = !compared ? "ok" : code == kExitOk ? "pass" : "fail";
+  // The backend's counters (cuda: kernels compiled, runtime-cache hits and misses, generic and
+  // specialised launches, specialisations, swaps, CUDA graphs).
+  j["backend_counters"] = (*loaded)->stats().backend_counters;
   if (args.json) {
     print_json(j);
     return code;
@@ -242,7 +240,7 @@ int run_run(const RunArgs& args) {
                   dims_to_string(o["shape"].get<Dims>()).c_str());
   if (!args.save_outputs.empty())
     std::printf("saved %zu outputs to %s\n", outputs.size(), args.save_outputs.c_str());
-  std::printf("runtime settings: %s\n", settings.to_string().c_str());
+  std::printf("%s", settings_text(settings).c_str());
   if (tm.iterations == 1)
     std::printf("run on %s: %s (includes context creation); load %s\n", args.backend.c_str(),
                 format_ms(tm.first_ms).c_str(), format_ms(tm.load_ms).c_str());
