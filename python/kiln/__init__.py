@@ -23,7 +23,7 @@ from .errors import (DeviceError, InternalError, InvalidEngineError, KilnError, 
 from .module import Module, apply_legacy_settings
 
 __version__ = _kiln.__version__
-__all__ = ["compile", "load", "Module", "runtime", "KilnError", "InvalidEngineError",
+__all__ = ["compile", "load", "export_onnx", "Module", "runtime", "KilnError", "InvalidEngineError",
            "UnsupportedModelError", "MismatchError", "DeviceError", "UnavailableError",
            "InternalError"]
 
@@ -56,12 +56,29 @@ def _export_torch(model, example_inputs, shapes: dict) -> bytes:
             axes = {d: f"{name}_d{d}" for d in range(len(lo)) if lo[d] != hi[d]}
             if axes:
                 dynamic_axes[name] = axes
-    buf = io.BytesIO()
     model = model.eval()
-    with torch.no_grad():
-        torch.onnx.export(model, tuple(example_inputs), buf, input_names=names,
-                          dynamic_axes=dynamic_axes or None, opset_version=18, dynamo=False)
-    return buf.getvalue()
+    errors = []
+    # The TorchScript exporter first (kiln's importer is tested on its output); torch releases
+    # that dropped it get the dynamo exporter.
+    for dynamo in (False, True):
+        buf = io.BytesIO()
+        extra = {"external_data": False} if dynamo else {}
+        try:
+            with torch.no_grad():
+                torch.onnx.export(model, tuple(example_inputs), buf, input_names=names,
+                                  dynamic_axes=dynamic_axes or None, opset_version=18,
+                                  dynamo=dynamo, **extra)
+            return buf.getvalue()
+        except Exception as e:  # noqa: BLE001 - reported below with both exporters' errors
+            errors.append(f"dynamo={dynamo}: {type(e).__name__}: {e}")
+    raise RuntimeError("torch.onnx.export failed:\n  " + "\n  ".join(errors))
+
+
+def export_onnx(model, example_inputs, *, shapes: Optional[Mapping[str, Any]] = None) -> bytes:
+    """Exports a torch.nn.Module to ONNX bytes the way kiln.compile does (inputs named input_0,
+    input_1, ...; dims that differ between min and max in ``shapes`` become dynamic), so one
+    export can serve several kiln.compile calls (shape profiles, precisions)."""
+    return _export_torch(model, example_inputs, _normalize_shapes(shapes))
 
 
 def compile(model, *, shapes: Optional[Mapping[str, Any]] = None, precision: str = "fp32",

@@ -36,22 +36,24 @@ def _kind(x) -> str:
 
 
 def _to_capsule(x):
+    """(capsule or array, kind, (DLPack device type, index), caller's CUDA stream handle or 0)."""
     kind = _kind(x)
     if kind == "numpy":
         import numpy as np
         # numpy goes through the buffer protocol: zero-copy, and read-only arrays work too.
-        return np.ascontiguousarray(x), kind, (1, 0)
+        return np.ascontiguousarray(x), kind, (1, 0), 0
     if kind == "torch":
         import torch
         x = x.contiguous()
         if x.is_cuda:
-            # Producer syncs to the consumer's stream: kiln runs on torch's current stream.
+            # kiln runs on torch's current stream: the producer orders its work before it.
             stream = torch.cuda.current_stream(x.device).cuda_stream
-            return x.__dlpack__(stream=stream), kind, (2, x.device.index)
-        return x.__dlpack__(), kind, (1, 0)
+            return x.__dlpack__(stream=stream), kind, (2, x.device.index), stream
+        return x.__dlpack__(), kind, (1, 0), 0
     import cupy
     x = cupy.ascontiguousarray(x)
-    return x.__dlpack__(stream=cupy.cuda.get_current_stream().ptr), kind, (2, x.device.id)
+    stream = cupy.cuda.get_current_stream().ptr
+    return x.__dlpack__(stream=stream), kind, (2, x.device.id), stream
 
 
 def _from_capsule(capsule, kind: str, device):
@@ -128,19 +130,36 @@ class Module:
 
     def run(self, *xs, settings: Optional["_rt.RuntimeSettings"] = None):
         """Runs the engine; returns a list of outputs."""
-        capsules, kinds, devices = [], [], []
+        capsules, kinds, devices, streams = [], [], [], []
         for x in xs:
-            c, k, d = _to_capsule(x)
+            c, k, d, s = _to_capsule(x)
             capsules.append(c)
             kinds.append(k)
             devices.append(d)
+            streams.append(s)
         device = next((d for d in devices if d[0] == 2), (1, 0))
         backend = "cuda" if device[0] == 2 else "cpu"
         kind = kinds[0] if kinds else "numpy"
+        stream = next((s for s in streams if s), 0)
         call = settings.to_dict() if settings is not None else None
-        out = self._engine.run(capsules, backend, device[1], call, _rt._module_overrides(self),
-                               _rt._scope_dict())
+        module_d = _rt._module_overrides(self)
+        scope_d = _rt._scope_dict()
+        _rt._record_call(self, xs, backend, device[1], call, module_d, scope_d)
+        # On CUDA kiln runs on the caller's current stream (torch / cupy), ordered after what the
+        # caller queued there, and returns without waiting; on the default stream (handle 0) it
+        # uses its own stream, which synchronises with the legacy default stream, and waits.
+        out = self._engine.run(capsules, backend, device[1], call, module_d, scope_d, stream)
         return [_from_capsule(c, kind, device) for c in out]
+
+    def is_stream_capturable(self, *xs, settings: Optional["_rt.RuntimeSettings"] = None):
+        """(capturable, reason): whether a call with inputs of these shapes, on CUDA, can be
+        enqueued into a CUDA-graph capture on the caller's stream under the settings in force
+        now; `reason` says why not and what to change. May run the engine once on zeros."""
+        shapes = [list(x.shape) for x in xs]
+        device = next((x.device.index for x in xs if getattr(x, "is_cuda", False)), 0)
+        call = settings.to_dict() if settings is not None else None
+        return tuple(self._engine.is_stream_capturable(shapes, "cuda", device or 0, call,
+                                                       _rt._module_overrides(self), _rt._scope_dict()))
 
     def __call__(self, *xs, settings: Optional["_rt.RuntimeSettings"] = None):
         out = self.run(*xs, settings=settings)

@@ -24,7 +24,7 @@ from . import _kiln
 __all__ = [
     "RuntimeSettings", "cuda_graph_strategy", "dynamic_shapes_kernel_strategy", "runtime_cache",
     "set_runtime_cache_path", "multi_device_safe_mode", "set_multi_device_safe_mode",
-    "runtime_config", "current_settings",
+    "runtime_config", "current_settings", "enable_cudagraphs",
 ]
 
 
@@ -218,3 +218,141 @@ def current_settings(module=None, settings: Optional[RuntimeSettings] = None) ->
     r = _kiln.resolve_settings(call_d, module_d, _scope_dict())
     v = r["values"]
     return ResolvedSettings(sources=dict(r["sources"]), **v)
+
+
+# --- enable_cudagraphs: one CUDA graph for a Python callable of kiln modules and torch ops ------
+
+# While set, every Module.run appends (module, shapes, backend, device, call, module, scope).
+_recorder: contextvars.ContextVar[Optional[list]] = contextvars.ContextVar("kiln_call_recorder",
+                                                                          default=None)
+
+
+def _record_call(module, xs, backend, device, call, module_d, scope_d) -> None:
+    rec = _recorder.get()
+    if rec is not None:
+        rec.append((module, [tuple(x.shape) for x in xs], backend, device, call, module_d, scope_d))
+
+
+def _capturable(module, shapes, backend, device, call, module_d, scope_d) -> None:
+    """Raises unless this recorded kiln call can join a capture on the caller's stream."""
+    from .errors import UnavailableError
+    if backend != "cuda":
+        raise UnavailableError(
+            f"enable_cudagraphs: kiln module '{module.name}' ran on the CPU (its inputs were host "
+            f"tensors); pass CUDA tensors to every kiln module inside the captured function")
+    ok, reason = module._engine.is_stream_capturable([list(s) for s in shapes], backend, device,
+                                                     call, module_d, scope_d)
+    if not ok:
+        raise UnavailableError(
+            f"enable_cudagraphs: kiln module '{module.name}' cannot join a CUDA graph capture for "
+            f"input shapes {shapes} under the current settings: {reason}")
+
+
+def _tensor_key(x):
+    return ("tensor", tuple(x.shape), str(x.dtype), str(x.device))
+
+
+class _GraphedCallable:
+    """See enable_cudagraphs."""
+
+    def __init__(self, fn, warmup: int, capture_error_mode: str):
+        functools.update_wrapper(self, fn)
+        self._fn = fn
+        self._warmup = max(1, int(warmup))
+        self._mode = capture_error_mode
+        self._graphs: dict = {}
+        self._pool = None
+
+    @property
+    def num_graphs(self) -> int:
+        """How many input signatures have a captured graph."""
+        return len(self._graphs)
+
+    def reset(self) -> None:
+        """Drops every captured graph (the next call per signature captures again)."""
+        self._graphs.clear()
+
+    def _split(self, args, kwargs):
+        import torch
+        tensors, key = [], []
+        for v in list(args) + [kwargs[k] for k in sorted(kwargs)]:
+            if isinstance(v, torch.Tensor):
+                tensors.append(v)
+                key.append(_tensor_key(v))
+            else:
+                key.append(("value", v))
+        key.append(tuple(sorted(kwargs)))
+        return tensors, tuple(key)
+
+    def _rebuild(self, args, kwargs, tensors):
+        import torch
+        it = iter(tensors)
+        new_args = [next(it) if isinstance(a, torch.Tensor) else a for a in args]
+        new_kwargs = {}
+        for k in sorted(kwargs):
+            new_kwargs[k] = next(it) if isinstance(kwargs[k], torch.Tensor) else kwargs[k]
+        return new_args, new_kwargs
+
+    def _capture(self, args, kwargs, tensors):
+        import torch
+        if not tensors or not all(t.is_cuda for t in tensors):
+            raise TypeError("enable_cudagraphs: every tensor argument must be a CUDA torch tensor")
+        static = [t.detach().clone() for t in tensors]
+        s_args, s_kwargs = self._rebuild(args, kwargs, static)
+        # Warm up on a side stream (torch's recipe): kernels get compiled, allocator pools fill,
+        # and every kiln call is recorded for the capturability check.
+        calls: list = []
+        side = torch.cuda.Stream()
+        side.wait_stream(torch.cuda.current_stream())
+        with torch.cuda.stream(side):
+            for i in range(self._warmup):
+                token = _recorder.set(calls if i == 0 else None)
+                try:
+                    self._fn(*s_args, **s_kwargs)
+                finally:
+                    _recorder.reset(token)
+        torch.cuda.current_stream().wait_stream(side)
+        for call in calls:
+            _capturable(*call)
+        graph = torch.cuda.CUDAGraph()
+        if self._pool is None:
+            self._pool = torch.cuda.graph_pool_handle()
+        with torch.cuda.graph(graph, pool=self._pool, capture_error_mode=self._mode):
+            outputs = self._fn(*s_args, **s_kwargs)
+        return graph, static, outputs, len(calls)
+
+    def __call__(self, *args, **kwargs):
+        tensors, key = self._split(args, kwargs)
+        entry = self._graphs.get(key)
+        if entry is None:
+            entry = self._capture(args, kwargs, tensors)
+            self._graphs[key] = entry
+        graph, static, outputs, _ = entry
+        for dst, src in zip(static, tensors):
+            if dst.data_ptr() != src.data_ptr():
+                dst.copy_(src)
+        graph.replay()
+        return outputs
+
+
+def enable_cudagraphs(fn=None, *, warmup: int = 2, capture_error_mode: str = "thread_local"):
+    """Captures a Python callable (kiln modules plus torch ops) as one ``torch.cuda.CUDAGraph``
+    per input signature (shapes, dtypes and devices of its tensor arguments, plus its other
+    arguments, which must be hashable), then replays it::
+
+        @kiln.runtime.enable_cudagraphs
+        def pipeline(x):
+            return decoder(torch.relu(encoder(x)))
+
+    The first call of a signature runs ``fn`` ``warmup`` times on a side stream, checks that
+    every kiln module it called is capturable on the caller's stream under the settings in
+    force (UnavailableError naming the module and the setting to change otherwise), then
+    captures one more call. Later calls copy their tensors into the graph's static inputs and
+    replay. The returned outputs are the graph's static outputs: the next call with the same
+    signature overwrites them (clone what you keep), as with torch.cuda.make_graphed_callables.
+    Settings are read at capture time; changing them later does not re-capture (``reset()``
+    does). Tensor arguments must be top-level positional or keyword arguments.
+    """
+    if fn is None:
+        return lambda f: enable_cudagraphs(f, warmup=warmup, capture_error_mode=capture_error_mode)
+    return _GraphedCallable(fn, warmup, capture_error_mode)

@@ -156,7 +156,8 @@ Result<Tensor> tensor_from_numpy(const py::array& a) {
 
 std::vector<py::capsule> engine_run(const Engine& engine, const std::vector<py::object>& objects,
                                     const std::string& backend, int device, std::optional<py::dict> call,
-                                    std::optional<py::dict> module, std::optional<py::dict> scope) {
+                                    std::optional<py::dict> module, std::optional<py::dict> scope,
+                                    uintptr_t stream) {
   std::vector<Tensor> inputs;
   inputs.reserve(objects.size());
   for (const py::object& o : objects) {
@@ -176,6 +177,8 @@ std::vector<py::capsule> engine_run(const Engine& engine, const std::vector<py::
   options.device = device;
   options.settings = call ? &call_s : nullptr;
   options.engine_settings = module ? &module_s : nullptr;
+  // The caller's CUDA stream (0: kiln's own stream, and run() waits for the results).
+  options.stream = reinterpret_cast<void*>(stream);
   Result<std::vector<Tensor>> out = Status();
   {
     py::gil_scoped_release release;
@@ -187,6 +190,28 @@ std::vector<py::capsule> engine_run(const Engine& engine, const std::vector<py::
   std::vector<py::capsule> result;
   for (const Tensor& t : tensors) result.push_back(tensor_to_capsule(t));
   return result;
+}
+
+// Engine::is_stream_capturable for a call with these settings layers: (capturable, reason).
+py::tuple engine_capturable(const Engine& engine, const std::vector<Dims>& shapes, const std::string& backend,
+                            int device, std::optional<py::dict> call, std::optional<py::dict> module,
+                            std::optional<py::dict> scope) {
+  RuntimeSettings call_s = call ? settings_from_dict(*call) : RuntimeSettings{};
+  RuntimeSettings module_s = module ? settings_from_dict(*module) : RuntimeSettings{};
+  RuntimeSettings scope_s = scope ? settings_from_dict(*scope) : RuntimeSettings{};
+  RunOptions options;
+  options.backend = backend;
+  options.device = device;
+  options.settings = call ? &call_s : nullptr;
+  options.engine_settings = module ? &module_s : nullptr;
+  std::string reason;
+  bool ok = false;
+  {
+    py::gil_scoped_release release;  // may run the engine once to find out
+    ScopedRuntimeSettings guard(scope_s);
+    ok = engine.is_stream_capturable(options, shapes, &reason);
+  }
+  return py::make_tuple(ok, reason);
 }
 
 }  // namespace
@@ -271,7 +296,11 @@ PYBIND11_MODULE(_kiln, m) {
         return d;
       })
       .def("run", &engine_run, py::arg("inputs"), py::arg("backend") = "cpu", py::arg("device") = 0,
-           py::arg("call") = py::none(), py::arg("module") = py::none(), py::arg("scope") = py::none())
+           py::arg("call") = py::none(), py::arg("module") = py::none(), py::arg("scope") = py::none(),
+           py::arg("stream") = 0)
+      .def("is_stream_capturable", &engine_capturable, py::arg("shapes"), py::arg("backend") = "cuda",
+           py::arg("device") = 0, py::arg("call") = py::none(), py::arg("module") = py::none(),
+           py::arg("scope") = py::none())
       .def("stats", [](const Engine& e) {
         EngineStats s = e.stats();
         py::dict d;
@@ -280,6 +309,7 @@ PYBIND11_MODULE(_kiln, m) {
         d["contexts_reused"] = s.contexts_reused;
         d["contexts_evicted"] = s.contexts_evicted;
         d["calls_per_context"] = s.calls_per_context;
+        d["backend_counters"] = s.backend_counters;
         return d;
       });
 }

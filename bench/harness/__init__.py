@@ -1,0 +1,1 @@
+"""Pieces of bench/compare.py: models, timing, systems, scenarios, reports."""

@@ -1,0 +1,209 @@
+"""Scenarios beyond steady state (issue #9): dynamic shapes, start-up, threads.
+
+dynamic and startup run each system in a fresh child process (`compare.py --child ...`), so a
+system's first calls pay its own compilation and never profit from another system's kernels.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from typing import List
+
+import torch
+
+from . import models as M
+from .systems import first_call_ms, measure, Params
+
+DYNAMIC_STEPS = {"mlp": [1, 8, 64, 8, 33, 1, 64], "encoder_l4_d256": [32, 128, 64, 128, 17, 256]}
+DYNAMIC_QUICK = {"mlp": [1, 8, 64, 33, 1], "encoder_l4_d256": [32, 128, 17, 128]}
+DYNAMIC_SYSTEMS = ["torch_eager", "torch_compile", "kiln_lazy", "kiln_eager", "kiln_none"]
+
+
+def _dyn_shape(model: str, n: int):
+    return (n, 1024) if model == "mlp" else (1, n, 256)
+
+
+def _dyn_profile(model: str):
+    return ((1, 1024), (8, 1024), (64, 1024)) if model == "mlp" else \
+        ((1, 16, 256), (1, 128, 256), (1, 256, 256))
+
+
+def child_dynamic(model_name: str, system: str, steps: List[int], steady_iters: int) -> List[dict]:
+    spec = M.MODELS[model_name]
+    model = M.build(spec)
+    x0 = torch.randn(_dyn_shape(model_name, steps[0]))
+    if system.startswith("kiln_"):
+        import kiln
+        mod = kiln.compile(kiln.export_onnx(model, (x0,), shapes={"input_0": _dyn_profile(model_name)}),
+                           shapes={"input_0": _dyn_profile(model_name)})
+        mod.runtime_settings = kiln.runtime.RuntimeSettings(
+            dynamic_shapes_kernel_specialization_strategy=system[len("kiln_"):], runtime_cache=None)
+        run = mod
+    else:
+        m = model.cuda()
+        run = torch.compile(m, mode="default") if system == "torch_compile" else m
+    rows = []
+    with torch.inference_mode():
+        for step, n in enumerate(steps):
+            x = torch.randn(_dyn_shape(model_name, n), device="cuda")
+            first = first_call_ms(lambda: run(x))
+            t = measure(lambda: run(x), Params(warmup=0, iters=steady_iters, min_iters=steady_iters,
+                                                max_seconds=0))
+            rows.append({"scenario": "dynamic", "model": model_name, "system": system, "step": step,
+                         "shape": "x".join(map(str, _dyn_shape(model_name, n))), "first_ms": first,
+                         "p50_ms": t["p50_ms"], "p99_ms": t["p99_ms"], "status": "ok"})
+    return rows
+
+
+def child_startup(model_name: str, system: str, engine_path: str, cache: str) -> dict:
+    t0 = time.perf_counter()
+    if system.startswith("kiln"):
+        import kiln  # noqa: F401 - timed
+        import torch as _t  # torch tensors carry the input; counted in import time
+        t1 = time.perf_counter()
+        mod = kiln.load(engine_path)
+        mod.runtime_settings = kiln.runtime.RuntimeSettings(runtime_cache=cache)
+        spec = M.MODELS[model_name]
+        x = _t.randn(spec.sample_shape(1), device="cuda")
+        t2 = time.perf_counter()
+        run = mod
+    else:
+        import torch as _t
+        t1 = time.perf_counter()
+        spec = M.MODELS[model_name]
+        m = M.build(spec).cuda()
+        run = _t.compile(m) if system == "torch_compile" else m
+        x = _t.randn(spec.sample_shape(1), device="cuda")
+        t2 = time.perf_counter()
+    with torch.inference_mode():
+        first = first_call_ms(lambda: run(x)) / 1e3
+        second = first_call_ms(lambda: run(x)) / 1e3
+    return {"scenario": "startup", "model": model_name, "system": system, "import_s": t1 - t0,
+            "load_s": t2 - t1, "first_s": first, "second_s": second,
+            "total_s": (t2 - t0) + first, "status": "ok"}
+
+
+def _child(args: List[str], timeout: float) -> List[dict]:
+    cmd = [sys.executable, os.path.join(os.path.dirname(__file__), "..", "compare.py"), "--child"] + args
+    try:
+        p = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        return [{"status": f"error: child timed out after {timeout:.0f} s"}]
+    rows = [json.loads(line[len("ROW "):]) for line in p.stdout.splitlines() if line.startswith("ROW ")]
+    if p.returncode != 0 or not rows:
+        tail = (p.stderr or p.stdout).strip().splitlines()[-3:]
+        return rows + [{"status": f"error: child exited {p.returncode}: {' | '.join(tail)}"}]
+    return rows
+
+
+def run_dynamic(models: List[str], quick: bool, budget) -> List[dict]:
+    rows = []
+    for name in [m for m in models if m in DYNAMIC_STEPS] or ["mlp"]:
+        steps = (DYNAMIC_QUICK if quick else DYNAMIC_STEPS)[name]
+        for system in DYNAMIC_SYSTEMS:
+            if budget.exceeded():
+                rows.append({"scenario": "dynamic", "model": name, "system": system, "step": 0,
+                             "shape": "-", "status": "skipped: time budget"})
+                continue
+            got = _child(["dynamic", name, system, ",".join(map(str, steps)),
+                          "20" if quick else "100"], timeout=90 if quick else 300)
+            for r in got:
+                r.setdefault("scenario", "dynamic")
+                r.setdefault("model", name)
+                r.setdefault("system", system)
+                r.setdefault("step", 0)
+                r.setdefault("shape", "-")
+            rows += got
+    return rows
+
+
+def run_startup(models: List[str], quick: bool, budget) -> List[dict]:
+    import kiln
+    rows = []
+    names = [m for m in models if m in ("mlp", "resnet18")] or ["resnet18"]
+    for name in names[:1] if quick else names:
+        spec = M.MODELS[name]
+        with tempfile.TemporaryDirectory() as tmp:
+            engine = os.path.join(tmp, f"{name}.kiln")
+            kiln.compile(M.build(spec), example_inputs=(M.sample(spec, 1),)).save(engine)
+            cache = os.path.join(tmp, "runtime.kcache")
+            plan = [("kiln_cold_cache", "kiln"), ("kiln_warm_cache", "kiln"), ("torch_eager", "torch_eager")]
+            if not quick:
+                plan.append(("torch_compile", "torch_compile"))
+            for label, system in plan:
+                if budget.exceeded():
+                    rows.append({"scenario": "startup", "model": name, "system": label,
+                                 "status": "skipped: time budget"})
+                    continue
+                got = _child(["startup", name, system, engine, cache], timeout=90 if quick else 300)
+                for r in got:
+                    r.update({"scenario": "startup", "model": name, "system": label})
+                rows += got
+    return rows
+
+
+def run_threads(models: List[str], quick: bool, budget) -> List[dict]:
+    import copy
+    import kiln
+    name = "resnet18" if "resnet18" in models or not models else models[0]
+    spec = M.MODELS[name]
+    batch = 1
+    model = M.build(spec)
+    mod = kiln.compile(model, example_inputs=(M.sample(spec, batch),))
+    tmodel = copy.deepcopy(model).cuda().eval()
+    calls = 50 if quick else 300
+    rows = []
+    for system in ("torch_eager", "kiln_disabled", "kiln_whole_graph_capture"):
+        runner = tmodel if system == "torch_eager" else copy.copy(mod)
+        if system != "torch_eager":
+            runner.runtime_settings = kiln.runtime.RuntimeSettings(
+                cuda_graph_strategy=system[len("kiln_"):])
+        for n in ((1, 2, 4) if quick else (1, 2, 4, 8)):
+            if budget.exceeded():
+                rows.append({"scenario": "threads", "model": name, "batch": batch, "system": system,
+                             "threads": n, "status": "skipped: time budget"})
+                continue
+            lat: List[float] = []
+            errors: List[str] = []
+            lock = threading.Lock()
+
+            def worker():
+                try:
+                    stream = torch.cuda.Stream()
+                    x = torch.randn(spec.sample_shape(batch), device="cuda")
+                    with torch.cuda.stream(stream), torch.inference_mode():
+                        runner(x)  # warm
+                        stream.synchronize()
+                        mine = []
+                        for _ in range(calls):
+                            t0 = time.perf_counter()
+                            runner(x)
+                            stream.synchronize()
+                            mine.append((time.perf_counter() - t0) * 1e3)
+                    with lock:
+                        lat.extend(mine)
+                except Exception as e:  # noqa: BLE001 - reported in the row
+                    with lock:
+                        errors.append(f"{type(e).__name__}: {e}")
+            threads = [threading.Thread(target=worker) for _ in range(n)]
+            t0 = time.perf_counter()
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join()
+            wall = time.perf_counter() - t0
+            if errors:
+                rows.append({"scenario": "threads", "model": name, "batch": batch, "system": system,
+                             "threads": n, "status": "error: " + errors[0][:300]})
+                continue
+            lat.sort()
+            rows.append({"scenario": "threads", "model": name, "batch": batch, "system": system,
+                         "threads": n, "throughput": n * calls / wall, "p50_ms": lat[len(lat) // 2],
+                         "status": "ok"})
+    return rows
