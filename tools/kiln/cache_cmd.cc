@@ -20,8 +20,10 @@ Examples:
   kiln cache info /deploy/warm.kcache --json | jq .archs
   kiln cache verify /deploy/warm.kcache
   kiln cache clear /tmp/test.kcache
+  kiln cache warm model.kiln --arch sm_90 --arch sm_100 --cache /deploy/warm.kcache
 
-Exit codes: 0 ok, 1 verify found corrupt records or a file this kiln cannot read, 2 bad usage,
+Exit codes: 0 ok, 1 verify found corrupt records or a file this kiln cannot read, or warm
+could not compile a kernel, 2 bad usage,
 a missing or unreadable file, or (clear) a file that is not a kiln runtime cache.)";
 
 constexpr size_t kInfoTopEntries = 10;
@@ -219,6 +221,7 @@ CLI::App* add_cache_command(CLI::App& app, CacheArgs& args) {
     std::string name = a.name;
     sub->callback([&args, name] { args.action = name; });
   }
+  add_cache_warm_command(*cmd, args, kCacheFooter);
   return cmd;
 }
 
@@ -228,7 +231,8 @@ int run_cache(const CacheArgs& args) {
   if (args.action == "info") return run_info(args, *path);
   if (args.action == "verify") return run_verify(args, *path);
   if (args.action == "clear") return run_clear(args, *path);
-  print_error("no cache action given; expected info, verify or clear");
+  if (args.action == "warm") return run_cache_warm(args, *path);
+  print_error("no cache action given; expected info, verify, clear or warm");
   return kExitBadInput;
 }
 

@@ -4,6 +4,7 @@
 #include "cli_common.h"
 #include "commands.h"
 #include "kiln/engine.h"
+#include "runtime/cache_warm.h"
 
 namespace kiln::cli {
 namespace {
@@ -63,6 +64,8 @@ int run_inspect(const InspectArgs& args) {
   const char* hw = info.hardware_compatibility == HardwareCompatibility::kPortable
                        ? "portable"
                        : "arch_specific";
+  // The CUDA kernels a run at the opt shape launches, planned host-only (cheap: no GEMMs run).
+  Result<KernelInventory> kernels = engine_kernel_inventory(args.engine);
   if (args.json) {
     nlohmann::json inputs = nlohmann::json::array(), outputs = nlohmann::json::array();
     for (const BindingInfo& b : engine.inputs()) inputs.push_back(binding_json(b, true));
@@ -83,7 +86,14 @@ int run_inspect(const InspectArgs& args) {
                 {"node_count", info.node_count},
                 {"op_histogram", info.op_histogram},
                 {"weight_bytes", info.weight_bytes},
-                {"metadata", info.metadata}});
+                {"metadata", info.metadata},
+                {"cuda_kernels", kernels.ok() ? nlohmann::json{{"kernels", kernels->kernels},
+                                                                {"specializable", kernels->specializable},
+                                                                {"launches_per_run", kernels->launches},
+                                                                {"gpu_nodes", kernels->gpu_nodes},
+                                                                {"host_nodes", kernels->host_nodes},
+                                                                {"cpu_fallback_nodes", kernels->fallback_nodes}}
+                                              : nlohmann::json{{"error", kernels.status().to_string()}}}});
     return kExitOk;
   }
   std::printf("name              %s\n", info.name.c_str());
@@ -111,6 +121,14 @@ int run_inspect(const InspectArgs& args) {
   std::printf("ops\n");
   for (const auto& [op, count] : info.op_histogram)
     std::printf("  %-20s %lld\n", op.c_str(), static_cast<long long>(count));
+  if (kernels.ok()) {
+    std::printf("cuda kernels      %llu at the opt shape, %llu specialisable (shapes baked in), %llu launches "
+                "per run; nodes: %llu gpu, %llu host, %llu cpu fallback\n",
+                static_cast<unsigned long long>(kernels->kernels), static_cast<unsigned long long>(kernels->specializable),
+                static_cast<unsigned long long>(kernels->launches), static_cast<unsigned long long>(kernels->gpu_nodes),
+                static_cast<unsigned long long>(kernels->host_nodes),
+                static_cast<unsigned long long>(kernels->fallback_nodes));
+  }
   if (!info.metadata.empty()) {
     std::printf("metadata\n");
     for (const auto& [k, v] : info.metadata) std::printf("  %s = %s\n", k.c_str(), v.c_str());

@@ -115,7 +115,10 @@ Result<KernelPlan> plan_kernels(const ir::Graph& g, std::span<const Dims> input_
       if (id < 0) continue;
       if (!out[k].defined())
         return internal_error(cpu::node_context(node) + ": kernel produced no output " + std::to_string(k));
-      vals[static_cast<size_t>(id)] = {std::move(out[k]), on_host, !on_host};
+      // Handlers return device tensors (planning: host memory marked cuda) or host tensors
+      // (Shape, Size): placed as a run would place them.
+      const bool dev = !on_host && out[k].device().type == DeviceType::kCuda;
+      vals[static_cast<size_t>(id)] = {std::move(out[k]), !dev, dev};
     }
     for (int id : node.inputs)
       if (id >= 0 && last_use[static_cast<size_t>(id)] == static_cast<int>(n) && g.values[id].constant < 0) {

@@ -37,10 +37,10 @@ std::vector<std::string> cuda_ops() {
 std::string RunContext::where() const { return node_ ? cpu::node_context(*node_) : std::string("(no node)"); }
 
 Result<Tensor> RunContext::alloc(DType dtype, Dims dims) {
-  if (planning_) {
+  if (planning_) {  // host memory standing in for device memory: marked cuda so placement matches a run
     Result<Tensor> t = Tensor::empty(dtype, std::move(dims));
     if (!t.ok()) return t.status().with_context(where());
-    return t;
+    return Tensor::wrap(t->dtype(), t->dims(), t->data(), t->storage(), Device{DeviceType::kCuda, device_.index});
   }
   for (Tensor& o : offered_) {
     if (!o.defined() || o.dtype() != dtype || o.dims() != dims) continue;
