@@ -75,8 +75,7 @@ def meta(args) -> dict:
             pass
     try:
         import kiln
-        m["kiln"] = kiln.__version__ + (" (RunOptions.stream)" if kiln._kiln.HAS_RUN_STREAM else
-                                        " (own streams)")
+        m["kiln"] = kiln.__version__
     except ImportError as e:
         m["kiln"] = f"not importable: {e}"
     return m

@@ -22,6 +22,13 @@ def _fmt(v: Optional[float]) -> str:
     return f"{v:.3f}" if v < 10 else f"{v:.1f}" if v < 1000 else f"{v:.0f}"
 
 
+ORDER = ["fp32", "fp16", "bf16"]
+
+
+def _dtype_key(d: str) -> int:
+    return ORDER.index(d) if d in ORDER else len(ORDER)
+
+
 def _steady(rows: List[dict]) -> Dict[tuple, Dict[str, dict]]:
     table: Dict[tuple, Dict[str, dict]] = OrderedDict()
     for r in rows:
@@ -49,7 +56,7 @@ def _ratio(base: Optional[dict], kiln: Optional[dict]) -> str:
 def steady_tables(rows: List[dict]) -> str:
     table = _steady(rows)
     out = []
-    for dtype in sorted({k[0] for k in table}, key=["fp32", "fp16", "bf16"].index):
+    for dtype in sorted({k[0] for k in table}, key=_dtype_key):
         keys = [k for k in table if k[0] == dtype]
         out.append(f"### {dtype}: latency, milliseconds, p50 / p99\n")
         out.append("| model | batch | " + " | ".join(SYSTEMS[s] for s in SYSTEMS) + " | kiln error |")
@@ -163,7 +170,7 @@ def plot(results: dict, out_dir: str) -> List[str]:
         return []
     written = []
     table = _steady(results["rows"])
-    dtypes = sorted({k[0] for k in table}, key=["fp32", "fp16", "bf16"].index)
+    dtypes = sorted({k[0] for k in table}, key=_dtype_key)
     if dtypes:
         fig, axes = plt.subplots(len(dtypes), 1, figsize=(12, 4 * len(dtypes)), squeeze=False)
         for ax, dtype in zip(axes[:, 0], dtypes):
@@ -185,7 +192,7 @@ def plot(results: dict, out_dir: str) -> List[str]:
         fig.savefig(path, dpi=110)
         plt.close(fig)
         written.append(path)
-    dyn = [r for r in results["rows"] if r.get("scenario") == "dynamic"]
+    dyn = [r for r in results["rows"] if r.get("scenario") == "dynamic" and r.get("status") == "ok"]
     if dyn:
         fig, ax = plt.subplots(figsize=(12, 4.5))
         for system in sorted({r["system"] for r in dyn}):

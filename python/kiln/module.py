@@ -48,12 +48,13 @@ def _to_capsule(x):
         if x.is_cuda:
             # kiln runs on torch's current stream: the producer orders its work before it.
             stream = torch.cuda.current_stream(x.device).cuda_stream
-            return x.__dlpack__(stream=stream), kind, (2, x.device.index), stream
+            # DLPack names the legacy default stream 1 (torch's default stream has handle 0).
+            return x.__dlpack__(stream=stream or 1), kind, (2, x.device.index), stream
         return x.__dlpack__(), kind, (1, 0), 0
     import cupy
     x = cupy.ascontiguousarray(x)
     stream = cupy.cuda.get_current_stream().ptr
-    return x.__dlpack__(stream=stream), kind, (2, x.device.id), stream
+    return x.__dlpack__(stream=stream or 1), kind, (2, x.device.id), stream
 
 
 def _from_capsule(capsule, kind: str, device):
