@@ -9,8 +9,10 @@ namespace {
 
 bool is_half(DType d) { return d == DType::kF16 || d == DType::kBF16; }
 
-Tensor half_to_f32(const Tensor& t) {
-  Tensor out = Tensor::zeros(DType::kF32, t.dims());
+// The widened copy is twice the size of a tensor that may come from untrusted input:
+// allocation can fail, and must give a Status rather than abort (Tensor::zeros).
+Result<Tensor> half_to_f32(const Tensor& t) {
+  KILN_ASSIGN_OR_RETURN(Tensor out, Tensor::empty(DType::kF32, t.dims()));
   const uint16_t* src = t.data_as<const uint16_t>();
   float* dst = out.data_as<float>();
   const int64_t n = t.numel();
@@ -22,8 +24,8 @@ Tensor half_to_f32(const Tensor& t) {
   return out;
 }
 
-Tensor f32_to_half(const Tensor& t, DType half) {
-  Tensor out = Tensor::zeros(half, t.dims());
+Result<Tensor> f32_to_half(const Tensor& t, DType half) {
+  KILN_ASSIGN_OR_RETURN(Tensor out, Tensor::empty(half, t.dims()));
   const float* src = t.data_as<const float>();
   uint16_t* dst = out.data_as<uint16_t>();
   const int64_t n = t.numel();
@@ -122,11 +124,21 @@ Status run_node(const ir::Node& node, std::span<const Tensor> in, std::span<Tens
   if (half == DType::kUndefined) return k->fn(node, in, out);
 
   std::vector<Tensor> widened(in.begin(), in.end());
-  for (Tensor& t : widened)
-    if (t.defined() && is_half(t.dtype())) t = half_to_f32(t);
+  for (Tensor& t : widened) {
+    if (t.defined() && is_half(t.dtype())) {
+      Result<Tensor> w = half_to_f32(t);
+      if (!w.ok()) return w.status().with_context(node_context(node));
+      t = std::move(w).value();
+    }
+  }
   KILN_RETURN_IF_ERROR(k->fn(node, widened, out));
-  for (Tensor& t : out)
-    if (t.defined() && t.dtype() == DType::kF32) t = f32_to_half(t, half);
+  for (Tensor& t : out) {
+    if (t.defined() && t.dtype() == DType::kF32) {
+      Result<Tensor> n = f32_to_half(t, half);
+      if (!n.ok()) return n.status().with_context(node_context(node));
+      t = std::move(n).value();
+    }
+  }
   return Status();
 }
 
