@@ -81,84 +81,115 @@ def meta(args) -> dict:
     return m
 
 
-def steady(args, specs, dtypes, budget, flush) -> tuple:
-    """Pass 1: eager, manual graph and kiln for every row; pass 2: torch.compile as budget allows."""
+def steady_model(spec, dtypes, quick: bool, budget) -> list:
+    """Pass 1 for one model (run in a child process): export once, then per batch and dtype
+    PyTorch eager, eager + CUDA graph, and a kiln engine under each cuda_graph_strategy."""
     import torch
     import kiln
     from harness import models as M
     from harness import systems as S
-    params = S.QUICK if args.quick else S.FULL
-    rows, failed = [], False
+    params = S.QUICK if quick else S.FULL
     torch.backends.cuda.matmul.allow_tf32 = False
     torch.backends.cudnn.allow_tf32 = False
-    compile_queue = []
-    for spec in specs:
-        batches = spec.quick_batches if args.quick else spec.batches
-        model = M.build(spec)
-        lo, hi = spec.sample_shape(min(batches)), spec.sample_shape(max(batches))
-        t0 = time.perf_counter()
-        try:
-            onnx = kiln.export_onnx(model, (M.sample(spec, min(batches)),),
-                                    shapes={"input_0": (lo, lo, hi)} if lo != hi else None)
-        except Exception as e:  # noqa: BLE001 - recorded, run continues
-            failed = True
-            log(f"FAIL export {spec.name}: {e}")
-            rows.append({"scenario": "steady", "model": spec.name, "batch": 0, "dtype": "-",
-                         "system": "export", "status": f"error: export: {e}"[:400]})
-            continue
-        log(f"{spec.name}: exported ONNX ({len(onnx) / 2**20:.1f} MiB) in {time.perf_counter() - t0:.1f} s")
-        for batch in batches:
-            if budget.exceeded():
-                for dtype in dtypes:
-                    rows += [{"scenario": "steady", "model": spec.name, "batch": batch, "dtype": dtype,
-                              "system": s, "status": f"skipped: time budget ({budget.seconds:.0f} s)"}
-                             for s in S.SYSTEMS]
-                continue
-            x = M.sample(spec, batch).cuda()
-            with torch.inference_mode():
-                ref = model.cuda()(x).float()
-            model.cpu()
-            for dtype in dtypes:
-                base = {"scenario": "steady", "model": spec.name, "batch": batch, "dtype": dtype,
-                        "card": "", "description": spec.description}
-                for system in ("torch_eager", "torch_cudagraph"):
-                    rows.append(run_one(base, system, lambda s=system: S.torch_system(
-                        s, model, x, M.TORCH_DTYPES[dtype]), ref, params, None))
-                t0 = time.perf_counter()
-                try:
-                    mod = kiln.compile(onnx, shapes={"input_0": spec.sample_shape(batch)},
-                                       precision=dtype, name=f"{spec.name}_b{batch}_{dtype}")
-                    build_s = time.perf_counter() - t0
-                except Exception as e:  # noqa: BLE001
-                    failed = True
-                    log(f"FAIL kiln build {spec.name} b{batch} {dtype}: {e}")
-                    for system in S.KILN:
-                        rows.append({**base, "system": system, "status": f"error: build: {e}"[:400]})
-                    continue
-                for system in S.KILN:
-                    r = run_one(base, system, lambda s=system, m=mod: S.kiln_system(s, m, x), ref, params,
-                                M.TOLERANCE[dtype])
-                    r["build_s"] = build_s
-                    r["engine_bytes"] = len(mod._bytes or b"")
-                    r["stats"] = mod.stats()
-                    failed = failed or r["status"] != "ok"
-                    rows.append(r)
-                compile_queue += [(base, s, model, spec, batch, dtype) for s in ("torch_compile", "torch_compile_ro")]
-                del mod
-                torch.cuda.empty_cache()
-                flush(rows)
-    if args.no_compile:
-        compile_queue = [(b, s, None, None, None, None) for b, s, *_ in compile_queue]
-    for base, system, model, spec, batch, dtype in compile_queue:
-        if model is None or budget.exceeded():
-            why = "skipped: --no-compile" if model is None else \
-                f"skipped: time budget ({budget.seconds:.0f} s) spent before this torch.compile row"
-            rows.append({**base, "system": system, "status": why})
+    rows = []
+    batches = spec.quick_batches if quick else spec.batches
+    model = M.build(spec)
+    lo, hi = spec.sample_shape(min(batches)), spec.sample_shape(max(batches))
+    t0 = time.perf_counter()
+    try:
+        onnx = kiln.export_onnx(model, (M.sample(spec, min(batches)),),
+                                shapes={"input_0": (lo, lo, hi)} if lo != hi else None)
+    except Exception as e:  # noqa: BLE001 - recorded, run continues
+        log(f"FAIL export {spec.name}: {e}")
+        return [{"scenario": "steady", "model": spec.name, "batch": 0, "dtype": "-",
+                 "system": "export", "status": f"error: export: {e}"[:400]}]
+    log(f"{spec.name}: exported ONNX ({len(onnx) / 2**20:.1f} MiB) in {time.perf_counter() - t0:.1f} s")
+    for batch in batches:
+        if budget.exceeded():
+            rows += [{"scenario": "steady", "model": spec.name, "batch": batch, "dtype": d,
+                      "system": s, "status": f"skipped: time budget ({budget.seconds:.0f} s)"}
+                     for d in dtypes for s in S.SYSTEMS]
             continue
         x = M.sample(spec, batch).cuda()
-        rows.append(run_one(base, system, lambda: S.torch_system(system, model, x, M.TORCH_DTYPES[dtype]),
-                            None, params, None))
+        with torch.inference_mode():
+            ref = model.cuda()(x).float()
+        model.cpu()
+        for dtype in dtypes:
+            base = {"scenario": "steady", "model": spec.name, "batch": batch, "dtype": dtype,
+                    "description": spec.description}
+            for system in ("torch_eager", "torch_cudagraph"):
+                rows.append(run_one(base, system, lambda s=system: S.torch_system(
+                    s, model, x, M.TORCH_DTYPES[dtype]), ref, params, None))
+                print("ROW " + json.dumps(rows[-1], default=str), flush=True)
+            t0 = time.perf_counter()
+            try:
+                mod = kiln.compile(onnx, shapes={"input_0": spec.sample_shape(batch)},
+                                   precision=dtype, name=f"{spec.name}_b{batch}_{dtype}")
+                build_s = time.perf_counter() - t0
+            except Exception as e:  # noqa: BLE001
+                log(f"FAIL kiln build {spec.name} b{batch} {dtype}: {e}")
+                for system in S.KILN:
+                    rows.append({**base, "system": system, "status": f"error: build: {e}"[:400]})
+                    print("ROW " + json.dumps(rows[-1], default=str), flush=True)
+                continue
+            for system in S.KILN:
+                # Announced first: if kiln crashes the process, the parent knows which row.
+                print("RUNNING " + json.dumps({**base, "system": system}), flush=True)
+                r = run_one(base, system, lambda s=system, m=mod: S.kiln_system(s, m, x), ref, params,
+                            M.TOLERANCE[dtype])
+                r["build_s"] = build_s
+                r["engine_bytes"] = len(mod._bytes or b"")
+                r["stats"] = mod.stats()
+                rows.append(r)
+                print("ROW " + json.dumps(r, default=str), flush=True)
+            del mod
+            torch.cuda.empty_cache()
+    return rows
+
+
+def steady(args, specs, dtypes, budget, flush) -> tuple:
+    """Pass 1 per model in a child process (a crash costs that model's remaining rows, recorded
+    as errors, not the run); pass 2 in this process: torch.compile rows as the budget allows."""
+    import torch
+    from harness import models as M
+    from harness import scenarios as SC
+    from harness import systems as S
+    params = S.QUICK if args.quick else S.FULL
+    torch.backends.cuda.matmul.allow_tf32 = False
+    torch.backends.cudnn.allow_tf32 = False
+    rows = []
+    for spec in specs:
+        left = None if budget.seconds is None else max(1.0, budget.seconds - budget.elapsed())
+        got = SC.child(["steady", spec.name, ",".join(dtypes), "1" if args.quick else "0",
+                        "none" if left is None else f"{left:.0f}"], timeout=(left or 3000) + 240)
+        rows += [r for r in got if r.get("status") != "running"]
+        crashed = [r for r in got if r.get("status", "").startswith("error: child")]
+        running = [r for r in got if r.get("status") == "running"]
+        if crashed and running:  # the row in flight when the child died
+            rows.append({**running[-1], "status": crashed[0]["status"]})
+        for r in crashed:
+            r.update({"scenario": "steady", "model": spec.name, "batch": 0, "dtype": "-",
+                      "system": "child"})
         flush(rows)
+    failed = any(r.get("status", "ok").startswith(("error", "mismatch")) for r in rows)
+    configs = [(r["model"], r["batch"], r["dtype"]) for r in rows
+               if r.get("system") == "torch_eager" and r.get("status") == "ok"]
+    models = {}
+    for name, batch, dtype in configs:
+        for system in ("torch_compile", "torch_compile_ro"):
+            base = {"scenario": "steady", "model": name, "batch": batch, "dtype": dtype,
+                    "description": M.MODELS[name].description}
+            if args.no_compile or budget.exceeded():
+                why = "skipped: --no-compile" if args.no_compile else \
+                    f"skipped: time budget ({budget.seconds:.0f} s) spent before this torch.compile row"
+                rows.append({**base, "system": system, "status": why})
+                continue
+            if name not in models:
+                models[name] = M.build(M.MODELS[name])
+            x = M.sample(M.MODELS[name], batch).cuda()
+            rows.append(run_one(base, system, lambda s=system, m=models[name]: S.torch_system(
+                s, m, x, M.TORCH_DTYPES[dtype]), None, params, None))
+            flush(rows)
     return rows, failed
 
 
@@ -195,6 +226,17 @@ def run_one(base, system, prepare, ref, params, tol) -> dict:
 def child(argv) -> int:
     from harness import scenarios as SC
     kind = argv[0]
+    if kind == "steady":
+        from harness import models as M
+        budget = Budget(None if argv[4] == "none" else float(argv[4]))
+        steady_model(M.MODELS[argv[1]], argv[2].split(","), argv[3] == "1", budget)
+        return 0  # rows were printed as they came
+    if kind == "threads":
+        budget = Budget(None if argv[3] == "none" else float(argv[3]))
+        rows = SC.child_threads([m for m in argv[1].split(",") if m], argv[2] == "1", budget)
+        for r in rows:
+            print("ROW " + json.dumps(r), flush=True)
+        return 0
     if kind == "dynamic":
         rows = SC.child_dynamic(argv[1], argv[2], [int(s) for s in argv[3].split(",")], int(argv[4]))
     elif kind == "startup":

@@ -89,17 +89,39 @@ def child_startup(model_name: str, system: str, engine_path: str, cache: str) ->
             "total_s": (t2 - t0) + first, "status": "ok"}
 
 
-def _child(args: List[str], timeout: float) -> List[dict]:
+def child(args: List[str], timeout: float) -> List[dict]:
+    """Runs `compare.py --child ARGS`, echoing its log; returns the rows it printed ("ROW {json}"),
+    the row it announced last ("RUNNING {json}", status "running") and, when it failed, a row
+    with status "error: child ..." that says how."""
     cmd = [sys.executable, os.path.join(os.path.dirname(__file__), "..", "compare.py"), "--child"] + args
+    rows, running, tail = [], [], []
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    fired = []
+    timer = threading.Timer(timeout, lambda: (fired.append(1), proc.kill()))
+    timer.start()
     try:
-        p = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
-    except subprocess.TimeoutExpired:
-        return [{"status": f"error: child timed out after {timeout:.0f} s"}]
-    rows = [json.loads(line[len("ROW "):]) for line in p.stdout.splitlines() if line.startswith("ROW ")]
-    if p.returncode != 0 or not rows:
-        tail = (p.stderr or p.stdout).strip().splitlines()[-3:]
-        return rows + [{"status": f"error: child exited {p.returncode}: {' | '.join(tail)}"}]
+        for line in proc.stdout:
+            if line.startswith("ROW "):
+                rows.append(json.loads(line[4:]))
+            elif line.startswith("RUNNING "):
+                running = [{**json.loads(line[8:]), "status": "running"}]
+            else:
+                print(line, end="", flush=True)
+                tail = (tail + [line.strip()])[-3:]
+        rc = proc.wait()
+    finally:
+        timer.cancel()
+    if rc != 0:
+        how = f"killed by signal {-rc}" if rc < 0 else f"exited {rc}"
+        if fired:
+            how = f"timed out after {timeout:.0f} s"
+        return rows + running + [{"status": f"error: child {how}: {' | '.join(tail)}"[:400]}]
+    if not rows:
+        return [{"status": f"error: child printed no rows: {' | '.join(tail)}"[:400]}]
     return rows
+
+
+_child = child
 
 
 def run_dynamic(models: List[str], quick: bool, budget) -> List[dict]:
@@ -149,6 +171,20 @@ def run_startup(models: List[str], quick: bool, budget) -> List[dict]:
 
 
 def run_threads(models: List[str], quick: bool, budget) -> List[dict]:
+    """In a child process: a kiln crash must not end the whole run."""
+    left = None if budget.seconds is None else max(1.0, budget.seconds - budget.elapsed())
+    rows = child(["threads", ",".join(models), "1" if quick else "0",
+                  "none" if left is None else f"{left:.0f}"], timeout=(left or 600) + 120)
+    for r in rows:
+        r.setdefault("scenario", "threads")
+        r.setdefault("model", "-")
+        r.setdefault("batch", 1)
+        r.setdefault("system", "-")
+        r.setdefault("threads", 0)
+    return rows
+
+
+def child_threads(models: List[str], quick: bool, budget) -> List[dict]:
     import copy
     import kiln
     name = "resnet18" if "resnet18" in models or not models else models[0]

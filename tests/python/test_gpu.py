@@ -70,20 +70,6 @@ def test_caller_stream_is_honoured(mlp_pair):
     assert _rel(y2, want) < 1e-4
 
 
-def test_resnet18_from_torch_module():
-    torchvision = pytest.importorskip("torchvision", reason="needs torchvision")
-    torch.manual_seed(0)
-    model = torchvision.models.resnet18(weights=None).eval()
-    x = torch.randn(2, 3, 224, 224)
-    mod = kiln.compile(model, example_inputs=(x,))
-    xc = x.cuda()
-    y = mod(xc)
-    assert y.is_cuda and y.shape == (2, 1000)
-    with torch.no_grad():
-        want = model.cuda()(xc)
-    assert _rel(y, want) < 1e-3
-
-
 @pytest.mark.parametrize("precision,tol", [("fp16", 3e-2), ("bf16", 1e-1)])
 def test_half_engine_on_cuda(precision, tol):
     model = _mlp(256, seed=1)
@@ -131,3 +117,17 @@ def test_enable_cudagraphs_refuses_lazy_dynamic_module(mlp_pair):
     with kiln.runtime.dynamic_shapes_kernel_strategy("eager"):
         x = torch.randn(4, 64, device="cuda")
         assert math.isfinite(float(graphed(x).sum()))
+
+
+def test_resnet18_from_torch_module():
+    torchvision = pytest.importorskip("torchvision", reason="needs torchvision")
+    torch.manual_seed(0)
+    model = torchvision.models.resnet18(weights=None).eval()
+    x = torch.randn(2, 3, 224, 224)
+    mod = kiln.compile(model, example_inputs=(x,))
+    xc = x.cuda()
+    y = mod(xc)
+    assert y.is_cuda and y.shape == (2, 1000)
+    with torch.no_grad():
+        want = model.cuda()(xc)
+    assert _rel(y, want) < 1e-3
