@@ -58,6 +58,14 @@ nlohmann::json latency_json(const LatencySummary& l) {
           {"mean", l.mean_ms},  {"stddev", l.stddev_ms}};
 }
 
+// Latencies can be microseconds: "3.69 us", "0.412 ms", "12.3 ms".
+std::string latency_text(double ms) {
+  if (ms >= 0.1) return format_ms(ms);
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.3g us", ms * 1000);
+  return buf;
+}
+
 std::string rate_text(double per_s) {
   char buf[32];
   std::snprintf(buf, sizeof buf, per_s >= 100 ? "%.0f" : "%.3g", per_s);
@@ -198,11 +206,11 @@ int run_bench(const BenchArgs& args) {
         "host, so it is synchronous and its time includes the copies\n");
   std::printf("load        %s\n", format_ms(load_ms).c_str());
   std::printf("first call  %s (includes execution-context creation)\n",
-              format_ms(first_ms).c_str());
+              latency_text(first_ms).c_str());
   std::printf("latency     median %s  p90 %s  p99 %s  min %s  mean %s  (%lld calls, %d warmup",
-              format_ms(lat.median_ms).c_str(), format_ms(lat.p90_ms).c_str(),
-              format_ms(lat.p99_ms).c_str(), format_ms(lat.min_ms).c_str(),
-              format_ms(lat.mean_ms).c_str(), static_cast<long long>(lat.count), args.warmup);
+              latency_text(lat.median_ms).c_str(), latency_text(lat.p90_ms).c_str(),
+              latency_text(lat.p99_ms).c_str(), latency_text(lat.min_ms).c_str(),
+              latency_text(lat.mean_ms).c_str(), static_cast<long long>(lat.count), args.warmup);
   std::printf("%s)\n", args.threads > 1 ? " per thread" : "");
   std::printf("throughput  %s inferences/s", rate_text(m->throughput_per_s).c_str());
   if (args.batch > 0)

@@ -5,6 +5,20 @@
 
 namespace kiln::cli {
 
+namespace {
+
+// For `--multi-device-safe-mode model.kiln`, which takes the engine as the flag's optional value:
+// the parser's message plus what to do; "" when `value` is not an existing file.
+std::string swallowed_file_hint(const std::string& value) {
+  std::error_code ec;
+  if (value.empty() || !std::filesystem::exists(value, ec)) return "";
+  return parse_multi_device_safe_mode(value).status().message() +
+         " (the flag's value is optional, so it took the file '" + value +
+         "'; put ENGINE before the flag or write --multi-device-safe-mode=true)";
+}
+
+}  // namespace
+
 void add_settings_flags(CLI::App* cmd, SettingsFlags& flags) {
   const std::string group = "Runtime settings (per call; override KILN_* and the defaults)";
   cmd->add_option("--cuda-graph-strategy", flags.cuda_graph_strategy,
@@ -19,13 +33,19 @@ void add_settings_flags(CLI::App* cmd, SettingsFlags& flags) {
                   "Runtime kernel cache file, or none for no persistent cache")
       ->type_name("PATH|none")
       ->group(group);
-  // An optional value: the flag alone means true.
+  // An optional value: the flag alone gives "", which settings_from_flags reads as true.
   cmd->add_option("--multi-device-safe-mode", flags.multi_device_safe_mode,
                   "Guards for processes that drive several GPUs (alone: true)")
       ->expected(0, 1)
-      ->default_str("true")
       ->type_name("[true|false]")
-      ->group(group);
+      ->group(group)
+      ->check(CLI::Validator(
+          [](std::string& value) -> std::string {
+            // Only the swallowed-ENGINE case fails here, before CLI11 reports a missing ENGINE;
+            // other invalid values are reported after parsing, like the other flags.
+            return parse_multi_device_safe_mode(value).ok() ? "" : swallowed_file_hint(value);
+          },
+          "", "engine-not-a-value"));
 }
 
 Result<RuntimeSettings> settings_from_flags(const SettingsFlags& flags) {
@@ -46,14 +66,8 @@ Result<RuntimeSettings> settings_from_flags(const SettingsFlags& flags) {
                                                                  : *flags.multi_device_safe_mode;
     Result<bool> b = parse_multi_device_safe_mode(v);
     if (!b.ok()) {
-      std::error_code ec;
-      // `--multi-device-safe-mode model.kiln` takes the engine as the flag's value.
-      if (std::filesystem::exists(v, ec))
-        return invalid_argument(b.status().message() +
-                                " (the flag's value is optional, so it took the file '" + v +
-                                "'; put ENGINE before the flag or write "
-                                "--multi-device-safe-mode=true)");
-      return b.status();
+      std::string hint = swallowed_file_hint(v);
+      return hint.empty() ? b.status() : invalid_argument(hint);
     }
     s.multi_device_safe_mode = *b;
   }
