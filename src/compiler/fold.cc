@@ -2,6 +2,7 @@
 
 #include "backends/cpu/cpu_backend.h"
 #include "compiler/passes.h"
+#include "core/alloc_limit.h"
 
 namespace kiln::compiler {
 
@@ -20,7 +21,20 @@ Status fold_constants(ir::Graph& graph, size_t max_bytes, FoldStats* stats) {
     for (size_t k = 0; k < node.inputs.size(); ++k)
       if (node.inputs[k] >= 0) in[k] = graph.constants[graph.values[node.inputs[k]].constant];
     std::vector<Tensor> out(node.outputs.size());
-    KILN_RETURN_IF_ERROR(cpu::run_node(node, in, out));
+    // Results over max_bytes are not kept: never let the kernel allocate them in the first
+    // place (a tiny model could otherwise make the builder allocate gigabytes to discard).
+    Status run;
+    bool too_big = false;
+    {
+      ScopedAllocationLimit limit(max_bytes);
+      run = cpu::run_node(node, in, out);
+      too_big = limit.refused();
+    }
+    if (!run.ok() && too_big) {
+      kept.push_back(std::move(node));
+      continue;
+    }
+    KILN_RETURN_IF_ERROR(run);
     bool small = true;
     for (const Tensor& t : out) small = small && (!t.defined() || t.nbytes() <= max_bytes);
     if (!small) {

@@ -12,8 +12,9 @@ struct FoldStats {
 };
 
 // Evaluates on the CPU every node whose inputs are all constants and replaces its outputs with
-// constants, as long as each result stays under `max_bytes`. Kernel errors are returned (a
-// constant subgraph that cannot be evaluated would fail at every run as well).
+// constants, as long as each result stays under `max_bytes`. No tensor over `max_bytes` is
+// allocated while evaluating (ScopedAllocationLimit): such a node is kept. Other kernel errors
+// are returned (a constant subgraph that cannot be evaluated would fail at every run as well).
 Status fold_constants(ir::Graph& graph, size_t max_bytes, FoldStats* stats);
 
 struct PrecisionStats {

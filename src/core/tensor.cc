@@ -5,6 +5,7 @@
 #include <limits>
 #include <new>
 
+#include "core/alloc_limit.h"
 #include "core/check.h"
 
 namespace kiln {
@@ -102,6 +103,12 @@ Result<Tensor> Tensor::empty(DType dtype, Dims dims) {
       return resource_exhausted("tensor of shape " + dims_to_string(dims) + " is too large");
     n *= static_cast<uint64_t>(d);
   }
+  const uint64_t esize = dtype_size(dtype);
+  if (!allocation_within_limit(n > UINT64_MAX / esize ? UINT64_MAX : n * esize))
+    return resource_exhausted("tensor of shape " + dims_to_string(dims) + " (" +
+                              std::string(dtype_name(dtype)) +
+                              ") exceeds this thread's allocation limit of " +
+                              std::to_string(allocation_limit()) + " bytes");
   if (n > (uint64_t{1} << 40) / dtype_size(dtype))
     return resource_exhausted("tensor of shape " + dims_to_string(dims) + " (" +
                               std::string(dtype_name(dtype)) + ") exceeds 1 TiB");
