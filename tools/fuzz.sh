@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # Builds kiln's libFuzzer targets with clang (build-fuzz/) and runs each for SECONDS (default 60)
 # over a seed corpus made from the test data. Fails on any crash, leak, timeout or sanitizer report.
-#   tools/fuzz.sh [SECONDS] [TARGET...]     targets: engine_file onnx_import mode_names cache_file
+#   tools/fuzz.sh [SECONDS] [TARGET...]     targets: engine_file onnx_import onnx_build mode_names
+#                                           cache_file
 set -euo pipefail
 cd "$(dirname "$0")/.."
 secs=${1:-60}; shift || true
-targets=("$@"); ((${#targets[@]})) || targets=(engine_file onnx_import mode_names cache_file)
+targets=("$@"); ((${#targets[@]})) || targets=(engine_file onnx_import onnx_build mode_names cache_file)
 CC=clang CXX=clang++ cmake -S . -B build-fuzz -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DKILN_FUZZ=ON \
   -DKILN_BUILD_TESTS=OFF -DKILN_WITH_CUDA=OFF -DKILN_BUILD_PYTHON=OFF >/dev/null
 cmake --build build-fuzz -j"$(nproc)" --target $(printf '%s_fuzz ' "${targets[@]}")
@@ -28,6 +29,10 @@ if [[ ! -d $seeds ]]; then
     printf '%s' "$w" >"$seeds/mode_names/$w"
   done 2>/dev/null || true
 fi
+if [[ ! -d $seeds/onnx_build ]]; then  # the whole build path starts from the same models
+  mkdir -p "$seeds/onnx_build"
+  cp "$seeds"/onnx_import/* "$seeds/onnx_build/" 2>/dev/null || true
+fi
 if [[ ! -d $seeds/cache_file ]]; then
   # Runtime cache seeds (layout: docs/runtime_modes.md, "Runtime cache"): empty, one record,
   # cubin + tuning records, and one cut short.
@@ -49,18 +54,29 @@ PY
 fi
 
 mkdir -p build-fuzz/corpus build-fuzz/artifacts
+# UBSan checks in the fuzz build are recoverable (CMakeLists.txt): make the first report fatal so
+# libFuzzer records it as a crash with its input. Leaks fail the run too.
+export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1}
+export UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
 status=0
 for t in "${targets[@]}"; do
   mkdir -p "build-fuzz/corpus/$t"
   echo "== fuzz $t for ${secs}s"
-  if ! ASAN_OPTIONS=detect_leaks=1 build-fuzz/bin/${t}_fuzz "build-fuzz/corpus/$t" "$seeds/$t" \
+  start=$SECONDS
+  if ! build-fuzz/bin/${t}_fuzz "build-fuzz/corpus/$t" "$seeds/$t" \
       -max_total_time="$secs" -timeout=10 -rss_limit_mb=4096 -max_len=1048576 \
       -artifact_prefix="build-fuzz/artifacts/${t}-" -print_final_stats=1 2>"build-fuzz/$t.log"; then
     echo "FAIL: $t (see build-fuzz/$t.log and build-fuzz/artifacts/)"
-    tail -30 "build-fuzz/$t.log"
+    tail -40 "build-fuzz/$t.log"
     status=1
-  else
-    grep -E "stat::number_of_executed_units|cov:" "build-fuzz/$t.log" | tail -2
   fi
+  # One line per target: executions, edge coverage and features at the end, corpus size.
+  execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "build-fuzz/$t.log" | tail -1)
+  last=$(grep -E '^#[0-9]+ ' "build-fuzz/$t.log" | tail -1 || true)
+  cov=$(sed -n 's/.* cov: \([0-9]*\).*/\1/p' <<<"$last")
+  ft=$(sed -n 's/.* ft: \([0-9]*\).*/\1/p' <<<"$last")
+  corp=$(sed -n 's/.* corp: \([0-9]*\/[^ ]*\).*/\1/p' <<<"$last")
+  echo "fuzz $t: ${execs:-?} executions in $((SECONDS - start))s, cov ${cov:-?}, ft ${ft:-?}," \
+       "corpus ${corp:-?}"
 done
 exit $status
