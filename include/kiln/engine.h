@@ -52,6 +52,18 @@ struct RunOptions {
   // When set, used for this call instead of the engine's own overrides (layer 2). The Python
   // binding passes a module's settings here, so two modules over one engine stay independent.
   const RuntimeSettings* engine_settings = nullptr;
+  // cuda backend: a cudaStream_t of `device`; null (the default) means kiln's own per-call
+  // stream, and run() returns once the results are ready. With a stream, kiln's work is ordered
+  // after what the caller queued on it and before what the caller queues next; run() does not
+  // wait, and device outputs are ready in the stream's order. If the stream is capturing a CUDA
+  // graph, kiln adds its work to that capture (see Engine::is_stream_capturable) and never starts
+  // a capture of its own. kiln never captures on the legacy default stream: graphs are captured
+  // on kiln's own streams and ordered with the caller's stream by events.
+  void* stream = nullptr;
+  // cuda backend: empty, or one device tensor per output (dtype and dims of that output, on
+  // `device`, not aliasing an input). Outputs are written there, and run() returns these tensors.
+  // Buffers that change between calls are rebound in captured CUDA graphs, not copied.
+  std::span<const Tensor> output_buffers;
 };
 
 struct EngineStats {
@@ -60,6 +72,11 @@ struct EngineStats {
   uint64_t contexts_reused = 0;
   uint64_t contexts_evicted = 0;
   std::map<std::string, uint64_t> calls_per_context;  // key description -> calls
+  // Backend counters summed over the live contexts, by name: for the cuda backend the CUDA graph
+  // counters (graphs_captured, graph_replays, graph_rebinds, graph_updates, graph_copies,
+  // graph_fallbacks, graph_evictions, caller_captures, device_checks, device_switches) and
+  // whatever else the backend reports.
+  std::map<std::string, uint64_t> backend_counters;
 };
 
 class Engine {
@@ -83,6 +100,15 @@ class Engine {
 
   // Runs the engine. Thread-safe.
   Result<std::vector<Tensor>> run(std::span<const Tensor> inputs, const RunOptions& options = {}) const;
+
+  // True when a call with `options` (their settings resolved on this thread now) and inputs of
+  // `shapes` can be enqueued into a caller's CUDA stream capture: the cuda backend, no node that
+  // runs on the host or reads a device value there for these shapes, and kernels that are final
+  // (dynamic_shapes_kernel_specialization_strategy none or eager, or an engine whose inputs are
+  // all static). May run the engine once on zero-filled inputs of those shapes to find out.
+  // `reason`, when given, receives why not and what to change.
+  bool is_stream_capturable(const RunOptions& options, std::span<const Dims> shapes,
+                            std::string* reason = nullptr) const;
 
   // The settings a call with these options would run with on this thread now.
   ResolvedSettings resolve_settings(const RunOptions& options) const;

@@ -131,14 +131,40 @@ Result<std::vector<Tensor>> Engine::run(std::span<const Tensor> inputs, const Ru
   KILN_RETURN_IF_ERROR(check_inputs(inputs));
   KILN_ASSIGN_OR_RETURN(std::shared_ptr<const ExecutionContext> ctx, impl_->context_for(options, settings));
   std::vector<Tensor> outputs;
-  KILN_RETURN_IF_ERROR(ctx->program->run(inputs, &outputs));
+  RunRequest request;
+  request.stream = options.stream;
+  request.output_buffers = options.output_buffers;
+  KILN_RETURN_IF_ERROR(ctx->program->run(inputs, &outputs, request));
   return outputs;
+}
+
+bool Engine::is_stream_capturable(const RunOptions& options, std::span<const Dims> shapes,
+                                  std::string* reason) const {
+  const ResolvedSettings settings = resolve_settings(options);
+  std::string why;
+  bool ok = false;
+  if (shapes.size() != impl_->inputs.size()) {
+    why = "engine '" + impl_->info.name + "' takes " + std::to_string(impl_->inputs.size()) + " inputs, got " +
+          std::to_string(shapes.size()) + " shapes";
+  } else {
+    Result<std::shared_ptr<const ExecutionContext>> ctx = impl_->context_for(options, settings);
+    if (!ctx.ok()) {
+      why = ctx.status().to_string();
+    } else {
+      ok = (*ctx)->program->is_stream_capturable(shapes, &why);
+    }
+  }
+  if (reason) *reason = ok ? std::string() : why;
+  return ok;
 }
 
 EngineStats Engine::stats() const {
   std::lock_guard<std::mutex> lock(impl_->mu);
   EngineStats s = impl_->stats;
-  for (const auto& c : impl_->contexts) s.calls_per_context[c->key_text] = c->calls.load();
+  for (const auto& c : impl_->contexts) {
+    s.calls_per_context[c->key_text] = c->calls.load();
+    for (const auto& [name, value] : c->program->counters()) s.backend_counters[name] += value;
+  }
   return s;
 }
 
@@ -163,6 +189,10 @@ Result<std::shared_ptr<const ExecutionContext>> Engine::Impl::context_for(const 
   prep.precision = info.precision;
   prep.allow_tf32 = info.allow_tf32;
   prep.settings = settings;
+  prep.engine_name = info.name;
+  prep.static_shapes = true;
+  for (const BindingInfo& b : inputs)
+    if (b.min.empty() || b.min != b.max) prep.static_shapes = false;
   for (const BindingInfo& b : inputs) prep.opt_shapes.push_back(b.opt);
   if (!backend->supports(Feature::kGraphCapture) &&
       (settings.cuda_graph_strategy != CudaGraphStrategy::kDisabled ||

@@ -13,6 +13,13 @@ Result<std::shared_ptr<Stream>> Stream::create(int device) {
   return std::shared_ptr<Stream>(new Stream(s, device));
 }
 
+Result<std::shared_ptr<Stream>> Stream::create(int device, unsigned flags) {
+  KILN_RETURN_IF_ERROR(device_set(device));
+  cudaStream_t s = nullptr;
+  KILN_CUDA_RETURN_IF_ERROR(cudaStreamCreateWithFlags(&s, flags), "cudaStreamCreateWithFlags");
+  return std::shared_ptr<Stream>(new Stream(s, device));
+}
+
 Stream::~Stream() { cudaStreamDestroy(stream_); }
 
 Result<std::shared_ptr<DevicePool>> DevicePool::create(int device, uint64_t release_threshold) {

@@ -23,6 +23,9 @@ namespace kiln::cuda {
 class Stream {
  public:
   static Result<std::shared_ptr<Stream>> create(int device);
+  // With cudaStreamCreateWithFlags `flags` (cudaStreamNonBlocking for streams that capture graphs:
+  // they must not synchronise implicitly with the legacy default stream).
+  static Result<std::shared_ptr<Stream>> create(int device, unsigned flags);
   ~Stream();
   Stream(const Stream&) = delete;
   Stream& operator=(const Stream&) = delete;

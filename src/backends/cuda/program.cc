@@ -8,7 +8,9 @@
 #include "backends/cuda/cuda_backend.h"
 #include "backends/cuda/device.h"
 #include "backends/cuda/gemm.h"
+#include "backends/cuda/graphs.h"
 #include "backends/cuda/ops/handler.h"
+#include "backends/cuda/ops/launch.h"
 #include "backends/cuda/specializer.h"
 #include "core/logging.h"
 
@@ -20,9 +22,14 @@ namespace {
 std::atomic<int64_t> g_host_limit{4096};
 
 struct RunSlot {
+  ~RunSlot() {
+    if (fork) cudaEventDestroy(fork);
+    if (join) cudaEventDestroy(join);
+  }
   std::shared_ptr<Stream> stream;
   std::unique_ptr<GemmRunner> gemm;
   std::shared_ptr<void> error_flag;  // one device int
+  cudaEvent_t fork = nullptr, join = nullptr;  // ordering with a caller's stream
 };
 
 // Where a value lives during a run: on the host, the device, or both (copies are cached).
@@ -30,7 +37,7 @@ struct Value {
   Tensor host, dev;
 };
 
-class CudaProgram final : public BackendProgram {
+class CudaProgram final : public BackendProgram, public GraphTarget {
  public:
   CudaProgram(std::shared_ptr<const ir::Graph> graph, DeviceInfo info, std::shared_ptr<DevicePool> pool,
               std::vector<const OpHandler*> handlers, std::vector<std::vector<int>> frees,
@@ -40,13 +47,48 @@ class CudaProgram final : public BackendProgram {
 
   // Kernel variants and JIT (specializer.h); set once, before the first run.
   void set_specializer(std::shared_ptr<Specializer> spec) { spec_ = std::move(spec); }
+  // CUDA graphs and caller streams (graphs.h); set once, before the first run.
+  void set_graphs(std::unique_ptr<GraphExecutor> graphs, const ResolvedSettings& settings) {
+    graphs_ = std::move(graphs);
+    whole_graph_ = settings.cuda_graph_strategy == CudaGraphStrategy::kWholeGraphCapture;
+    safe_mode_ = settings.multi_device_safe_mode;
+  }
 
   std::map<std::string, uint64_t> counters() const override {
     std::map<std::string, uint64_t> c;
     if (spec_) spec_->add_counters(c);
     c["gemm_tuning_hits"] += tuning_.hits.load(std::memory_order_relaxed);
     c["gemm_tuning_misses"] += tuning_.misses.load(std::memory_order_relaxed);
+    if (graphs_) graphs_->add_counters(c);
+    c["device_checks"] += device_checks_.load(std::memory_order_relaxed);
+    c["device_switches"] += device_switches_.load(std::memory_order_relaxed);
     return c;
+  }
+
+  bool is_stream_capturable(std::span<const Dims> shapes, std::string* reason) const override {
+    return graphs_->capturable(shapes, reason);
+  }
+
+  // GraphTarget (walk() is below).
+  Status probe(std::span<const Tensor> inputs, WalkFacts* facts) const override {
+    KILN_ASSIGN_OR_RETURN(std::unique_ptr<RunSlot> slot, acquire());
+    WalkEnv env{slot->stream, slot->gemm.get(), static_cast<int*>(slot->error_flag.get()), nullptr, {}, true};
+    std::vector<Tensor> outputs;
+    Status s = walk(env, inputs, &outputs, facts);
+    if (s.ok()) s = finish(*slot);
+    Status sync = cuda_status(cudaStreamSynchronize(slot->stream->get()), "cudaStreamSynchronize (end of run)");
+    release(std::move(slot));
+    return s.ok() ? sync : s;
+  }
+
+  std::unique_ptr<GemmRunner> make_gemm(std::shared_ptr<Stream> stream) const override {
+    auto gemm = std::make_unique<GemmRunner>(pool_, std::move(stream));
+    if (spec_) gemm->set_tuning_cache(spec_->options().cache, info_.sm, &tuning_);
+    return gemm;
+  }
+
+  bool kernels_final(std::span<const Tensor> inputs) const override {
+    return !spec_ || spec_->kernels_final(Specializer::signature_of(inputs));
   }
 
   CudaProgramStats stats() const {
@@ -65,11 +107,38 @@ class CudaProgram final : public BackendProgram {
 
  protected:
   Status do_run(std::span<const Tensor> inputs, std::vector<Tensor>* outputs) const override {
-    KILN_RETURN_IF_ERROR(device_set(info_.index));
+    return do_run_request(inputs, outputs, RunRequest{});
+  }
+
+  Status do_run_request(std::span<const Tensor> inputs, std::vector<Tensor>* outputs,
+                        const RunRequest& request) const override {
+    DeviceGuard device;  // multi_device_safe_mode: no device query at all when off
+    if (safe_mode_) KILN_RETURN_IF_ERROR(device.enter(info_.index, device_checks_, device_switches_));
+    const auto user = static_cast<cudaStream_t>(request.stream);
+    if (user) {
+      cudaStreamCaptureStatus capture = cudaStreamCaptureStatusNone;
+      KILN_CUDA_RETURN_IF_ERROR(cudaStreamIsCapturing(user, &capture), "cudaStreamIsCapturing (RunOptions::stream)");
+      if (capture == cudaStreamCaptureStatusActive)
+        return graphs_->run_in_capture(user, inputs, request.output_buffers, outputs);
+      if (capture != cudaStreamCaptureStatusNone)
+        return invalid_argument("RunOptions::stream: the CUDA graph capture on this stream was invalidated");
+    }
+    GraphExecutor::collect_garbage();
     KILN_ASSIGN_OR_RETURN(std::unique_ptr<RunSlot> slot, acquire());
-    Status s = run_on(*slot, inputs, outputs);
-    // The slot's stream must be idle before another run takes it, whatever happened.
-    Status sync = cuda_status(cudaStreamSynchronize(slot->stream->get()), "cudaStreamSynchronize (end of run)");
+    Status s = user ? order_after(*slot, user) : Status();
+    if (s.ok()) {
+      s = whole_graph_ ? graphs_->run(slot->stream, slot->gemm.get(), static_cast<int*>(slot->error_flag.get()),
+                                      inputs, request.output_buffers, !user, outputs)
+                       : run_on(*slot, inputs, request.output_buffers, !user, outputs);
+    }
+    Status sync;
+    if (user) {  // the caller's stream waits for kiln's work; the host does not
+      sync = cuda_status(cudaEventRecord(slot->join, slot->stream->get()), "cudaEventRecord (end of run)");
+      if (sync.ok()) sync = cuda_status(cudaStreamWaitEvent(user, slot->join, 0), "cudaStreamWaitEvent (caller)");
+    } else {
+      // The slot's stream must be idle before another run takes it, whatever happened.
+      sync = cuda_status(cudaStreamSynchronize(slot->stream->get()), "cudaStreamSynchronize (end of run)");
+    }
     release(std::move(slot));
     if (!s.ok()) return s;
     return sync;
@@ -93,33 +162,81 @@ class CudaProgram final : public BackendProgram {
     return slot;
   }
 
+  // Orders the slot's stream after the work the caller queued on `user`.
+  Status order_after(RunSlot& slot, cudaStream_t user) const {
+    if (!slot.fork) {
+      KILN_CUDA_RETURN_IF_ERROR(cudaEventCreateWithFlags(&slot.fork, cudaEventDisableTiming), "cudaEventCreate");
+      KILN_CUDA_RETURN_IF_ERROR(cudaEventCreateWithFlags(&slot.join, cudaEventDisableTiming), "cudaEventCreate");
+    }
+    KILN_CUDA_RETURN_IF_ERROR(cudaEventRecord(slot.fork, user), "cudaEventRecord (RunOptions::stream)");
+    return cuda_status(cudaStreamWaitEvent(slot.stream->get(), slot.fork, 0), "cudaStreamWaitEvent");
+  }
+
+  // Reads the slot's error flag, waiting for the stream.
+  Status finish(RunSlot& slot) const {
+    const cudaStream_t stream = slot.stream->get();
+    int failed = 0;
+    KILN_CUDA_RETURN_IF_ERROR(
+        cudaMemcpyAsync(&failed, slot.error_flag.get(), sizeof(int), cudaMemcpyDeviceToHost, stream),
+        "cudaMemcpyAsync (error flag)");
+    KILN_CUDA_RETURN_IF_ERROR(cudaStreamSynchronize(stream), "cudaStreamSynchronize (end of run)");
+    if (failed > 0 && static_cast<size_t>(failed) <= graph_->nodes.size())
+      return invalid_argument(cpu::node_context(graph_->nodes[static_cast<size_t>(failed - 1)]) +
+                              ": an index is out of range (checked on the GPU)");
+    return Status();
+  }
+
+  // A plain run (no CUDA graph): walk, then, when `sync`, wait and check the error flag.
+  Status run_on(RunSlot& slot, std::span<const Tensor> inputs, std::span<const Tensor> output_buffers, bool sync,
+                std::vector<Tensor>* outputs) const {
+    WalkEnv env{slot.stream, slot.gemm.get(), static_cast<int*>(slot.error_flag.get()), nullptr, output_buffers,
+                !output_buffers.empty()};
+    WalkFacts facts;
+    KILN_RETURN_IF_ERROR(walk(env, inputs, outputs, &facts));
+    graphs_->learn(inputs, facts);
+    if (!sync) return Status();
+    Status s = finish(slot);
+    if (!s.ok()) outputs->clear();
+    return s;
+  }
+
   void release(std::unique_ptr<RunSlot> slot) const {
     std::lock_guard<std::mutex> lock(mu_);
     free_slots_.push_back(std::move(slot));
   }
 
-  Result<Tensor> host_of(Value& v, cudaStream_t stream) const {
+  Result<Tensor> host_of(Value& v, const WalkEnv& env, WalkFacts* facts, const ir::Node* node) const {
     if (!v.host.defined()) {
-      KILN_ASSIGN_OR_RETURN(v.host, copy_to_host(v.dev, stream));
+      ++facts->host_reads;
+      if (facts->not_capturable.empty())
+        facts->not_capturable = "reads a device value on the host (a wait for the GPU) at " +
+                                (node ? cpu::node_context(*node) : std::string("an output"));
+      if (env.hooks) return unsupported("CUDA graph capture: the program " + facts->not_capturable);
+      KILN_ASSIGN_OR_RETURN(v.host, copy_to_host(v.dev, env.stream->get()));
       downloads_.fetch_add(1, std::memory_order_relaxed);
     }
     return v.host;
   }
 
-  Result<Tensor> dev_of(Value& v, const std::shared_ptr<Stream>& stream) const {
+  Result<Tensor> dev_of(Value& v, const WalkEnv& env) const {
     if (!v.dev.defined()) {
-      KILN_ASSIGN_OR_RETURN(v.dev, copy_to_device(v.host, *pool_, stream));
+      if (env.hooks) {  // a value computed on the host is the same on every replay
+        KILN_ASSIGN_OR_RETURN(v.dev, env.hooks->upload_constant(v.host));
+      } else {
+        KILN_ASSIGN_OR_RETURN(v.dev, copy_to_device(v.host, *pool_, env.stream));
+      }
       uploads_.fetch_add(1, std::memory_order_relaxed);
     }
     return v.dev;
   }
 
-  Status run_on(RunSlot& slot, std::span<const Tensor> inputs, std::vector<Tensor>* outputs) const {
+  Status walk(const WalkEnv& env, std::span<const Tensor> inputs, std::vector<Tensor>* outputs,
+              WalkFacts* facts) const override {
     const ir::Graph& g = *graph_;
     if (inputs.size() != g.inputs.size())
       return invalid_argument("expected " + std::to_string(g.inputs.size()) + " inputs, got " +
                               std::to_string(inputs.size()));
-    const cudaStream_t stream = slot.stream->get();
+    const cudaStream_t stream = env.stream->get();
     std::vector<Value> vals(g.values.size());
     for (size_t i = 0; i < g.values.size(); ++i) {
       if (g.values[i].constant < 0) continue;
@@ -142,9 +259,15 @@ class CudaProgram final : public BackendProgram {
       v.dev = t.storage() ? t : Tensor::wrap(t.dtype(), t.dims(), t.data(), std::shared_ptr<void>(t.data(), [](void*) {}),
                                              t.device());
     }
-    int* flag = static_cast<int*>(slot.error_flag.get());
+    device_io = device_io || env.device_outputs;
+    int* flag = env.error_flag;
     KILN_CUDA_RETURN_IF_ERROR(cudaMemsetAsync(flag, 0, sizeof(int), stream), "cudaMemsetAsync (error flag)");
-    RunContext ctx(info_, pool_, slot.stream, slot.gemm.get(), flag, allow_tf32_);
+    RunContext ctx(info_, pool_, env.stream, env.gemm, flag, allow_tf32_);
+    ctx.set_capture_hooks(env.hooks);
+    // Graph outputs are produced straight into the caller's output buffers where possible.
+    std::vector<int> output_of(env.output_buffers.empty() ? 0 : g.values.size(), -1);
+    for (size_t j = 0; j < g.outputs.size() && !output_of.empty(); ++j)
+      if (output_of[static_cast<size_t>(g.outputs[j])] < 0) output_of[static_cast<size_t>(g.outputs[j])] = static_cast<int>(j);
     Specializer::Scope kernels(spec_.get(), inputs);
     ctx.set_kernel_provider(kernels.provider());
 
@@ -170,12 +293,19 @@ class CudaProgram final : public BackendProgram {
           if (id < 0) continue;
           Value& v = vals[static_cast<size_t>(id)];
           if (handler->host_input(node, k)) {
-            KILN_ASSIGN_OR_RETURN(in[k], host_of(v, stream));
+            KILN_ASSIGN_OR_RETURN(in[k], host_of(v, env, facts, &node));
           } else {
-            KILN_ASSIGN_OR_RETURN(in[k], dev_of(v, slot.stream));
+            KILN_ASSIGN_OR_RETURN(in[k], dev_of(v, env));
           }
         }
         ctx.set_node(&node, static_cast<int>(n));
+        if (!output_of.empty()) {
+          std::vector<Tensor> offers;
+          for (int id : node.outputs)
+            if (id >= 0 && output_of[static_cast<size_t>(id)] >= 0)
+              offers.push_back(env.output_buffers[static_cast<size_t>(output_of[static_cast<size_t>(id)])]);
+          ctx.offer(std::move(offers));
+        }
         const uint64_t before = ctx.launches();
         Status s = handler->run(ctx, in, out);
         launches_.fetch_add(ctx.launches() - before, std::memory_order_relaxed);
@@ -199,7 +329,7 @@ class CudaProgram final : public BackendProgram {
         in.assign(node.inputs.size(), Tensor());
         for (size_t k = 0; k < node.inputs.size(); ++k)
           if (node.inputs[k] >= 0) {
-      KILN_ASSIGN_OR_RETURN(in[k], host_of(vals[static_cast<size_t>(node.inputs[k])], stream));
+      KILN_ASSIGN_OR_RETURN(in[k], host_of(vals[static_cast<size_t>(node.inputs[k])], env, facts, &node));
     }
         Status s = cpu::run_node(node, in, out);
         if (!s.ok()) return s;
@@ -223,25 +353,34 @@ class CudaProgram final : public BackendProgram {
       for (int id : frees_[n]) vals[static_cast<size_t>(id)] = Value();
     }
 
+    ctx.offer({});
+    ctx.set_node(nullptr, -1);
     outputs->clear();
-    for (int id : g.outputs) {
-      Value& v = vals[static_cast<size_t>(id)];
+    for (size_t j = 0; j < g.outputs.size(); ++j) {
+      Value& v = vals[static_cast<size_t>(g.outputs[j])];
+      Tensor t;
       if (device_io) {
-        KILN_ASSIGN_OR_RETURN(Tensor t, dev_of(v, slot.stream));
-        outputs->push_back(std::move(t));
+        KILN_ASSIGN_OR_RETURN(t, dev_of(v, env));
       } else {
-        KILN_ASSIGN_OR_RETURN(Tensor t, host_of(v, stream));
-        outputs->push_back(std::move(t));
+        KILN_ASSIGN_OR_RETURN(t, host_of(v, env, facts, nullptr));
       }
-    }
-    int failed = 0;
-    KILN_CUDA_RETURN_IF_ERROR(cudaMemcpyAsync(&failed, flag, sizeof(int), cudaMemcpyDeviceToHost, stream),
-                              "cudaMemcpyAsync (error flag)");
-    KILN_CUDA_RETURN_IF_ERROR(cudaStreamSynchronize(stream), "cudaStreamSynchronize (end of run)");
-    if (failed > 0 && static_cast<size_t>(failed) <= g.nodes.size()) {
-      outputs->clear();
-      return invalid_argument(cpu::node_context(g.nodes[static_cast<size_t>(failed - 1)]) +
-                              ": an index is out of range (checked on the GPU)");
+      facts->outputs.emplace_back(t.dtype(), t.dims());
+      if (!env.output_buffers.empty()) {
+        const Tensor& buf = env.output_buffers[j];
+        if (buf.dtype() != t.dtype() || buf.dims() != t.dims() || buf.device() != t.device())
+          return invalid_argument("output buffer " + std::to_string(j) + " ('" + g.values[g.outputs[j]].name +
+                                  "') is " + std::string(dtype_name(buf.dtype())) + dims_to_string(buf.dims()) +
+                                  " on " + buf.device().to_string() + "; the output is " +
+                                  std::string(dtype_name(t.dtype())) + dims_to_string(t.dims()) + " on " +
+                                  t.device().to_string());
+        if (buf.data() != t.data()) {  // not produced in place (a view, an input, a constant)
+          const std::vector<int64_t> strides = contiguous_strides(t.dims());
+          KILN_RETURN_IF_ERROR(strided_copy(ctx, buf.data(), strides, t.data(), strides, t.dims(), t.dtype()));
+          ++facts->output_copies;
+        }
+        t = buf;
+      }
+      outputs->push_back(std::move(t));
     }
     return Status();
   }
@@ -255,6 +394,9 @@ class CudaProgram final : public BackendProgram {
   bool allow_tf32_;
   std::shared_ptr<Specializer> spec_;
   mutable GemmTuningCounters tuning_;
+  std::unique_ptr<GraphExecutor> graphs_;
+  bool whole_graph_ = false, safe_mode_ = false;
+  mutable std::atomic<uint64_t> device_checks_{0}, device_switches_{0};
 
   mutable std::mutex mu_;  // guards free_slots_ and fallbacks_by_op_
   mutable std::vector<std::unique_ptr<RunSlot>> free_slots_;
@@ -312,6 +454,14 @@ class CudaBackend final : public Backend {
     auto program = std::make_unique<CudaProgram>(graph, info_, pool_, std::move(handlers), std::move(frees),
                                                  std::move(const_dev), options.allow_tf32);
     program->set_specializer(make_specializer(*graph, info_, options, g_host_limit.load()));
+    GraphOptions graph_options;
+    graph_options.device = info_.index;
+    graph_options.engine_name = options.engine_name;
+    graph_options.static_shapes = options.static_shapes;
+    graph_options.settings = options.settings;
+    KILN_ASSIGN_OR_RETURN(std::unique_ptr<GraphExecutor> graphs,
+                          GraphExecutor::create(std::move(graph_options), graph, pool_, program.get()));
+    program->set_graphs(std::move(graphs), options.settings);
     return std::unique_ptr<BackendProgram>(std::move(program));
   }
 
