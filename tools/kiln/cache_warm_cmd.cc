@@ -40,7 +40,7 @@ int run_cache_warm(const CacheArgs& args, const std::string& path) {
   options.threads = args.threads;
   ProgressReporter progress(args.progress && !args.json);
   options.progress = [&](uint64_t done, uint64_t total) {
-    progress.update("compiling " + std::to_string(done) + "/" + std::to_string(total) + " kernels",
+    progress.update("compiling " + std::to_string(total) + " kernels",
                     total ? static_cast<double>(done) / static_cast<double>(total) : 1.0);
   };
   Result<std::shared_ptr<RuntimeCache>> cache = RuntimeCache::open(path);

@@ -122,8 +122,8 @@ int run_inspect(const InspectArgs& args) {
   for (const auto& [op, count] : info.op_histogram)
     std::printf("  %-20s %lld\n", op.c_str(), static_cast<long long>(count));
   if (kernels.ok()) {
-    std::printf("cuda kernels      %llu at the opt shape, %llu specialisable (shapes baked in), %llu launches "
-                "per run; nodes: %llu gpu, %llu host, %llu cpu fallback\n",
+    std::printf("cuda kernels      at the opt shape: %llu generic kernels, %llu specialised variants (shapes "
+                "baked in), %llu launches per run; nodes: %llu gpu, %llu host, %llu cpu fallback\n",
                 static_cast<unsigned long long>(kernels->kernels), static_cast<unsigned long long>(kernels->specializable),
                 static_cast<unsigned long long>(kernels->launches), static_cast<unsigned long long>(kernels->gpu_nodes),
                 static_cast<unsigned long long>(kernels->host_nodes),

@@ -36,6 +36,10 @@ std::shared_ptr<Specializer> make_specializer(const ir::Graph& g, const DeviceIn
       if (i < options.opt_shapes.size() && !options.opt_shapes[i].empty()) shapes.push_back(options.opt_shapes[i]);
     }
   }
+  if (options.static_shapes && options.opt_shapes.size() == g.inputs.size()) {  // profile min == max
+    is_static = true;
+    shapes = options.opt_shapes;
+  }
   if (shapes.size() != g.inputs.size()) return spec;  // no shapes to plan at: kernels compile on first use
   const auto start = std::chrono::steady_clock::now();
   Result<KernelPlan> plan = plan_kernels(g, shapes, host_limit);
