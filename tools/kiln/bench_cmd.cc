@@ -49,7 +49,8 @@ nlohmann::json stats_json(const EngineStats& s) {
           {"contexts_created", s.contexts_created},
           {"contexts_reused", s.contexts_reused},
           {"contexts_evicted", s.contexts_evicted},
-          {"calls_per_context", s.calls_per_context}};
+          {"calls_per_context", s.calls_per_context},
+          {"backend_counters", s.backend_counters}};
 }
 
 nlohmann::json latency_json(const LatencySummary& l) {
@@ -222,6 +223,10 @@ int run_bench(const BenchArgs& args) {
               static_cast<unsigned long long>(stats.contexts_created),
               stats.contexts_created == 1 ? "" : "s",
               static_cast<unsigned long long>(stats.contexts_reused));
+  std::string counters;  // the backend's non-zero counters (CUDA graph captures, replays, ...)
+  for (const auto& [name, value] : stats.backend_counters)
+    if (value != 0) counters += (counters.empty() ? "" : " ") + name + "=" + std::to_string(value);
+  if (!counters.empty()) std::printf("backend     %s\n", counters.c_str());
   return kExitOk;
 }
 
