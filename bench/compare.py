@@ -263,12 +263,15 @@ def main() -> int:
     ap.add_argument("--no-compile", action="store_true", help="skip the torch.compile baselines")
     ap.add_argument("--docs", default=None, help="also regenerate this performance.md")
     ap.add_argument("--render", default=None, help="only re-render outputs from this results.json")
+    ap.add_argument("--note", default=None, help="a note added to the results' notes (shown in the docs)")
     args = ap.parse_args()
     from harness import report
 
     if args.render:
         with open(args.render) as f:
             results = json.load(f)
+        if args.note:
+            results["meta"]["notes"] = (results["meta"].get("notes", "") + " " + args.note).strip()
         report.write_all(results, args.out, args.docs)
         return 0
 

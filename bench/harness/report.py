@@ -34,6 +34,8 @@ def _steady(rows: List[dict]) -> Dict[tuple, Dict[str, dict]]:
     for r in rows:
         if r.get("scenario") != "steady":
             continue
+        if r.get("system") not in SYSTEMS:  # export or child failures: listed under failures
+            continue
         table.setdefault((r["dtype"], r["model"], r["batch"]), {})[r["system"]] = r
     return table
 
@@ -161,7 +163,17 @@ def render_markdown(results: dict) -> str:
 
 
 def plot(results: dict, out_dir: str) -> List[str]:
-    """PNG plots; returns the files written ([] when matplotlib is absent)."""
+    """PNG plots; returns the files written ([] when matplotlib is absent). A plotting error is
+    noted in the results, never fatal: the numbers matter more than the pictures."""
+    try:
+        return _plot(results, out_dir)
+    except Exception as e:  # noqa: BLE001
+        results["meta"]["notes"] = (results["meta"].get("notes", "") +
+                                    f" Plotting failed: {type(e).__name__}: {e}.").strip()
+        return []
+
+
+def _plot(results: dict, out_dir: str) -> List[str]:
     try:
         import matplotlib
         matplotlib.use("Agg")
@@ -183,7 +195,8 @@ def plot(results: dict, out_dir: str) -> List[str]:
                 ax.bar(xs, [v for v in vals if v], width, label=SYSTEMS[s])
             ax.set_xticks([j + 0.4 - width / 2 for j in range(len(keys))])
             ax.set_xticklabels([f"{k[1]}\nb{k[2]}" for k in keys], fontsize=8)
-            ax.set_yscale("log")
+            if any(table[k].get(s, {}).get("p50_ms") for k in keys for s in SYSTEMS):
+                ax.set_yscale("log")
             ax.set_ylabel("p50 latency, ms (log)")
             ax.set_title(f"{dtype}: latency per model and system ({results['meta'].get('card', '')})")
             ax.legend(fontsize=7, ncol=3)
@@ -249,7 +262,7 @@ def write_all(results: dict, out_dir: str, docs_path: Optional[str], plots: bool
         if not plots:  # no matplotlib here: reuse the PNGs a run on the GPU machine wrote
             plots = [os.path.join(out_dir, f) for f in ("latency.png", "dynamic.png")
                      if os.path.exists(os.path.join(out_dir, f))]
-        note = "Plots skipped: matplotlib is not installed."
+        note = "No plots: matplotlib was absent where this was rendered, and no PNG lay beside results.json."
         if not plots and note not in results["meta"].get("notes", ""):
             results["meta"]["notes"] = (results["meta"].get("notes", "") + " " + note).strip()
     else:
