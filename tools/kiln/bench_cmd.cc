@@ -54,9 +54,9 @@ nlohmann::json stats_json(const EngineStats& s) {
 }
 
 nlohmann::json latency_json(const LatencySummary& l) {
-  return {{"count", l.count},   {"median", l.median_ms}, {"p90", l.p90_ms},
-          {"p99", l.p99_ms},    {"min", l.min_ms},       {"max", l.max_ms},
-          {"mean", l.mean_ms},  {"stddev", l.stddev_ms}};
+  return {{"count", l.count},  {"median", l.median_ms}, {"p90", l.p90_ms},
+          {"p99", l.p99_ms},   {"min", l.min_ms},       {"max", l.max_ms},
+          {"mean", l.mean_ms}, {"stddev", l.stddev_ms}};
 }
 
 // Latencies can be microseconds: "3.69 us", "0.412 ms", "12.3 ms".
@@ -109,9 +109,9 @@ CLI::App* add_bench_command(CLI::App& app, BenchArgs& args) {
 
 int run_bench(const BenchArgs& args) {
   using Clock = std::chrono::steady_clock;
-  nlohmann::json j = {{"engine", args.engine},   {"backend", args.backend},
-                      {"device", args.device},   {"threads", args.threads},
-                      {"seed", args.seed},       {"errors", nlohmann::json::array()}};
+  nlohmann::json j = {{"engine", args.engine}, {"backend", args.backend},
+                      {"device", args.device}, {"threads", args.threads},
+                      {"seed", args.seed},     {"errors", nlohmann::json::array()}};
   auto fail = [&](const Status& s) {
     if (args.json) {
       j["status"] = "error";

@@ -1,5 +1,6 @@
 #include "bench_inputs.h"
 
+#include <bit>
 #include <map>
 #include <random>
 
@@ -15,17 +16,10 @@ std::string input_names(const std::vector<BindingInfo>& inputs) {
   return out.empty() ? "none" : out;
 }
 
-template <typename T>
-void fill_ints(Tensor& t, std::mt19937_64& rng) {
-  T* p = t.data_as<T>();
-  for (int64_t i = 0; i < t.numel(); ++i) p[i] = static_cast<T>(rng() & 1);
-}
-
 }  // namespace
 
 Result<std::vector<Dims>> bench_shapes(const std::vector<BindingInfo>& inputs,
-                                       const std::vector<std::string>& shape_args,
-                                       int64_t batch) {
+                                       const std::vector<std::string>& shape_args, int64_t batch) {
   std::vector<Dims> shapes;
   bool any_dynamic_batch = false;
   for (const BindingInfo& b : inputs) {
@@ -98,16 +92,14 @@ Result<std::vector<Tensor>> random_inputs(const std::vector<BindingInfo>& inputs
         for (int64_t k = 0; k < n; ++k) p[k] = f32_to_bf16(uniform(rng));
         break;
       }
-      case DType::kI64: fill_ints<int64_t>(t, rng); break;
-      case DType::kI32: fill_ints<int32_t>(t, rng); break;
-      case DType::kI16: fill_ints<int16_t>(t, rng); break;
-      case DType::kI8: fill_ints<int8_t>(t, rng); break;
-      case DType::kU64: fill_ints<uint64_t>(t, rng); break;
-      case DType::kU32: fill_ints<uint32_t>(t, rng); break;
-      case DType::kU16: fill_ints<uint16_t>(t, rng); break;
-      case DType::kU8:
-      case DType::kBool: fill_ints<uint8_t>(t, rng); break;
-      case DType::kUndefined: break;  // rejected above
+      default: {
+        // Integers and bools: 0 or 1 in the lowest byte of a zero-filled element.
+        static_assert(std::endian::native == std::endian::little);
+        uint8_t* p = t.data_as<uint8_t>();
+        const size_t size = dtype_size(dt);
+        for (int64_t k = 0; k < n; ++k) p[static_cast<size_t>(k) * size] = rng() & 1;
+        break;
+      }
     }
     out.push_back(std::move(t));
   }

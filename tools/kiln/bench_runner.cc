@@ -14,8 +14,9 @@ Result<BenchMeasurement> bench_measure(const Engine& engine, std::span<const Ten
                                        const BenchProgress& progress) {
   using Clock = std::chrono::steady_clock;
   if (plan.threads < 1 || plan.iterations < 1 || plan.warmup < 0 || !(plan.min_time_s >= 0))
-    return invalid_argument("bench_measure: threads and iterations must be >= 1, warmup and "
-                            "min_time_s >= 0");
+    return invalid_argument(
+        "bench_measure: threads and iterations must be >= 1, warmup and "
+        "min_time_s >= 0");
   const int n = plan.threads;
   const int64_t target_calls = std::min(plan.iterations, kMaxMeasuredCalls);
   std::atomic<int64_t> warmup_done{0}, measured{0};

@@ -86,10 +86,9 @@ TEST(BenchInputsTest, BadShapeFlagsAreRejectedWithTheReason) {
 }
 
 TEST(BenchInputsTest, RandomInputsAreDeterministicAndInRange) {
-  std::vector<BindingInfo> in = {binding("x", DType::kF32, {}, {}, {}),
-                                 binding("ids", DType::kI64, {}, {}, {}),
-                                 binding("h", DType::kF16, {}, {}, {}),
-                                 binding("m", DType::kBool, {}, {}, {})};
+  std::vector<BindingInfo> in = {
+      binding("x", DType::kF32, {}, {}, {}), binding("ids", DType::kI64, {}, {}, {}),
+      binding("h", DType::kF16, {}, {}, {}), binding("m", DType::kBool, {}, {}, {})};
   std::vector<Dims> shapes = {{3, 100}, {50}, {8}, {2, 2}};
   Result<std::vector<Tensor>> a = random_inputs(in, shapes, 7);
   Result<std::vector<Tensor>> b = random_inputs(in, shapes, 7);

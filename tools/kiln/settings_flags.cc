@@ -62,8 +62,8 @@ Result<RuntimeSettings> settings_from_flags(const SettingsFlags& flags) {
     KILN_ASSIGN_OR_RETURN(s.runtime_cache, parse_runtime_cache(*flags.runtime_cache));
   }
   if (flags.multi_device_safe_mode) {
-    const std::string& v = flags.multi_device_safe_mode->empty() ? std::string("true")
-                                                                 : *flags.multi_device_safe_mode;
+    const std::string& v =
+        flags.multi_device_safe_mode->empty() ? std::string("true") : *flags.multi_device_safe_mode;
     Result<bool> b = parse_multi_device_safe_mode(v);
     if (!b.ok()) {
       std::string hint = swallowed_file_hint(v);

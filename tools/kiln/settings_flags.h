@@ -21,9 +21,9 @@ namespace kiln::cli {
 
 // The flags as typed; nullopt when not given.
 struct SettingsFlags {
-  std::optional<std::string> cuda_graph_strategy;    // --cuda-graph-strategy NAME
-  std::optional<std::string> kernel_specialization;  // --kernel-specialization NAME
-  std::optional<std::string> runtime_cache;          // --runtime-cache PATH|none
+  std::optional<std::string> cuda_graph_strategy;     // --cuda-graph-strategy NAME
+  std::optional<std::string> kernel_specialization;   // --kernel-specialization NAME
+  std::optional<std::string> runtime_cache;           // --runtime-cache PATH|none
   std::optional<std::string> multi_device_safe_mode;  // --multi-device-safe-mode [true|false]
 };
 

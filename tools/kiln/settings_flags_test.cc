@@ -28,9 +28,9 @@ TEST(SettingsFlagsTest, AbsentFlagsLeaveEveryFieldUnset) {
 
 TEST(SettingsFlagsTest, EachFlagSetsItsField) {
   SettingsFlags flags;
-  parse(flags, {"model.kiln", "--cuda-graph-strategy", "whole_graph_capture",
-                "--kernel-specialization", "eager", "--runtime-cache", "none",
-                "--multi-device-safe-mode", "false"});
+  parse(flags,
+        {"model.kiln", "--cuda-graph-strategy", "whole_graph_capture", "--kernel-specialization",
+         "eager", "--runtime-cache", "none", "--multi-device-safe-mode", "false"});
   Result<RuntimeSettings> s = settings_from_flags(flags);
   ASSERT_TRUE(s.ok()) << s.status().to_string();
   EXPECT_EQ(s->cuda_graph_strategy, CudaGraphStrategy::kWholeGraphCapture);
