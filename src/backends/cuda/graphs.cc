@@ -36,6 +36,7 @@ struct GraphExecutor::Captured {
   std::vector<LaunchRecord> records;
   std::vector<cudaGraphNode_t> kernel_nodes;
   std::vector<bool> pinned;
+  bool unanalysed = false;
   uint64_t copies = 0;
   std::vector<Tensor> outputs;
 };
@@ -185,7 +186,10 @@ Result<GraphExecutor::Captured> GraphExecutor::capture(std::span<const Tensor> i
   c.records = std::move(rec.records);
   c.kernel_nodes = std::move(rec.kernel_nodes);
   c.pinned = rec.pinned();
+  c.unanalysed = rec.unanalysed();
   c.copies = wf.output_copies;
+  if (c.unanalysed) unanalysed_.fetch_add(1, std::memory_order_relaxed);
+  for (bool p : c.pinned) pinned_.fetch_add(p ? 1 : 0, std::memory_order_relaxed);
   return c;
 }
 
@@ -515,6 +519,8 @@ void GraphExecutor::add_counters(std::map<std::string, uint64_t>& out) const {
   out["graph_fallbacks"] += fallbacks_.load(std::memory_order_relaxed);
   out["graph_evictions"] += evictions_.load(std::memory_order_relaxed);
   out["caller_captures"] += caller_captures_.load(std::memory_order_relaxed);
+  out["graph_pinned_buffers"] += pinned_.load(std::memory_order_relaxed);
+  out["graph_unanalysed"] += unanalysed_.load(std::memory_order_relaxed);
   std::lock_guard<std::mutex> lock(mu_);
   out["graphs_live"] += graphs_.size();
 }

@@ -160,7 +160,9 @@ class GraphExecutor {
   void learn(std::span<const Tensor> inputs, const WalkFacts& facts);
 
   // graphs_captured, graph_replays, graph_rebinds, graph_updates, graph_copies, graph_fallbacks,
-  // graph_evictions, graphs_live, caller_captures.
+  // graph_evictions, graphs_live, caller_captures; for diagnosis graph_pinned_buffers (summed over
+  // captures: I/O buffers a library call or memset touches, which cannot be rebound) and
+  // graph_unanalysed (captures where a launch could not be analysed, so every buffer was pinned).
   void add_counters(std::map<std::string, uint64_t>& out) const;
 
   // Frees the memory of captures whose caller graphs were destroyed (CUDA calls its user-object
@@ -205,7 +207,7 @@ class GraphExecutor {
   std::list<std::shared_ptr<GraphEntry>> graphs_;  // most recently used first
 
   mutable std::atomic<uint64_t> captured_{0}, replays_{0}, rebinds_{0}, updates_{0}, copies_{0}, fallbacks_{0},
-      evictions_{0}, caller_captures_{0};
+      evictions_{0}, caller_captures_{0}, pinned_{0}, unanalysed_{0};
 };
 
 }  // namespace kiln::cuda

@@ -94,6 +94,8 @@ class Recorder final : public CaptureHooks {
   std::vector<LaunchRecord> records;
   std::vector<cudaGraphNode_t> kernel_nodes;  // every kiln launch, in order
   const std::vector<bool>& pinned() const { return pinned_; }
+  // True when a launch or node could not be analysed (every binding is then pinned).
+  bool unanalysed() const { return unknown_; }
 
  private:
   void pin_pointer(const void* p);
