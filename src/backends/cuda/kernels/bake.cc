@@ -1,6 +1,6 @@
 #include "backends/cuda/kernels/bake.h"
 
-#include <regex>
+#include <vector>
 
 namespace kiln::cuda::kernels {
 namespace {
@@ -55,18 +55,47 @@ Result<KernelSource> bake_source(const KernelSource& generic, const Bake& bake) 
   const size_t body = src.find(") {\n", sig);
   if (body == std::string::npos)
     return internal_error("bake: kernel " + generic.name + ": signature not closed");
+  // The parameter list is a comma-separated list of plain declarations (no templates, no
+  // default arguments), so a split on ',' finds each one. A plain scan, not std::regex: regex
+  // compilation crashed on the specialiser's background threads (bench run on an H200).
   std::string params = src.substr(sig + head.size(), body - sig - head.size());
+  std::vector<std::string> decl_list;
+  for (size_t start = 0;;) {
+    size_t comma = params.find(',', start);
+    decl_list.push_back(params.substr(start, comma == std::string::npos ? std::string::npos : comma - start));
+    if (comma == std::string::npos) break;
+    start = comma + 1;
+  }
+  auto normalized = [](const std::string& d) {  // single spaces, no leading/trailing space
+    std::string out;
+    for (char c : d) {
+      bool space = c == ' ' || c == '\t' || c == '\n' || c == '\r';
+      if (space) {
+        if (!out.empty() && out.back() != ' ') out += ' ';
+      } else {
+        out += c;
+      }
+    }
+    while (!out.empty() && out.back() == ' ') out.pop_back();
+    return out;
+  };
   std::string decls;
   for (const BakedParam& p : bake.params) {
-    const std::regex re("(^|[(,]\\s*)" + p.type + "\\s+" + p.name + "(\\s*(,|$))");
-    std::smatch m;
-    if (!std::regex_search(params, m, re))
-      return internal_error("bake: kernel " + generic.name + " has no parameter '" + p.type + " " +
-                            p.name + "'");
-    params = m.prefix().str() + m[1].str() + p.type + " " + p.name + "_arg" + m[2].str() +
-             m.suffix().str();
+    const std::string want = p.type + " " + p.name;
+    bool found = false;
+    for (std::string& d : decl_list) {
+      if (normalized(d) != want) continue;
+      size_t lead = d.find_first_not_of(" \t\n\r");
+      d = d.substr(0, lead == std::string::npos ? 0 : lead) + want + "_arg";
+      found = true;
+      break;
+    }
+    if (!found)
+      return internal_error("bake: kernel " + generic.name + " has no parameter '" + want + "'");
     decls += "  constexpr " + p.type + " " + p.name + " = " + p.value + ";\n";
   }
+  params.clear();
+  for (size_t i = 0; i < decl_list.size(); ++i) params += (i ? "," : "") + decl_list[i];
   std::string out = src.substr(0, sig + head.size()) + params + ") {\n" + decls +
                     src.substr(body + 4);
   if (bake.block) {
