@@ -37,6 +37,7 @@ struct PrepareOptions {
   // Per graph input: the shape profile's opt shape (empty when unknown). Backends that JIT
   // kernels prepare them for it at creation.
   std::vector<Dims> opt_shapes;
+  std::vector<Dims> min_shapes;  // the profile's min shape, likewise
 };
 
 // Per-call execution options beyond the inputs (kiln::RunOptions' stream and output buffers).

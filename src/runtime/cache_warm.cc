@@ -30,15 +30,16 @@ Result<int> parse_sm(const std::string& text) {
 #ifdef KILN_HAVE_CUDA
 namespace {
 
-// The plan of one engine at its opt (or static) shape.
-Result<cuda::KernelPlan> plan_engine(const std::string& path) {
+// The plan of one engine at its opt (or static) shape; with `at_min`, at the profile's min shape.
+Result<cuda::KernelPlan> plan_engine(const std::string& path, bool at_min = false) {
   Result<format::EngineModel> model = format::engine_load_file(path);
   if (!model.ok()) return model.status().with_context(path);
   std::vector<Dims> shapes;
   for (const format::Binding& b : model->inputs) {
     if (!b.opt.empty() || b.shape.rank_known) {
       std::optional<Dims> concrete = b.shape.concrete();
-      shapes.push_back(!b.opt.empty() ? b.opt : concrete ? *concrete : Dims{});
+      const Dims& profile = at_min ? b.min : b.opt;
+      shapes.push_back(!profile.empty() ? profile : concrete ? *concrete : Dims{});
     } else {
       return unsupported(path + ": input '" + b.name + "' has no shape profile to plan kernels for");
     }
@@ -64,6 +65,12 @@ Result<CacheWarmReport> cache_warm(const std::vector<std::string>& engine_paths,
   for (const std::string& path : engine_paths) {
     KILN_ASSIGN_OR_RETURN(cuda::KernelPlan plan, plan_engine(path));
     ++report.engines;
+    // The min shape's generic kernels too (other layouts when a dim is 1), as a context does.
+    if (Result<cuda::KernelPlan> at_min = plan_engine(path, true); at_min.ok())
+      for (cuda::KernelVariant& v : at_min->kernels) {
+        v.spec_key.clear();
+        plan.kernels.push_back(std::move(v));
+      }
     for (const cuda::KernelVariant& v : plan.kernels) {
       for (int pass = 0; pass < 2; ++pass) {
         const bool spec = pass == 1;

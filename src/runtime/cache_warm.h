@@ -3,7 +3,7 @@
 // For each engine, plans the kernels a run at the profile's opt shape (or the static shape)
 // launches, host-only (backends/cuda/kernel_plan.h), and makes sure the cache holds the machine
 // code of every one of them for every requested SM: the generic variants and, optionally, their
-// specialised variants for that shape. NVRTC runs on the CPU, so no GPU or driver is needed.
+// specialised variants for that shape; plus the generic kernels a run at the min shape launches. NVRTC runs on the CPU, so no GPU or driver is needed.
 // Kernels already in the cache are hits and are not compiled again. cuBLASLt algorithm choices
 // need a GPU and are not warmed. Requires a kiln built with the CUDA backend.
 #pragma once

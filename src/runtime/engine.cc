@@ -194,6 +194,7 @@ Result<std::shared_ptr<const ExecutionContext>> Engine::Impl::context_for(const 
   for (const BindingInfo& b : inputs)
     if (b.min.empty() || b.min != b.max) prep.static_shapes = false;
   for (const BindingInfo& b : inputs) prep.opt_shapes.push_back(b.opt);
+  for (const BindingInfo& b : inputs) prep.min_shapes.push_back(b.min);
   if (!backend->supports(Feature::kGraphCapture) &&
       (settings.cuda_graph_strategy != CudaGraphStrategy::kDisabled ||
        settings.kernel_specialization != KernelSpecializationStrategy::kLazy || settings.multi_device_safe_mode))

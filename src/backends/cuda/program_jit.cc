@@ -49,8 +49,18 @@ std::shared_ptr<Specializer> make_specializer(const ir::Graph& g, const DeviceIn
     return spec;
   }
   spec->set_plan_counts(plan->kernels.size(), plan->specializable, plan->launches);
+  std::vector<KernelVariant> kernels = plan->kernels;
+  // A dynamic engine's smallest shapes often take other generic layouts (a dim of 1 drops out of a
+  // broadcast): plan the min shape too, so a call there need not wait for NVRTC either. Only its
+  // generic kernels are compiled here.
+  if (!is_static && options.min_shapes.size() == g.inputs.size() && options.min_shapes != shapes) {
+    Result<KernelPlan> at_min = plan_kernels(g, options.min_shapes, host_limit);
+    if (at_min.ok()) {
+      for (KernelVariant& v : at_min->kernels) kernels.push_back(std::move(v));
+    }
+  }
   const std::string signature = Specializer::signature_of(dtypes, shapes);
-  spec->precompile(plan->kernels, is_static ? &signature : nullptr);
+  spec->precompile(kernels, is_static ? &signature : nullptr);
   log(LogLevel::kDebug,
       "CUDA backend: " + std::to_string(plan->kernels.size()) + " kernels ready in " +
           std::to_string(std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count()) + " s");

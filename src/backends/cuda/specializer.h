@@ -127,8 +127,8 @@ class Specializer {
 // The specialiser of a program for `graph` prepared with `options` on `device`: opens the
 // runtime cache the settings name (a cache that cannot be opened is logged and skipped), plans
 // the graph's kernels host-only at the static shape or the profile's opt shape
-// (PrepareOptions::opt_shapes) and precompiles them: generic ones always, specialised ones too
-// when every input is static. Never fails because of planning or compiling (logged at debug).
+// (PrepareOptions::opt_shapes; generic kernels at min_shapes too) and precompiles them: generic
+// ones always, specialised ones too when every input is static. Never fails because of planning or compiling (logged at debug).
 std::shared_ptr<Specializer> make_specializer(const ir::Graph& graph, const DeviceInfo& device,
                                               const PrepareOptions& options, int64_t host_limit);
 
