@@ -12,6 +12,7 @@ CC=clang CXX=clang++ cmake -S . -B build-fuzz -G Ninja -DCMAKE_BUILD_TYPE=RelWit
 cmake --build build-fuzz -j"$(nproc)" --target $(printf '%s_fuzz ' "${targets[@]}")
 
 td=${KILN_TESTDATA:-../shared/testdata}
+kiln_cli=${KILN_CLI:-build/bin/kiln}  # makes the engine seeds (tools/test.sh's plain step built it)
 seeds=build-fuzz/seeds
 if [[ ! -d $seeds ]]; then
   mkdir -p "$seeds"/{engine_file,onnx_import,mode_names} build-fuzz/td
@@ -22,7 +23,7 @@ if [[ ! -d $seeds ]]; then
   i=0
   for m in $(find build-fuzz/td/onnx-conformance -name model.onnx -size -8k | sort | head -200); do
     cp "$m" "$seeds/onnx_import/$i.onnx"
-    [[ -x build/bin/kiln ]] && build/bin/kiln build "$m" -o "$seeds/engine_file/$i.kiln" >/dev/null 2>&1 || true
+    [[ -x $kiln_cli ]] && "$kiln_cli" build "$m" -o "$seeds/engine_file/$i.kiln" >/dev/null 2>&1 || true
     i=$((i + 1))
   done
   for w in disabled whole_graph_capture lazy eager none true false 1 0 f32 fp16 bf16 /tmp/x.kcache; do
@@ -72,7 +73,7 @@ for t in "${targets[@]}"; do
   fi
   # One line per target: executions, edge coverage and features at the end, corpus size.
   execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "build-fuzz/$t.log" | tail -1)
-  last=$(grep -E '^#[0-9]+ ' "build-fuzz/$t.log" | tail -1 || true)
+  last=$(grep -E '^#[0-9]+[[:space:]]' "build-fuzz/$t.log" | tail -1 || true)
   cov=$(sed -n 's/.* cov: \([0-9]*\).*/\1/p' <<<"$last")
   ft=$(sed -n 's/.* ft: \([0-9]*\).*/\1/p' <<<"$last")
   corp=$(sed -n 's/.* corp: \([0-9]*\/[^ ]*\).*/\1/p' <<<"$last")

@@ -44,10 +44,11 @@ double ms_since(std::chrono::steady_clock::time_point t0) {
   return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
 }
 
-// bf16 has no numpy dtype: saved outputs widen it to f32, which is exact.
-Tensor savable(const Tensor& t) {
+// bf16 has no numpy dtype: saved outputs widen it to f32, which is exact. The copy is twice the
+// output's size, so allocation can fail: a Status, not an abort (Tensor::zeros).
+Result<Tensor> savable(const Tensor& t) {
   if (t.dtype() != DType::kBF16) return t;
-  Tensor out = Tensor::zeros(DType::kF32, t.dims());
+  KILN_ASSIGN_OR_RETURN(Tensor out, Tensor::empty(DType::kF32, t.dims()));
   const uint16_t* src = t.data_as<const uint16_t>();
   float* dst = out.data_as<float>();
   for (int64_t i = 0; i < t.numel(); ++i) dst[i] = bf16_to_f32(src[i]);
@@ -204,7 +205,9 @@ int run_run(const RunArgs& args) {
         used.insert(stem);
       }
       std::string file = (std::filesystem::path(args.save_outputs) / (stem + ".npy")).string();
-      if (Status s = npy_write(file, savable(outputs[i])); !s.ok()) return fail(s);
+      Result<Tensor> out = savable(outputs[i]);
+      if (!out.ok()) return fail(out.status());
+      if (Status s = npy_write(file, *out); !s.ok()) return fail(s);
       j["outputs"][i]["saved"] = file;
     }
   }
