@@ -1,5 +1,7 @@
 // CudaProgram (the per-graph interpreter) and CudaBackend. See cuda_backend.h for the contract.
 #include <atomic>
+#include <chrono>
+#include <cstdlib>
 #include <mutex>
 
 #include "backends/cpu/cpu_backend.h"
@@ -20,6 +22,22 @@ namespace {
 
 // Nodes whose inputs all live on the host with at most this many elements each run there.
 std::atomic<int64_t> g_host_limit{4096};
+
+// KILN_CUDA_HOST_PROFILE=1 (read once): every run adds the host time it spends per op type and
+// per phase to the backend counters (host_ns.*), to find where a call's host overhead goes.
+bool host_profile_enabled() {
+  static const bool on = [] {
+    const char* v = std::getenv("KILN_CUDA_HOST_PROFILE");
+    return v && *v && std::string(v) != "0";
+  }();
+  return on;
+}
+
+uint64_t now_ns() {
+  return static_cast<uint64_t>(
+      std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now().time_since_epoch())
+          .count());
+}
 
 struct RunSlot {
   ~RunSlot() {
@@ -62,6 +80,10 @@ class CudaProgram final : public BackendProgram, public GraphTarget {
     if (graphs_) graphs_->add_counters(c);
     c["device_checks"] += device_checks_.load(std::memory_order_relaxed);
     c["device_switches"] += device_switches_.load(std::memory_order_relaxed);
+    if (host_profile_enabled()) {
+      std::lock_guard<std::mutex> lock(mu_);
+      for (const auto& [k, v] : host_ns_) c["host_ns." + k] += v;
+    }
     return c;
   }
 
@@ -123,6 +145,7 @@ class CudaProgram final : public BackendProgram, public GraphTarget {
       if (capture != cudaStreamCaptureStatusNone)
         return invalid_argument("RunOptions::stream: the CUDA graph capture on this stream was invalidated");
     }
+    const uint64_t t_call = host_profile_enabled() ? now_ns() : 0;
     GraphExecutor::collect_garbage();
     KILN_ASSIGN_OR_RETURN(std::unique_ptr<RunSlot> slot, acquire());
     Status s = user ? order_after(*slot, user) : Status();
@@ -140,6 +163,11 @@ class CudaProgram final : public BackendProgram, public GraphTarget {
       sync = cuda_status(cudaStreamSynchronize(slot->stream->get()), "cudaStreamSynchronize (end of run)");
     }
     release(std::move(slot));
+    if (t_call) {
+      std::lock_guard<std::mutex> lock(mu_);
+      host_ns_["call"] += now_ns() - t_call;
+      ++host_ns_["calls"];
+    }
     if (!s.ok()) return s;
     return sync;
   }
@@ -195,7 +223,12 @@ class CudaProgram final : public BackendProgram, public GraphTarget {
     KILN_RETURN_IF_ERROR(walk(env, inputs, outputs, &facts));
     graphs_->learn(inputs, facts);
     if (!sync) return Status();
+    const uint64_t t0 = host_profile_enabled() ? now_ns() : 0;
     Status s = finish(slot);
+    if (t0) {
+      std::lock_guard<std::mutex> lock(mu_);
+      host_ns_["finish_sync"] += now_ns() - t0;
+    }
     if (!s.ok()) outputs->clear();
     return s;
   }
@@ -273,6 +306,9 @@ class CudaProgram final : public BackendProgram, public GraphTarget {
 
     std::vector<Tensor> in, out;
     const int64_t host_limit = g_host_limit.load(std::memory_order_relaxed);
+    const bool profile = host_profile_enabled();
+    const uint64_t t_walk = profile ? now_ns() : 0;
+    std::map<std::string, uint64_t> node_ns;
     for (size_t n = 0; n < g.nodes.size(); ++n) {
       const ir::Node& node = g.nodes[n];
       const OpHandler* handler = handlers_[n];
@@ -307,7 +343,9 @@ class CudaProgram final : public BackendProgram, public GraphTarget {
           ctx.offer(std::move(offers));
         }
         const uint64_t before = ctx.launches();
+        const uint64_t t_node = profile ? now_ns() : 0;
         Status s = handler->run(ctx, in, out);
+        if (profile) node_ns[node.op] += now_ns() - t_node;
         launches_.fetch_add(ctx.launches() - before, std::memory_order_relaxed);
         if (s.code() == StatusCode::kUnsupported) {
           log_once(LogLevel::kWarning, "cuda-declined:" + node.op,
@@ -382,6 +420,11 @@ class CudaProgram final : public BackendProgram, public GraphTarget {
       }
       outputs->push_back(std::move(t));
     }
+    if (profile) {
+      std::lock_guard<std::mutex> lock(mu_);
+      host_ns_["walk"] += now_ns() - t_walk;
+      for (const auto& [op, ns] : node_ns) host_ns_["op." + op] += ns;
+    }
     return Status();
   }
 
@@ -398,9 +441,10 @@ class CudaProgram final : public BackendProgram, public GraphTarget {
   bool whole_graph_ = false, safe_mode_ = false;
   mutable std::atomic<uint64_t> device_checks_{0}, device_switches_{0};
 
-  mutable std::mutex mu_;  // guards free_slots_ and fallbacks_by_op_
+  mutable std::mutex mu_;  // guards free_slots_, fallbacks_by_op_ and host_ns_
   mutable std::vector<std::unique_ptr<RunSlot>> free_slots_;
   mutable std::map<std::string, uint64_t> fallbacks_by_op_;
+  mutable std::map<std::string, uint64_t> host_ns_;  // KILN_CUDA_HOST_PROFILE: host time per phase/op
   mutable std::atomic<uint64_t> gpu_nodes_{0}, host_nodes_{0}, fallback_nodes_{0}, uploads_{0}, downloads_{0},
       launches_{0};
 };
