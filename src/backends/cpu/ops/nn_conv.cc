@@ -1,4 +1,5 @@
-// Conv: N-D convolution with groups, dilations, strides, pads / auto_pad and bias.
+// Conv: N-D convolution with groups, dilations, strides, pads / auto_pad and bias, and the fused
+// kiln_activation epilogue (nn_epilogue.h; Relu only).
 //
 // General path: im2col into a [C/group * prod(kernel), prod(out)] matrix, then one GEMM per
 // (batch, group) with the group's [M/group, C/group * prod(kernel)] weights. A 1x1 kernel with unit
@@ -9,6 +10,7 @@
 
 #include "backends/cpu/dispatch.h"
 #include "backends/cpu/ops/nn_common.h"
+#include "backends/cpu/ops/nn_epilogue.h"
 #include "backends/cpu/ops/nn_ops.h"
 #include "platform/thread_pool.h"
 
@@ -214,6 +216,7 @@ Status conv(const ir::Node& node, std::span<const Tensor> in, std::span<Tensor> 
                               std::string(dtype_name(bias->dtype())) + " " +
                               dims_to_string(bias->dims()));
   }
+  KILN_ASSIGN_OR_RETURN(const Activation act, epilogue_activation(node));
   s.kernel_size = dims_numel(s.w.kernel);
   s.in_size = dims_numel(s.w.in);
   s.out_size = dims_numel(s.w.out);
@@ -243,6 +246,7 @@ Status conv(const ir::Node& node, std::span<const Tensor> in, std::span<Tensor> 
     } else {
       conv_gemm<T>(s, x.data_as<const T>(), wt.data_as<const T>(), pb, y.data_as<T>());
     }
+    apply_activation<T>(act, y.data_as<T>(), y.numel());
     return Status();
   });
 }

@@ -1,9 +1,12 @@
-// MatMul (numpy matmul semantics) and Gemm.
+// MatMul (numpy matmul semantics) and Gemm, with the fused epilogue of nn_epilogue.h: MatMul's
+// optional bias input (a [N] vector added to every row of the result) and kiln_activation.
 #include <algorithm>
 
 #include "backends/cpu/dispatch.h"
 #include "backends/cpu/ops/nn_common.h"
+#include "backends/cpu/ops/nn_epilogue.h"
 #include "backends/cpu/ops/nn_ops.h"
+#include "platform/thread_pool.h"
 
 namespace kiln::cpu::nn {
 namespace {
@@ -42,6 +45,16 @@ Status matmul(const ir::Node& node, std::span<const Tensor> in, std::span<Tensor
   Dims od = batch;
   if (!a_vec) od.push_back(m);
   if (!b_vec) od.push_back(n);
+  KILN_ASSIGN_OR_RETURN(const Activation act, epilogue_activation(node));
+  if (act == Activation::kGeluTanh && !dtype_is_float(a.dtype()))
+    return invalid_argument(ctx + ": kiln_activation='Gelu:tanh' needs a float type, got " +
+                            std::string(dtype_name(a.dtype())));
+  const Tensor* bias = has_input(in, 2) ? &in[2] : nullptr;
+  if (bias && (b_vec || bias->rank() != 1 || bias->dim(0) != n || bias->dtype() != a.dtype()))
+    return invalid_argument(ctx + ": the bias input must be a 1-D " + std::string(dtype_name(a.dtype())) +
+                            " tensor of N = " + std::to_string(n) + " values with a B of rank >= 2, got " +
+                            std::string(dtype_name(bias->dtype())) + " " + dims_to_string(bias->dims()) +
+                            " and B " + dims_to_string(b.dims()));
   if (!gemm_dims_fit({m, n, k})) return too_large(node, "matrix sizes");
   KILN_ASSIGN_OR_RETURN(Tensor y, make_output(node, out, 0, a.dtype(), od));
   const int64_t batch_n = dims_numel(batch);
@@ -51,10 +64,22 @@ Status matmul(const ir::Node& node, std::span<const Tensor> in, std::span<Tensor
     const T* pa = a.data_as<const T>();
     const T* pb = b.data_as<const T>();
     T* pc = y.data_as<T>();
+    auto epilogue = [&]() {
+      if (bias) {
+        const T* pbias = bias->data_as<const T>();
+        const int64_t rows = y.numel() / n;
+        parallel_for(rows, std::max<int64_t>(1, 4096 / n), [&](int64_t lo, int64_t hi) {
+          for (int64_t r = lo; r < hi; ++r)
+            for (int64_t j = 0; j < n; ++j) pc[r * n + j] += pbias[j];
+        });
+      }
+      apply_activation<T>(act, pc, y.numel());
+    };
     // B shared by every batch entry and A not broadcast: one [batch * m, k] x [k, n] product.
     if (dims_numel(b_batch) == 1 && dims_numel(a_batch) == batch_n) {
       if (!gemm_dims_fit({batch_n * m})) return too_large(node, "batch * rows");
       gemm<T>(false, false, batch_n * m, n, k, T{1}, pa, k, pb, n, T{0}, pc, n);
+      epilogue();
       return Status();
     }
     const std::vector<int64_t> sa = broadcast_strides(a_batch, batch);
@@ -75,6 +100,7 @@ Status matmul(const ir::Node& node, std::span<const Tensor> in, std::span<Tensor
       }
     }
     batched_matmul<T>(m, n, k, pa, a_off, pb, b_off, pc);
+    epilogue();
     return Status();
   });
 }
@@ -116,6 +142,10 @@ Status gemm_op(const ir::Node& node, std::span<const Tensor> in, std::span<Tenso
                               " cannot be broadcast to the output [" + std::to_string(m) + ", " +
                               std::to_string(n) + "]");
   }
+  KILN_ASSIGN_OR_RETURN(const Activation act, epilogue_activation(node));
+  if (act == Activation::kGeluTanh && !dtype_is_float(a.dtype()))
+    return invalid_argument(ctx + ": kiln_activation='Gelu:tanh' needs a float type, got " +
+                            std::string(dtype_name(a.dtype())));
   if (!gemm_dims_fit({m, n, k})) return too_large(node, "matrix sizes");
   KILN_ASSIGN_OR_RETURN(Tensor y, make_output(node, out, 0, a.dtype(), {m, n}));
   if (y.numel() == 0) return Status();
@@ -133,6 +163,7 @@ Status gemm_op(const ir::Node& node, std::span<const Tensor> in, std::span<Tenso
     }
     gemm<T>(ta, tb, m, n, k, static_cast<T>(alpha), a.data_as<const T>(), a.dim(1),
             b.data_as<const T>(), b.dim(1), has_c ? static_cast<T>(beta) : T{0}, py, n);
+    apply_activation<T>(act, py, y.numel());
     return Status();
   });
 }
