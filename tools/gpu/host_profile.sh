@@ -24,8 +24,9 @@ WORK=$(mktemp -d)
 for m in "${models[@]}"; do
   python3 - "$m" "$WORK/$m.onnx" <<'PY' || exit 1
 import sys
-import kiln
+import torch  # before kiln: kiln's protobuf must not load first (free(): invalid pointer)
 from harness import models as M
+import kiln
 spec = M.MODELS[sys.argv[1]]
 open(sys.argv[2], "wb").write(kiln.export_onnx(M.build(spec), (M.sample(spec, 1),)))
 PY

@@ -297,6 +297,7 @@ class CudaProgram final : public BackendProgram, public GraphTarget {
     KILN_CUDA_RETURN_IF_ERROR(cudaMemsetAsync(flag, 0, sizeof(int), stream), "cudaMemsetAsync (error flag)");
     RunContext ctx(info_, pool_, env.stream, env.gemm, flag, allow_tf32_);
     ctx.set_capture_hooks(env.hooks);
+    if (host_profile_enabled()) ctx.enable_profile();
     // Graph outputs are produced straight into the caller's output buffers where possible.
     std::vector<int> output_of(env.output_buffers.empty() ? 0 : g.values.size(), -1);
     for (size_t j = 0; j < g.outputs.size() && !output_of.empty(); ++j)
@@ -423,6 +424,10 @@ class CudaProgram final : public BackendProgram, public GraphTarget {
     if (profile) {
       std::lock_guard<std::mutex> lock(mu_);
       host_ns_["walk"] += now_ns() - t_walk;
+      host_ns_["ctx.alloc"] += ctx.profile().alloc_ns;
+      host_ns_["ctx.kernel_lookup"] += ctx.profile().lookup_ns;
+      host_ns_["ctx.cudaLaunchKernel"] += ctx.profile().launch_ns;
+      host_ns_["ctx.gemm"] += ctx.profile().gemm_ns;
       for (const auto& [op, ns] : node_ns) host_ns_["op." + op] += ns;
     }
     return Status();

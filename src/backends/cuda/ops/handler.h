@@ -102,6 +102,14 @@ class RunContext {
 
   uint64_t launches() const { return launches_; }
 
+  // Host nanoseconds spent in alloc(), kernel lookup, cudaLaunchKernel and GEMM calls, counted
+  // only after enable_profile() (KILN_CUDA_HOST_PROFILE; see program.cc).
+  struct HostProfile {
+    uint64_t alloc_ns = 0, lookup_ns = 0, launch_ns = 0, gemm_ns = 0;
+  };
+  void enable_profile() { profile_on_ = true; }
+  const HostProfile& profile() const { return profile_; }
+
  private:
   const DeviceInfo& device_;
   std::shared_ptr<DevicePool> pool_;
@@ -116,6 +124,8 @@ class RunContext {
   bool planning_ = false;
   CaptureHooks* hooks_ = nullptr;
   std::vector<Tensor> offered_;
+  bool profile_on_ = false;
+  HostProfile profile_;
 };
 
 class OpHandler {

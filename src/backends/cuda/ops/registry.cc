@@ -1,4 +1,5 @@
 #include <algorithm>
+#include <chrono>
 #include <map>
 
 #include "backends/cpu/kernel.h"
@@ -36,6 +37,14 @@ std::vector<std::string> cuda_ops() {
 
 std::string RunContext::where() const { return node_ ? cpu::node_context(*node_) : std::string("(no node)"); }
 
+namespace {
+uint64_t profile_now_ns() {
+  return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                   std::chrono::steady_clock::now().time_since_epoch())
+                                   .count());
+}
+}  // namespace
+
 Result<Tensor> RunContext::alloc(DType dtype, Dims dims) {
   if (planning_) {  // host memory standing in for device memory: marked cuda so placement matches a run
     Result<Tensor> t = Tensor::empty(dtype, std::move(dims));
@@ -48,7 +57,9 @@ Result<Tensor> RunContext::alloc(DType dtype, Dims dims) {
     o = Tensor();
     return t;
   }
+  const uint64_t t0 = profile_on_ ? profile_now_ns() : 0;
   Result<Tensor> t = hooks_ ? hooks_->alloc(dtype, std::move(dims)) : pool_->alloc(dtype, std::move(dims), stream_);
+  if (profile_on_) profile_.alloc_ns += profile_now_ns() - t0;
   if (!t.ok()) return t.status().with_context(where());
   return t;
 }
@@ -62,25 +73,33 @@ Status RunContext::launch(const KernelVariant& v, unsigned grid, unsigned block,
   auto kernel = [&]() -> Result<cudaKernel_t> {
     return provider_ ? provider_->kernel_for(v) : KernelTable::global().get(v.key, device_.sm, v.build);
   };
+  const uint64_t t0 = profile_on_ ? profile_now_ns() : 0;
   Result<cudaKernel_t> k = [&]() -> Result<cudaKernel_t> {
     if (!hooks_) return kernel();
     RelaxedCaptureMode relaxed;  // a first use loads a module: not allowed while capturing
     return kernel();
   }();
+  const uint64_t t1 = profile_on_ ? profile_now_ns() : 0;
+  if (profile_on_) profile_.lookup_ns += t1 - t0;
   if (!k.ok()) return k.status().with_context(where());
   ++launches_;
   if (!*k) return Status();  // planning: recorded, not launched
-  Status s = cuda_status(cudaLaunchKernel(reinterpret_cast<const void*>(*k), dim3(grid), dim3(block), args,
-                                          shared_bytes, stream_->get()),
-                         "cudaLaunchKernel (kernel " + v.key + ", " + where() + ")");
-  if (s.ok() && hooks_) hooks_->on_kernel(*k, args);
-  return s;
+  const cudaError_t err =
+      cudaLaunchKernel(reinterpret_cast<const void*>(*k), dim3(grid), dim3(block), args, shared_bytes, stream_->get());
+  if (profile_on_) profile_.launch_ns += profile_now_ns() - t1;
+  if (err != cudaSuccess) return cuda_status(err, "cudaLaunchKernel (kernel " + v.key + ", " + where() + ")");
+  if (hooks_) hooks_->on_kernel(*k, args);
+  return Status();
 }
 
 Status RunContext::gemm_run(const GemmDesc& desc, const void* a, const void* b, void* d, const void* bias) {
   if (planning_) return Status();
   if (hooks_) hooks_->on_library(a, b, d, bias);
-  return gemm_->run(desc, a, b, d, bias);
+  if (!profile_on_) return gemm_->run(desc, a, b, d, bias);
+  const uint64_t t0 = profile_now_ns();
+  Status s = gemm_->run(desc, a, b, d, bias);
+  profile_.gemm_ns += profile_now_ns() - t0;
+  return s;
 }
 
 Status RunContext::memset(void* ptr, size_t bytes) {
