@@ -17,6 +17,27 @@ struct FoldStats {
 // are returned (a constant subgraph that cannot be evaluated would fail at every run as well).
 Status fold_constants(ir::Graph& graph, size_t max_bytes, FoldStats* stats);
 
+struct EpilogueStats {
+  size_t matmul_bias = 0;       // MatMul -> Add(constant bias) became MatMul(x, W, bias)
+  size_t activations = 0;       // Relu / Gelu(tanh) became kiln_activation on Gemm/MatMul/Conv
+  size_t batchnorm_folded = 0;  // BatchNormalization folded into the preceding Conv's W and B
+  size_t nodes_removed = 0;
+};
+
+// Folds what follows a GEMM-like node into it, so backends run it in the GEMM's epilogue:
+//  - Conv (constant f32/f64 W, optional constant B) -> BatchNormalization (inference, constant
+//    statistics): W and B are rescaled (in f64) and the BatchNormalization is removed;
+//  - MatMul(x, W) -> Add with a constant of shape [N] or [1, .., 1, N] (N = W's last dim; a single
+//    value is expanded to [N]) -> MatMul(x, W, bias), bias a 1-D [N] constant;
+//  - Gemm / MatMul / Conv -> Relu: attribute kiln_activation = "Relu";
+//  - Gemm / MatMul -> Gelu(approximate="tanh"): kiln_activation = "Gelu:tanh" (an exact, erf
+//    Gelu is never mapped to it).
+// A pattern applies only where the first node's output is read by the second node alone and is
+// not a graph output, and the node computes in a float type. Patterns chain
+// (MatMul -> Add -> Relu becomes one MatMul). Returns graph.validate()'s error if the graph was
+// invalid to begin with.
+Status fuse_epilogues(ir::Graph& graph, EpilogueStats* stats);
+
 struct PrecisionStats {
   size_t constants_converted = 0;   // f32 constants stored in the low type
   size_t values_retyped = 0;        // f32 node outputs now computed in the low type
