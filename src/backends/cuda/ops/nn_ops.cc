@@ -1,6 +1,7 @@
 // MatMul, Gemm and Conv through cuBLASLt (gemm.h), pooling and grouped convolution through
 // generated window kernels (kernels/nn.h).
 //
+// Conv goes to cuDNN first where the build and the machine have it (conv_cudnn.h). Otherwise,
 // Conv with group == 1 is im2col + one strided-batched GEMM per chunk of images (a 1x1 stride-1
 // unpadded conv skips im2col: the input already is the column matrix); grouped and depthwise
 // convs run the direct kernel. Integer MatMul/Gemm have no cuBLASLt path: they fall back to the CPU.
@@ -8,6 +9,7 @@
 
 #include "backends/cpu/kernel.h"
 #include "backends/cpu/ops/nn_common.h"
+#include "backends/cuda/conv_cudnn.h"
 #include "backends/cuda/kernels/common.h"
 #include "backends/cuda/kernels/nn.h"
 #include "backends/cuda/ops/launch.h"
@@ -265,6 +267,11 @@ class ConvHandler final : public OpHandler {
     const Dims od = window_out_dims(w, m, r);
     KILN_ASSIGN_OR_RETURN(Tensor y, ctx.alloc(x.dtype(), od));
     if (y.numel() == 0) {
+      out[0] = y;
+      return Status();
+    }
+    KILN_ASSIGN_OR_RETURN(const bool on_cudnn, cudnn_conv(ctx, x, wt, bias, w, y));  // conv_cudnn.h
+    if (on_cudnn) {
       out[0] = y;
       return Status();
     }
