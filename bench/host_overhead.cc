@@ -18,6 +18,7 @@
 #include <string>
 #include <vector>
 
+#include "host_baselines.h"
 #include "kiln/engine.h"
 #include "kiln/runtime.h"
 
@@ -79,7 +80,8 @@ int main(int argc, char** argv) {
     kiln::Dims d = shapes.count(b.name) ? shapes[b.name] : b.opt;
     inputs.push_back(device_zeros(b.dtype, d));
   }
-  // Empty-kernel baselines: the floor any runtime pays per launch and per synchronisation.
+  kiln::bench::print_host_baselines();
+  // The floor any runtime pays per synchronisation.
   {
     cudaStream_t s;
     cudaStreamCreate(&s);

@@ -1,0 +1,130 @@
+// Raw CUDA host costs on this machine, for reading kiln_host_bench's numbers: a library kernel
+// (NVRTC-compiled, loaded with cudaLibraryLoadData like kiln's) launched with cudaLaunchKernel,
+// the same kernel through the driver's cuLaunchKernel on its CUfunction, cudaMemsetAsync, and a
+// 1x1024x1024 f32 cublasLtMatmul, each on a blocking and on a non-blocking stream.
+#include "host_baselines.h"
+
+#include <cublasLt.h>
+#include <cuda.h>
+#include <cuda_runtime_api.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <vector>
+
+#include "backends/cuda/nvrtc.h"
+
+namespace kiln::bench {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+double per_op_us(int n, const std::function<void()>& op, cudaStream_t s) {
+  for (int i = 0; i < 50; ++i) op();
+  cudaStreamSynchronize(s);
+  std::vector<double> t;
+  for (int rep = 0; rep < 20; ++rep) {
+    auto t0 = Clock::now();
+    for (int i = 0; i < n; ++i) op();
+    t.push_back(std::chrono::duration<double, std::micro>(Clock::now() - t0).count() / n);
+    cudaStreamSynchronize(s);
+  }
+  std::sort(t.begin(), t.end());
+  return t[t.size() / 2];
+}
+
+}  // namespace
+
+void print_host_baselines() {
+  int dev = 0, major = 0, minor = 0;
+  cudaGetDevice(&dev);
+  cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev);
+  cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, dev);
+  Result<cuda::CompiledKernel> k = cuda::nvrtc_compile(
+      {"kiln_noop", "extern \"C\" __global__ void kiln_noop(float* p, long long n) { if (n < 0) p[0] = 1; }"},
+      major * 10 + minor);
+  if (!k.ok()) {
+    std::printf("baselines: %s\n", k.status().to_string().c_str());
+    return;
+  }
+  cudaLibrary_t lib = nullptr;
+  cudaKernel_t kern = nullptr;
+  if (cudaLibraryLoadData(&lib, k->image.data(), nullptr, nullptr, 0, nullptr, nullptr, 0) != cudaSuccess ||
+      cudaLibraryGetKernel(&kern, lib, "kiln_noop") != cudaSuccess) {
+    std::printf("baselines: cudaLibraryLoadData failed\n");
+    return;
+  }
+  // The driver entry points without linking libcuda.
+  using GetFunction = CUresult (*)(CUfunction*, CUkernel);
+  using Launch = CUresult (*)(CUfunction, unsigned, unsigned, unsigned, unsigned, unsigned, unsigned, unsigned,
+                              CUstream, void**, void**);
+  void* get_fn = nullptr;
+  void* launch_fn = nullptr;
+  cudaDriverEntryPointQueryResult q;
+  cudaGetDriverEntryPointByVersion("cuKernelGetFunction", &get_fn, 12000, cudaEnableDefault, &q);
+  cudaGetDriverEntryPointByVersion("cuLaunchKernel", &launch_fn, 12000, cudaEnableDefault, &q);
+  CUfunction fn = nullptr;
+  if (get_fn) reinterpret_cast<GetFunction>(get_fn)(&fn, reinterpret_cast<CUkernel>(kern));
+
+  float* buf = nullptr;
+  cudaMalloc(reinterpret_cast<void**>(&buf), 4 << 20);
+  long long n = 1;
+  void* args[] = {&buf, &n};
+  cublasLtHandle_t lt = nullptr;
+  cublasLtCreate(&lt);
+  cublasLtMatmulDesc_t op = nullptr;
+  cublasLtMatrixLayout_t la = nullptr, lb = nullptr, ld = nullptr;
+  cublasLtMatmulDescCreate(&op, CUBLAS_COMPUTE_32F, CUDA_R_32F);
+  cublasLtMatrixLayoutCreate(&la, CUDA_R_32F, 1024, 1024, 1024);  // weights
+  cublasLtMatrixLayoutCreate(&lb, CUDA_R_32F, 1024, 1, 1024);     // one input row
+  cublasLtMatrixLayoutCreate(&ld, CUDA_R_32F, 1024, 1, 1024);
+  cublasLtMatmulPreference_t pref = nullptr;
+  cublasLtMatmulPreferenceCreate(&pref);
+  size_t ws_bytes = 32 << 20;
+  void* ws = nullptr;
+  cudaMalloc(&ws, ws_bytes);
+  cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &ws_bytes, sizeof ws_bytes);
+  cublasLtMatmulHeuristicResult_t heur{};
+  int found = 0;
+  cublasLtMatmulAlgoGetHeuristic(lt, op, la, lb, ld, ld, pref, 1, &heur, &found);
+  float *w = nullptr, *x = nullptr, *y = nullptr;
+  cudaMalloc(reinterpret_cast<void**>(&w), 4 << 20);
+  cudaMalloc(reinterpret_cast<void**>(&x), 4096);
+  cudaMalloc(reinterpret_cast<void**>(&y), 4096);
+  const float one = 1, zero = 0;
+
+  for (unsigned flags : {cudaStreamDefault, cudaStreamNonBlocking}) {
+    cudaStream_t s = nullptr;
+    cudaStreamCreateWithFlags(&s, flags);
+    const char* kind = flags == cudaStreamDefault ? "blocking stream" : "non-blocking stream";
+    std::printf("baseline (%s): cudaLaunchKernel(cudaKernel_t) %.2f us", kind,
+                per_op_us(200, [&] { cudaLaunchKernel(reinterpret_cast<const void*>(kern), 1, 32, args, 0, s); }, s));
+    if (fn && launch_fn)
+      std::printf(", cuLaunchKernel(CUfunction) %.2f us", per_op_us(200, [&] {
+                    reinterpret_cast<Launch>(launch_fn)(fn, 1, 1, 1, 32, 1, 1, 0, reinterpret_cast<CUstream>(s), args,
+                                                         nullptr);
+                  }, s));
+    std::printf(", cudaMemsetAsync %.2f us", per_op_us(200, [&] { cudaMemsetAsync(buf, 0, 4, s); }, s));
+    if (found)
+      std::printf(", cublasLtMatmul 1x1024x1024 f32 %.2f us", per_op_us(100, [&] {
+                    cublasLtMatmul(lt, op, &one, w, la, x, lb, &zero, y, ld, y, ld, &heur.algo, ws, ws_bytes, s);
+                  }, s));
+    std::printf(" (host time per call, queued back to back)\n");
+    cudaStreamDestroy(s);
+  }
+  cublasLtMatmulPreferenceDestroy(pref);
+  cublasLtMatrixLayoutDestroy(la);
+  cublasLtMatrixLayoutDestroy(lb);
+  cublasLtMatrixLayoutDestroy(ld);
+  cublasLtMatmulDescDestroy(op);
+  cublasLtDestroy(lt);
+  cudaFree(w);
+  cudaFree(x);
+  cudaFree(y);
+  cudaFree(ws);
+  cudaFree(buf);
+  cudaLibraryUnload(lib);
+}
+
+}  // namespace kiln::bench
