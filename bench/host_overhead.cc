@@ -127,9 +127,7 @@ int main(int argc, char** argv) {
                 percentile(t, 0.5), percentile(t, 0.9));
   }
   const kiln::EngineStats stats = engine->stats();
-  for (const auto& [k, v] : stats.backend_counters) {
-    if (k.rfind("host_ns.", 0) == 0 || k == "plain_launches" || k.rfind("graph_", 0) == 0)
-      std::printf("  %s = %llu\n", k.c_str(), static_cast<unsigned long long>(v));
-  }
+  for (const auto& [k, v] : stats.backend_counters)
+    if (v != 0) std::printf("  %s = %llu\n", k.c_str(), static_cast<unsigned long long>(v));
   return 0;
 }
