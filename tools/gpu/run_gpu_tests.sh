@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs kiln's GPU tests on a machine with an NVIDIA GPU; logs and JUnit XML go to $OUT.
 #
-#   tools/gpu/run_gpu_tests.sh [--prebuilt BUNDLE.tar.xz] [--testdata MODELS]
+#   tools/gpu/run_gpu_tests.sh [--prebuilt BUNDLE.tar.xz] [--testdata MODELS] [--sanitize]
+#                              [--sanitize-seconds S]
 #
 # Without --prebuilt it configures (CMake + Ninja, Release) and builds the gpu-labelled tests with
 # every core into build-gpu/, then runs `ctest -L '^gpu$'` (a regex: plain `gpu` matches nogpu too).
@@ -14,17 +15,27 @@
 # MODELS is the shared test data: a folder holding models/ and onnx-conformance/, or their
 # .tar.gz archives, or one archive. Default:
 # ../shared/testdata.
+# After the gpu label it runs `kiln conformance --backend cuda` over the ONNX conformance cases
+# (conformance_cuda.json). With --sanitize it then runs the gpu test binary under
+# compute-sanitizer: memcheck (out-of-bounds and misaligned accesses, leaks of device memory)
+# and racecheck (shared-memory races), each for at most S seconds (default 240) with
+# --error-exitcode, logs in sanitizer_<tool>.log; the summary names the tests that finished.
 set -uo pipefail
 
 OUT=${OUT:-$PWD/gpu-out}
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 PREBUILT=""
 TESTDATA="$ROOT/../shared/testdata"
+SANITIZE=0
+SANITIZE_SECONDS=240
 while [ $# -gt 0 ]; do
   case "$1" in
     --prebuilt) PREBUILT=$2; shift 2 ;;
     --testdata) TESTDATA=$2; shift 2 ;;
-    *) echo "usage: $0 [--prebuilt BUNDLE.tar.xz] [--testdata DIR|models.tar.gz]" >&2; exit 2 ;;
+    --sanitize) SANITIZE=1; shift ;;
+    --sanitize-seconds) SANITIZE_SECONDS=$2; shift 2 ;;
+    *) echo "usage: $0 [--prebuilt BUNDLE.tar.xz] [--testdata DIR|models.tar.gz] [--sanitize] [--sanitize-seconds S]" >&2
+       exit 2 ;;
   esac
 done
 mkdir -p "$OUT"
@@ -63,10 +74,47 @@ else
   mkdir -p "$BUILD/testdata"  # the test-data links go here
   cmake -S "$ROOT" -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=Release -DKILN_BUILD_PYTHON=OFF \
     > "$OUT/configure.log" 2>&1 || { echo "configure failed: see configure.log"; exit 1; }
-  ninja -C "$BUILD" -j"$(nproc)" cuda_gpu_test cuda_backend_test > "$OUT/build.log" 2>&1 \
+  ninja -C "$BUILD" -j"$(nproc)" cuda_gpu_test cuda_backend_test kiln_cli > "$OUT/build.log" 2>&1 \
     || { echo "build failed: see build.log"; tail -30 "$OUT/build.log"; exit 1; }
   (cd "$BUILD" && ctest -L '^gpu$' --output-on-failure --output-junit "$OUT/ctest_gpu.xml") > "$OUT/ctest_gpu.log" 2>&1 \
     || status=1
   tail -20 "$OUT/ctest_gpu.log" | tee "$OUT/summary.txt"
+  grep -iE "cudnn" "$OUT/configure.log" | head -3 | tee -a "$OUT/summary.txt"
+  if [ -d "$KILN_TESTDATA/onnx-conformance" ]; then
+    echo "=== kiln conformance --backend cuda" | tee -a "$OUT/summary.txt"
+    "$BUILD/bin/kiln" conformance "$KILN_TESTDATA/onnx-conformance" --backend cuda \
+      --expected-unsupported "$ROOT/tests/conformance/expected_unsupported.txt" \
+      --report "$OUT/conformance_cuda.json" > "$OUT/conformance_cuda.log" 2>&1 || status=1
+    tail -3 "$OUT/conformance_cuda.log" | tee -a "$OUT/summary.txt"
+  fi
+  if [ "$SANITIZE" = 1 ]; then
+    SAN=$(command -v compute-sanitizer || echo /usr/local/cuda/bin/compute-sanitizer)
+    # Benchmarks and stress loops only repeat what the other tests cover, thousands of times.
+    FILTER='-*Bench*:*Stress*:*ThousandCalls*'
+    for tool in memcheck racecheck; do
+      extra=""
+      [ "$tool" = memcheck ] && extra="--leak-check full"
+      echo "=== compute-sanitizer --tool $tool (at most ${SANITIZE_SECONDS} s)" | tee -a "$OUT/summary.txt"
+      timeout "$SANITIZE_SECONDS" "$SAN" --tool "$tool" $extra --error-exitcode 9 --print-limit 50 \
+        "$BUILD/bin/cuda_gpu_test" --gtest_filter="$FILTER" > "$OUT/sanitizer_$tool.log" 2>&1
+      rc=$?
+      ok=$(grep -c "^\[       OK \]" "$OUT/sanitizer_$tool.log")
+      failed=$(grep -c "^\[  FAILED  \]" "$OUT/sanitizer_$tool.log")
+      summary=$(grep -E "ERROR SUMMARY|RACECHECK SUMMARY|LEAK SUMMARY" "$OUT/sanitizer_$tool.log" | tail -2 | tr '\n' ' ')
+      case $rc in
+        0) how="clean" ;;
+        124) how="time box reached (the tests that finished were clean unless a summary says otherwise)" ;;
+        9) how="FINDINGS"; status=1 ;;
+        *) how="exit $rc"; status=1 ;;
+      esac
+      if grep -qE "^========= (Invalid|Program hit|Race|Error|Leaked)" "$OUT/sanitizer_$tool.log"; then
+        how="FINDINGS ($how)"
+        status=1
+      fi
+      echo "$tool: $how; tests finished OK: $ok, failed: $failed; $summary" | tee -a "$OUT/summary.txt"
+      grep -B2 -A12 -E "^========= (Invalid|Program hit|Race|Error|Leaked)" "$OUT/sanitizer_$tool.log" | head -60 \
+        >> "$OUT/summary.txt"
+    done
+  fi
 fi
 exit $status
