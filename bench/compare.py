@@ -2,7 +2,7 @@
 """kiln side by side with PyTorch on the same GPU, in one process and run (issue #9).
 
     python3 bench/compare.py [--models mlp,resnet18,...] [--dtypes fp32,fp16] [--out DIR] [--quick]
-                             [--scenario steady|dynamic|startup|threads|all] [--docs docs/performance.md]
+                             [--scenario all|steady,dynamic,startup,threads] [--docs docs/performance.md]
     python3 bench/compare.py --render DIR/results.json [--docs docs/performance.md]
 
 For each model and batch: build the model with random weights (fixed seed), export it to ONNX
@@ -14,7 +14,12 @@ PNG plots (when matplotlib is there) and, with --docs, docs/performance.md.
 
 Needs torch (+ torchvision for the CNNs) with CUDA and kiln importable (PYTHONPATH=build/python
 or `pip install .`). --quick keeps the whole run under 10 minutes on an H100/H200 (fewer
-iterations, and a time budget after which torch.compile rows are skipped and say so).
+iterations, and a time budget shared out over the scenarios, after which rows are skipped and
+say so). Scenarios (all by default): steady (the tables above), dynamic (the 4-layer encoder at
+seq 16, 48, ..., 304 in order: first call and steady p50 per new shape under each kernel
+specialisation strategy, a static engine per shape, PyTorch eager and
+torch.compile(dynamic=True)), startup (fresh processes: empty vs warm runtime cache, for the
+encoder and mobilenet) and threads (N threads sharing one engine).
 """
 
 from __future__ import annotations
@@ -31,6 +36,10 @@ import traceback
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 ALL_MODELS = "mlp,resnet18,encoder_l4_d256,encoder_l12_d768,mobilenet_v3_small"
+
+
+# Shares of the wall-clock budget per scenario (normalised over the scenarios that run).
+SHARES = {"steady": 0.55, "dynamic": 0.25, "startup": 0.1, "threads": 0.1}
 
 
 class Budget:
@@ -256,10 +265,11 @@ def main() -> int:
     ap.add_argument("--dtypes", default="fp32,fp16", help="comma-separated: fp32, fp16, bf16")
     ap.add_argument("--out", default="bench-out", help="folder for results.json, results.md, plots")
     ap.add_argument("--quick", action="store_true", help="fewer iterations; whole run < 10 minutes")
-    ap.add_argument("--scenario", default="steady",
-                    help="steady, dynamic, startup, threads, or a comma-separated list, or all")
+    ap.add_argument("--scenario", default="all",
+                    help="steady, dynamic, startup, threads, a comma-separated list, or all (default)")
     ap.add_argument("--budget-s", type=float, default=None,
-                    help="wall-clock budget; optional rows past it are skipped (default: 480 with --quick)")
+                    help="wall-clock budget, shared out over the scenarios; rows past a scenario's "
+                         "share are skipped, unused time passes on (default: 540 with --quick)")
     ap.add_argument("--no-compile", action="store_true", help="skip the torch.compile baselines")
     ap.add_argument("--docs", default=None, help="also regenerate this performance.md")
     ap.add_argument("--render", default=None, help="only re-render outputs from this results.json")
@@ -280,7 +290,7 @@ def main() -> int:
         print("compare.py needs a CUDA GPU (torch.cuda.is_available() is False)", file=sys.stderr)
         return 2
     from harness import models as M
-    budget = Budget(args.budget_s if args.budget_s is not None else (480 if args.quick else None))
+    total = Budget(args.budget_s if args.budget_s is not None else (540 if args.quick else None))
     specs = M.resolve([m for m in args.models.split(",") if m])
     dtypes = [d for d in args.dtypes.split(",") if d]
     bad = [d for d in dtypes if d not in M.TORCH_DTYPES]
@@ -291,8 +301,13 @@ def main() -> int:
         args.scenario.split(",")
     results = {"meta": meta(args), "rows": []}
     failed = False
-    for scenario in scenarios:
-        log(f"scenario {scenario} (elapsed {budget.elapsed():.0f} s)")
+    for i, scenario in enumerate(scenarios):
+        # This scenario's share of what is left (steady gets the most: it has the most rows).
+        shares = [SHARES.get(sc, 0.1) for sc in scenarios[i:]]
+        budget = Budget(None if total.seconds is None else
+                        max(10.0, (total.seconds - total.elapsed()) * shares[0] / sum(shares)))
+        log(f"scenario {scenario} (elapsed {total.elapsed():.0f} s, budget "
+            f"{'none' if budget.seconds is None else f'{budget.seconds:.0f} s'})")
         def flush(partial, done=list(results["rows"])):
             results["rows"] = done + partial
             report.write_all(results, args.out, None, plots=False)  # survives a crash
@@ -320,7 +335,7 @@ def main() -> int:
         report.write_all(results, args.out, None, plots=False)
     report.write_all(results, args.out, args.docs)
     print(report.render_markdown(results))
-    log(f"done in {budget.elapsed():.0f} s; {'FAILED (see failures above)' if failed else 'all checks passed'}")
+    log(f"done in {total.elapsed():.0f} s; {'FAILED (see failures above)' if failed else 'all checks passed'}")
     return 1 if failed else 0
 
 

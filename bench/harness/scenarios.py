@@ -20,9 +20,13 @@ import torch
 from . import models as M
 from .systems import first_call_ms, measure, Params
 
-DYNAMIC_STEPS = {"mlp": [1, 8, 64, 8, 33, 1, 64], "encoder_l4_d256": [32, 128, 64, 128, 17, 256]}
-DYNAMIC_QUICK = {"mlp": [1, 8, 64, 33, 1], "encoder_l4_d256": [32, 128, 17, 128]}
-DYNAMIC_SYSTEMS = ["torch_eager", "torch_compile", "kiln_lazy", "kiln_eager", "kiln_none"]
+# Issue #6: the 4-layer d=256 encoder at seq 16, 48, ..., 304 (ten new shapes, in order).
+ENCODER_SEQS = list(range(16, 305, 32))
+DYNAMIC_STEPS = {"mlp": [1, 8, 64, 8, 33, 1, 64], "encoder_l4_d256": ENCODER_SEQS}
+DYNAMIC_QUICK = {"encoder_l4_d256": ENCODER_SEQS}
+# kiln_static: an engine built for exactly that shape (the bar lazy's steady state must meet).
+DYNAMIC_SYSTEMS = ["torch_eager", "torch_compile_dynamic", "kiln_lazy", "kiln_eager", "kiln_none",
+                   "kiln_static"]
 
 
 def _dyn_shape(model: str, n: int):
@@ -31,27 +35,33 @@ def _dyn_shape(model: str, n: int):
 
 def _dyn_profile(model: str):
     return ((1, 1024), (8, 1024), (64, 1024)) if model == "mlp" else \
-        ((1, 16, 256), (1, 128, 256), (1, 256, 256))
+        ((1, 16, 256), (1, 128, 256), (1, 320, 256))
 
 
 def child_dynamic(model_name: str, system: str, steps: List[int], steady_iters: int) -> List[dict]:
     spec = M.MODELS[model_name]
     model = M.build(spec)
     x0 = torch.randn(_dyn_shape(model_name, steps[0]))
+    onnx = None
     if system.startswith("kiln_"):
         import kiln
-        mod = kiln.compile(kiln.export_onnx(model, (x0,), shapes={"input_0": _dyn_profile(model_name)}),
-                           shapes={"input_0": _dyn_profile(model_name)})
-        mod.runtime_settings = kiln.runtime.RuntimeSettings(
-            dynamic_shapes_kernel_specialization_strategy=system[len("kiln_"):], runtime_cache=None)
-        run = mod
+        onnx = kiln.export_onnx(model, (x0,), shapes={"input_0": _dyn_profile(model_name)})
+        if system != "kiln_static":
+            mod = kiln.compile(onnx, shapes={"input_0": _dyn_profile(model_name)})
+            mod.runtime_settings = kiln.runtime.RuntimeSettings(
+                dynamic_shapes_kernel_specialization_strategy=system[len("kiln_"):], runtime_cache=None)
+            run = mod
     else:
         m = model.cuda()
-        run = torch.compile(m, mode="default") if system == "torch_compile" else m
+        run = torch.compile(m, mode="default", dynamic=True) if system == "torch_compile_dynamic" else m
     rows = []
     with torch.inference_mode():
         for step, n in enumerate(steps):
             x = torch.randn(_dyn_shape(model_name, n), device="cuda")
+            if system == "kiln_static":  # a fresh engine per shape; its build is not timed
+                import kiln
+                run = kiln.compile(onnx, shapes={"input_0": _dyn_shape(model_name, n)})
+                run.runtime_settings = kiln.runtime.RuntimeSettings(runtime_cache=None)
             first = first_call_ms(lambda: run(x))
             t = measure(lambda: run(x), Params(warmup=0, iters=steady_iters, min_iters=steady_iters,
                                                 max_seconds=0))
@@ -126,15 +136,16 @@ _child = child
 
 def run_dynamic(models: List[str], quick: bool, budget) -> List[dict]:
     rows = []
-    for name in [m for m in models if m in DYNAMIC_STEPS] or ["mlp"]:
-        steps = (DYNAMIC_QUICK if quick else DYNAMIC_STEPS)[name]
+    steps_for = DYNAMIC_QUICK if quick else DYNAMIC_STEPS
+    for name in [m for m in models if m in steps_for] or ["encoder_l4_d256"]:
+        steps = steps_for[name]
         for system in DYNAMIC_SYSTEMS:
             if budget.exceeded():
                 rows.append({"scenario": "dynamic", "model": name, "system": system, "step": 0,
                              "shape": "-", "status": "skipped: time budget"})
                 continue
             got = _child(["dynamic", name, system, ",".join(map(str, steps)),
-                          "20" if quick else "100"], timeout=90 if quick else 300)
+                          "20" if quick else "100"], timeout=150 if quick else 600)
             for r in got:
                 r.setdefault("scenario", "dynamic")
                 r.setdefault("model", name)
@@ -148,8 +159,10 @@ def run_dynamic(models: List[str], quick: bool, budget) -> List[dict]:
 def run_startup(models: List[str], quick: bool, budget) -> List[dict]:
     import kiln
     rows = []
-    names = [m for m in models if m in ("mlp", "resnet18")] or ["resnet18"]
-    for name in names[:1] if quick else names:
+    # Issue #6: the encoder and mobilenet, each in fresh processes: empty cache, then warm.
+    names = [m for m in models if m in ("encoder_l4_d256", "mobilenet_v3_small")] or \
+        ["encoder_l4_d256", "mobilenet_v3_small"]
+    for name in names:
         spec = M.MODELS[name]
         with tempfile.TemporaryDirectory() as tmp:
             engine = os.path.join(tmp, f"{name}.kiln")
