@@ -3,7 +3,12 @@
 // kiln's tensors are row-major; cuBLASLt is column-major. A row-major [m, n] matrix is the
 // column-major [n, m] matrix with the same leading dimension, so D^T = op(B)^T * op(A)^T is
 // computed instead, with A and B swapped: no copies. The bias epilogue then adds a vector of
-// length n to every row of D (Gemm's usual [N] bias).
+// length n to every row of D (Gemm's usual [N] bias; cuBLASLt's bias runs along the rows of its
+// column-major D, here our columns). A bias per row of D (a convolution's per-channel bias,
+// `bias_per_row`) instead describes A, B and D to cuBLASLt as row-major (CUBLASLT_ORDER_ROW)
+// without the swap, so cuBLASLt's rows are ours. Epilogues: D = act(alpha * op(A) op(B) +
+// beta * D + bias), act none, Relu (CUBLASLT_EPILOGUE_RELU[_BIAS]) or the tanh-approximated
+// Gelu (CUBLASLT_EPILOGUE_GELU[_BIAS]); with batch > 1 every batch entry adds the same bias.
 //
 // A GemmRunner belongs to one run slot (one thread at a time): it owns a cuBLASLt handle, a
 // workspace and a cache of plans (descriptors plus the heuristic's algorithm) keyed by the
@@ -19,6 +24,7 @@
 #include <cstdint>
 #include <map>
 #include <memory>
+#include <set>
 #include <string>
 
 #include "backends/cuda/allocator.h"
@@ -27,6 +33,8 @@
 #include "kiln/tensor.h"
 
 namespace kiln::cuda {
+
+enum class GemmActivation : uint8_t { kNone, kRelu, kGeluTanh };
 
 struct GemmDesc {
   DType dtype = DType::kF32;     // A, B, D and bias: f32, f16, bf16 or f64
@@ -37,6 +45,8 @@ struct GemmDesc {
   int64_t stride_a = 0, stride_b = 0, stride_d = 0;  // elements between batch entries (0: shared)
   double alpha = 1.0, beta = 0.0;
   bool bias = false;             // add a length-n vector to every row of D
+  bool bias_per_row = false;     // with bias: a length-m vector added to every column instead
+  GemmActivation act = GemmActivation::kNone;  // applied last, in cuBLASLt's epilogue
   bool allow_tf32 = false;       // f32 only: TF32 tensor cores
 };
 
@@ -54,7 +64,9 @@ class GemmRunner {
 
   // Enqueues the product on the runner's stream. `d` must hold D's old contents when beta != 0.
   // Errors: kUnsupported for a dtype cuBLASLt is not used for here (integers: the caller falls
-  // back), kDeviceError naming the cuBLASLt call and the shape.
+  // back) and for a problem (layout, epilogue, dtype) cuBLASLt has no algorithm for, remembered
+  // per problem so that later calls decline at once; kDeviceError naming the cuBLASLt call and
+  // the shape.
   Status run(const GemmDesc& desc, const void* a, const void* b, void* d, const void* bias);
 
   uint64_t plans_built() const { return plans_built_; }
@@ -75,6 +87,7 @@ class GemmRunner {
   std::shared_ptr<void> workspace_;
   size_t workspace_bytes_ = 0;
   std::map<std::string, std::unique_ptr<Plan>> plans_;
+  std::set<std::string> declined_;  // plan keys cuBLASLt has no algorithm for
   uint64_t plans_built_ = 0;
   std::shared_ptr<RuntimeCache> tuning_cache_;
   int tuning_sm_ = 0;

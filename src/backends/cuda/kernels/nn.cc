@@ -54,7 +54,8 @@ std::string word_type(size_t element_size) {
 }
 
 std::string window_key(const WindowSpec& s) {
-  return "win:" + std::to_string(static_cast<int>(s.op)) + ":" + tag(s.dtype);
+  return "win:" + std::to_string(static_cast<int>(s.op)) + ":" + tag(s.dtype) +
+         (s.op == WindowOp::kConv && s.relu ? ":relu" : "");
 }
 
 Result<KernelSource> window_source(const WindowSpec& s) {
@@ -96,7 +97,7 @@ Result<KernelSource> window_source(const WindowSpec& s) {
       break;
     }
     case WindowOp::kConv:
-      name = "kiln_conv_direct_" + tag(s.dtype);
+      name = "kiln_conv_direct_" + tag(s.dtype) + (s.relu ? "_relu" : "");
       src += "extern \"C\" __global__ void " + name +
              "(T* __restrict__ y, const T* __restrict__ x, const T* __restrict__ wt, const T* __restrict__ bias, KilnWindow w) {\n"
              "  const long long total = w.n * w.m * " + out_total + ";\n"
@@ -108,7 +109,8 @@ Result<KernelSource> window_source(const WindowSpec& s) {
              "      const T* xp = x + (n * w.c + g * cpg + c) * " + in_total + ";\n"
              "      const T* wp = wt + (m * cpg + c) * ksize;\n" + loop_begin() +
              "      acc += (ACC)" + load_expr(s.dtype, "xp[off]") + " * (ACC)" +
-             load_expr(s.dtype, "wp[(k0 * w.k[1] + k1) * w.k[2] + k2]") + ";\n    }\n    }\n"
+             load_expr(s.dtype, "wp[(k0 * w.k[1] + k1) * w.k[2] + k2]") + ";\n    }\n    }\n" +
+             (s.relu ? "    if (acc < (ACC)0) acc = (ACC)0;  // Relu epilogue; NaN stays NaN\n" : "") +
              "    y[t] = " + store_expr(s.dtype, "acc") + ";\n  }\n}\n";
       break;
     case WindowOp::kIm2col:

@@ -4,7 +4,8 @@
 // unused dims of size 1 with no padding. Geometry follows cpu::nn::window_geometry.
 //   pool:   (T* y, const T* x, KilnWindow w)              y: [N, C, out...], thread per output
 //   conv:   (T* y, const T* x, const T* w, const T* bias, KilnWindow g)
-//           direct convolution, any group count; bias may be null; accumulates in float/double
+//           direct convolution, any group count; bias may be null; accumulates in float/double;
+//           WindowSpec::relu applies Relu to the biased sum before the store (fused epilogue)
 //   im2col: (T* col, const T* x, KilnWindow g)           col: [N, C*prod(k), prod(out)]
 //   gather: (E* out, const E* data, const I* idx, long long outer, long long axis_n,
 //            long long nidx, long long inner, int* err, int code)
@@ -31,6 +32,7 @@ enum class WindowOp : uint8_t { kMaxPool, kAvgPool, kAvgPoolIncludePad, kConv, k
 struct WindowSpec {
   WindowOp op = WindowOp::kMaxPool;
   DType dtype = DType::kF32;
+  bool relu = false;  // kConv only: Relu epilogue (kiln_activation="Relu")
 };
 
 std::string window_key(const WindowSpec& spec);

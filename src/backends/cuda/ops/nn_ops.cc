@@ -5,10 +5,13 @@
 // Conv with group == 1 is im2col + one strided-batched GEMM per chunk of images (a 1x1 stride-1
 // unpadded conv skips im2col: the input already is the column matrix); grouped and depthwise
 // convs run the direct kernel. Integer MatMul/Gemm have no cuBLASLt path: they fall back to the CPU.
+// Fused epilogues (fuse_epilogues: MatMul's bias input, kiln_activation) run in cuBLASLt's
+// epilogue, or in the direct conv kernel; a case neither covers is kUnsupported (CPU fallback).
 #include <algorithm>
 
 #include "backends/cpu/kernel.h"
 #include "backends/cpu/ops/nn_common.h"
+#include "backends/cpu/ops/nn_epilogue.h"
 #include "backends/cuda/conv_cudnn.h"
 #include "backends/cuda/kernels/common.h"
 #include "backends/cuda/kernels/nn.h"
@@ -22,6 +25,17 @@ namespace k = kernels;
 constexpr int64_t kMaxColumnBytes = int64_t{256} << 20;  // im2col scratch per chunk
 
 bool gemm_dtype(DType d) { return d == DType::kF32 || d == DType::kF16 || d == DType::kBF16 || d == DType::kF64; }
+
+// The node's kiln_activation (cpu/ops/nn_epilogue.h) as a cuBLASLt epilogue.
+Result<GemmActivation> gemm_activation(const ir::Node& node) {
+  KILN_ASSIGN_OR_RETURN(const cpu::nn::Activation a, cpu::nn::epilogue_activation(node));
+  switch (a) {
+    case cpu::nn::Activation::kRelu: return GemmActivation::kRelu;
+    case cpu::nn::Activation::kGeluTanh: return GemmActivation::kGeluTanh;
+    case cpu::nn::Activation::kNone: break;
+  }
+  return GemmActivation::kNone;
+}
 
 class MatMulHandler final : public OpHandler {
  public:
@@ -52,10 +66,18 @@ class MatMulHandler final : public OpHandler {
     Dims od = batch;
     if (!a_vec) od.push_back(m);
     if (!b_vec) od.push_back(n);
+    // Fused epilogue (fuse_epilogues): a [N] bias input and kiln_activation.
+    const Tensor bias = in.size() > 2 ? in[2] : Tensor();
+    if (bias.defined() && (b_vec || bias.rank() != 1 || bias.dim(0) != n || bias.dtype() != a.dtype()))
+      return invalid_argument(ctx.where() + ": the bias input must be 1-D with N = " + std::to_string(n) +
+                              " values of A's dtype and B of rank >= 2, got " + dims_to_string(bias.dims()));
+    KILN_ASSIGN_OR_RETURN(const GemmActivation act, gemm_activation(ctx.node()));
     KILN_ASSIGN_OR_RETURN(Tensor y, ctx.alloc(a.dtype(), od));
     GemmDesc g;
     g.dtype = a.dtype();
     g.allow_tf32 = ctx.allow_tf32();
+    g.act = act;
+    g.bias = bias.defined();
     g.n = n;
     g.k = kk;
     g.lda = kk;
@@ -95,10 +117,12 @@ class MatMulHandler final : public OpHandler {
       KILN_RETURN_IF_ERROR(prepare(b, bb, kk, n, &g.stride_b));
     }
     if (y.numel() > 0) {
-      if (kk == 0) {
+      if (kk == 0 && g.bias) {
+        return unsupported(ctx.where() + ": K = 0 with a fused bias");
+      } else if (kk == 0) {  // Relu(0) = Gelu(0) = 0
         KILN_RETURN_IF_ERROR(ctx.memset(y.data(), y.nbytes()));
       } else {
-        Status s = ctx.gemm_run(g, a.data(), b.data(), y.data(), nullptr);
+        Status s = ctx.gemm_run(g, a.data(), b.data(), y.data(), g.bias ? bias.data() : nullptr);
         if (!s.ok()) return s.with_context(ctx.where());
       }
     }
@@ -120,6 +144,7 @@ class GemmHandler final : public OpHandler {
     GemmDesc g;
     g.dtype = a.dtype();
     g.allow_tf32 = ctx.allow_tf32();
+    KILN_ASSIGN_OR_RETURN(g.act, gemm_activation(node));
     g.trans_a = node.attrs.get_int("transA", 0) != 0;
     g.trans_b = node.attrs.get_int("transB", 0) != 0;
     g.alpha = node.attrs.get_float("alpha", 1.0);
@@ -159,9 +184,11 @@ class GemmHandler final : public OpHandler {
     if (y.numel() > 0) {
       if (g.k == 0) {
         if (g.beta == 0 && !g.bias)
-          KILN_RETURN_IF_ERROR(ctx.memset(y.data(), y.nbytes()));
+          KILN_RETURN_IF_ERROR(ctx.memset(y.data(), y.nbytes()));  // Relu(0) = Gelu(0) = 0
         else if (g.beta != 1.0)
           return unsupported(ctx.where() + ": K = 0 with beta != 1");
+        else if (g.act != GemmActivation::kNone)
+          return unsupported(ctx.where() + ": K = 0 with C and a fused activation");
       } else {
         Status s = ctx.gemm_run(g, a.data(), b.data(), y.data(), bias);
         if (!s.ok()) return s.with_context(ctx.where());
@@ -277,8 +304,9 @@ class ConvHandler final : public OpHandler {
     }
     const int64_t ksize = w.k[0] * w.k[1] * w.k[2], isize = w.in[0] * w.in[1] * w.in[2];
     const int64_t osize = w.out[0] * w.out[1] * w.out[2];
+    KILN_ASSIGN_OR_RETURN(const GemmActivation act, gemm_activation(node));  // Relu only on Conv
     if (groups != 1) {
-      k::WindowSpec spec{k::WindowOp::kConv, x.dtype()};
+      k::WindowSpec spec{k::WindowOp::kConv, x.dtype(), act == GemmActivation::kRelu};
       void* yp = y.data();
       const void* xp = x.data();
       const void* wp = wt.data();
@@ -304,12 +332,36 @@ class ConvHandler final : public OpHandler {
     g.stride_a = 0;
     g.stride_b = g.k * osize;
     g.stride_d = m * osize;
-    if (bias.defined()) {  // y = bias broadcast over [N, M, spatial], then GEMM accumulates
+    g.act = act;
+    // The per-channel bias is a bias per row of each image's [M, spatial] product: cuBLASLt's
+    // bias epilogue in the row-major view (gemm.h). Where cuBLASLt has no such algorithm, the
+    // images still to do get y = bias broadcast, and the GEMM accumulates into it (beta = 1).
+    g.bias = g.bias_per_row = bias.defined();
+    auto prefill_bias = [&](int64_t from) -> Status {
+      Dims rest = od;
+      rest[0] = w.n - from;
       std::vector<int64_t> bs(od.size(), 0);
       bs[1] = 1;
-      KILN_RETURN_IF_ERROR(strided_copy(ctx, y.data(), contiguous_strides(od), bias.data(), bs, od, x.dtype()));
+      g.bias = g.bias_per_row = false;
       g.beta = 1.0;
-    }
+      return strided_copy(ctx, static_cast<char*>(y.data()) + from * m * osize * es, contiguous_strides(rest),
+                          bias.data(), bs, rest, x.dtype());
+    };
+    // One chunk of nb images: a strided-batched GEMM, else one GEMM per image.
+    auto gemm_images = [&](const void* bmat, char* yb, int64_t nb) -> Status {
+      g.batch = nb;
+      const void* bp = g.bias ? bias.data() : nullptr;
+      Status s = ctx.gemm_run(g, wt.data(), bmat, yb, bp);
+      if (s.code() == StatusCode::kUnsupported && nb > 1) {  // no batched algorithm: one GEMM per image
+        GemmDesc one = g;
+        one.batch = 1;
+        s = Status();
+        for (int64_t i = 0; i < nb && s.ok(); ++i)
+          s = ctx.gemm_run(one, wt.data(), static_cast<const char*>(bmat) + i * g.stride_b * es,
+                             yb + i * g.stride_d * es, bp);
+      }
+      return s;
+    };
     bool direct = true;  // the input already is the column matrix
     for (int j = 0; j < 3; ++j) direct = direct && w.k[j] == 1 && w.s[j] == 1 && w.pb[j] == 0 && w.pe[j] == 0;
     const int64_t per_image = g.k * osize * es;
@@ -336,15 +388,10 @@ class ConvHandler final : public OpHandler {
             k::grid_for(nb * g.k * osize, 256, ctx.device().multiprocessors), 256, args));
         bmat = col.data();
       }
-      g.batch = nb;
-      Status s = ctx.gemm_run(g, wt.data(), bmat, yb, nullptr);
-      if (s.code() == StatusCode::kUnsupported && nb > 1) {  // no batched algorithm: one GEMM per image
-        GemmDesc one = g;
-        one.batch = 1;
-        s = Status();
-        for (int64_t i = 0; i < nb && s.ok(); ++i)
-          s = ctx.gemm_run(one, wt.data(), static_cast<const char*>(bmat) + i * g.stride_b * es,
-                             yb + i * g.stride_d * es, nullptr);
+      Status s = gemm_images(bmat, yb, nb);
+      if (s.code() == StatusCode::kUnsupported && g.bias) {
+        KILN_RETURN_IF_ERROR(prefill_bias(n0));
+        s = gemm_images(bmat, yb, nb);
       }
       if (!s.ok()) return s.with_context(ctx.where());
     }
