@@ -33,6 +33,27 @@ bool host_profile_enabled() {
   return on;
 }
 
+// Restores the calling thread's current device when it goes out of scope: creating a backend
+// or an execution context for cuda:N must not leave cuda:N current for the caller.
+class RestoreDevice {
+ public:
+  RestoreDevice() {
+    if (cudaGetDevice(&previous_) != cudaSuccess) {
+      cudaGetLastError();
+      previous_ = -1;
+    }
+  }
+  ~RestoreDevice() {
+    int current = -1;
+    if (previous_ >= 0 && cudaGetDevice(&current) == cudaSuccess && current != previous_) cudaSetDevice(previous_);
+  }
+  RestoreDevice(const RestoreDevice&) = delete;
+  RestoreDevice& operator=(const RestoreDevice&) = delete;
+
+ private:
+  int previous_ = -1;
+};
+
 uint64_t now_ns() {
   return static_cast<uint64_t>(
       std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now().time_since_epoch())
@@ -467,6 +488,7 @@ class CudaBackend final : public Backend {
                                                      const PrepareOptions& options) const override {
     const ir::Graph& g = *graph;
     KILN_RETURN_IF_ERROR(g.validate());
+    RestoreDevice restore;
     KILN_RETURN_IF_ERROR(device_set(info_.index));
     const cpu::KernelRegistry& cpu_kernels = cpu::kernel_registry();
     std::vector<const OpHandler*> handlers;
@@ -534,6 +556,7 @@ void set_host_execution_limit(int64_t elements) { g_host_limit.store(elements); 
 }  // namespace cuda
 
 Result<std::unique_ptr<Backend>> create_cuda_backend(int device) {
+  cuda::RestoreDevice restore;
   KILN_ASSIGN_OR_RETURN(cuda::DeviceInfo info, cuda::device_open(device));
   KILN_ASSIGN_OR_RETURN(std::shared_ptr<cuda::DevicePool> pool, cuda::DevicePool::create(device, UINT64_MAX));
   return std::unique_ptr<Backend>(new cuda::CudaBackend(std::move(info), std::move(pool)));
