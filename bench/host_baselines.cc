@@ -113,6 +113,47 @@ void print_host_baselines() {
     std::printf(" (host time per call, queued back to back)\n");
     cudaStreamDestroy(s);
   }
+  // kiln's layout of a Linear at batch 1 (Gemm transB=1: D^T[n,m] = W[n,k] x^T[k,m] column-major),
+  // f32 and f16: host and GPU time per call of each of the heuristic's top algorithms.
+  for (cudaDataType_t type : {CUDA_R_32F, CUDA_R_16F}) {
+    cublasLtMatmulDesc_t op2 = nullptr;
+    cublasLtMatrixLayout_t a2 = nullptr, b2 = nullptr, d2 = nullptr;
+    cublasLtMatmulDescCreate(&op2, CUBLAS_COMPUTE_32F, CUDA_R_32F);
+    const cublasOperation_t t = CUBLAS_OP_T, n = CUBLAS_OP_N;
+    cublasLtMatmulDescSetAttribute(op2, CUBLASLT_MATMUL_DESC_TRANSA, &t, sizeof t);
+    cublasLtMatmulDescSetAttribute(op2, CUBLASLT_MATMUL_DESC_TRANSB, &n, sizeof n);
+    cublasLtMatrixLayoutCreate(&a2, type, 1024, 1024, 1024);
+    cublasLtMatrixLayoutCreate(&b2, type, 1024, 1, 1024);
+    cublasLtMatrixLayoutCreate(&d2, type, 1024, 1, 1024);
+    cublasLtMatmulHeuristicResult_t top[8];
+    int got = 0;
+    cublasLtMatmulAlgoGetHeuristic(lt, op2, a2, b2, d2, d2, pref, 8, top, &got);
+    cudaStream_t s = nullptr;
+    cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking);
+    cudaEvent_t e0, e1;
+    cudaEventCreate(&e0);
+    cudaEventCreate(&e1);
+    for (int i = 0; i < got; ++i) {
+      auto call = [&] { cublasLtMatmul(lt, op2, &one, w, a2, x, b2, &zero, y, d2, y, d2, &top[i].algo, ws, ws_bytes, s); };
+      const double host = per_op_us(100, call, s);
+      cudaEventRecord(e0, s);
+      for (int r = 0; r < 100; ++r) call();
+      cudaEventRecord(e1, s);
+      cudaEventSynchronize(e1);
+      float ms = 0;
+      cudaEventElapsedTime(&ms, e0, e1);
+      std::printf("baseline: cuBLASLt %s 1x1024x1024 (kiln layout) heuristic #%d: host %.2f us, GPU %.2f us per "
+                  "call, workspace %zu\n",
+                  type == CUDA_R_32F ? "f32" : "f16", i, host, ms * 1e3 / 100, top[i].workspaceSize);
+    }
+    cudaEventDestroy(e0);
+    cudaEventDestroy(e1);
+    cudaStreamDestroy(s);
+    cublasLtMatrixLayoutDestroy(a2);
+    cublasLtMatrixLayoutDestroy(b2);
+    cublasLtMatrixLayoutDestroy(d2);
+    cublasLtMatmulDescDestroy(op2);
+  }
   cublasLtMatmulPreferenceDestroy(pref);
   cublasLtMatrixLayoutDestroy(la);
   cublasLtMatrixLayoutDestroy(lb);
