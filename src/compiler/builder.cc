@@ -122,6 +122,7 @@ Result<std::vector<uint8_t>> build_from_graph(ir::Graph graph, std::string defau
     const DType low = options.precision == Precision::kFp16 ? DType::kF16 : DType::kBF16;
     KILN_RETURN_IF_ERROR(compiler::lower_precision(graph, low, nullptr));
   }
+  if (options.optimization_level > 0) KILN_RETURN_IF_ERROR(compiler::fuse_elementwise(graph, nullptr));
   graph.prune();
   KILN_RETURN_IF_ERROR(graph.validate());
   report->nodes_after = graph.nodes.size();

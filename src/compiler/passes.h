@@ -57,4 +57,19 @@ struct PrecisionStats {
 // Errors: kInvalidArgument for a `low` that is not a half type.
 Status lower_precision(ir::Graph& graph, DType low, PrecisionStats* stats);
 
+struct FuseStats {
+  size_t groups = 0;       // kiln.FusedElementwise nodes made
+  size_t nodes_fused = 0;  // elementwise nodes they replace
+};
+
+// Replaces each group of two or more connected elementwise nodes by one kiln.FusedElementwise
+// node (program: src/backends/cpu/ops/fused_elementwise_program.h). A group has one output;
+// every other value it computes is read only inside it and is no graph output; it has 1 to 6
+// external inputs (one-element constants become literals of the program instead). Keeps the
+// node order topological; fused nodes take the name of the group's last node. Deterministic.
+// Runs ir::infer_shapes first (steps need every value's dtype); a fused node's output keeps the
+// dtype and shape inferred for the group's last node.
+// Errors: kInvalidData for an invalid input graph (from validation or shape inference).
+Status fuse_elementwise(ir::Graph& graph, FuseStats* stats);
+
 }  // namespace kiln::compiler

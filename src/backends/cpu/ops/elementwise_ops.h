@@ -12,5 +12,6 @@ void register_arith_ops(KernelRegistry& r);       // elementwise_arith.cc: Add..
 void register_compare_ops(KernelRegistry& r);     // elementwise_compare.cc: comparisons, logic
 void register_variadic_ops(KernelRegistry& r);    // elementwise_variadic.cc: Max..Mean, Clip, Where
 void register_cast_op(KernelRegistry& r);         // elementwise_cast.cc
+void register_fused_elementwise_op(KernelRegistry& r);  // fused_elementwise.cc: kiln.FusedElementwise
 
 }  // namespace kiln::cpu

@@ -10,6 +10,7 @@ void register_elementwise_ops(KernelRegistry& r) {
   register_compare_ops(r);
   register_variadic_ops(r);
   register_cast_op(r);
+  register_fused_elementwise_op(r);
 }
 
 }  // namespace kiln::cpu
