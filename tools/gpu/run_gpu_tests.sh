@@ -2,7 +2,7 @@
 # Runs kiln's GPU tests on a machine with an NVIDIA GPU; logs and JUnit XML go to $OUT.
 #
 #   tools/gpu/run_gpu_tests.sh [--prebuilt BUNDLE.tar.xz] [--testdata MODELS] [--sanitize]
-#                              [--sanitize-seconds S]
+#                              [--sanitize-only] [--sanitize-seconds S]
 #
 # Without --prebuilt it configures (CMake + Ninja, Release) and builds the gpu-labelled tests with
 # every core into build-gpu/, then runs `ctest -L '^gpu$'` (a regex: plain `gpu` matches nogpu too).
@@ -11,7 +11,9 @@
 # With --prebuilt it runs test binaries built on another x86-64 machine: the bundle holds bin/*
 # (the test binaries) and lib/* (shared libraries the GPU machine may lack); see
 # tools/gpu/make_bundle.sh. The CUDA libraries (libcudart, libnvrtc, libcublasLt) come from the
-# GPU machine's toolkit (/usr/local/cuda).
+# GPU machine's toolkit (/usr/local/cuda); cuDNN from $CUDNN_ROOT, by default the folder of the
+# Python package nvidia.cudnn (PyTorch's), passed to CMake as a hint and added to LD_LIBRARY_PATH.
+# summary.txt says which cuDNN the configure found and whether the test binaries load it.
 # MODELS is the shared test data: a folder holding models/ and onnx-conformance/, or their
 # .tar.gz archives, or one archive. Default:
 # ../shared/testdata.
@@ -20,6 +22,8 @@
 # compute-sanitizer: memcheck (out-of-bounds and misaligned accesses, leaks of device memory)
 # and racecheck (shared-memory races), each for at most S seconds (default 240) with
 # --error-exitcode, logs in sanitizer_<tool>.log; the summary names the tests that finished.
+# --sanitize-only skips the gpu label and the conformance run (for a second call on a machine
+# that already ran them: the build is reused).
 set -uo pipefail
 
 OUT=${OUT:-$PWD/gpu-out}
@@ -27,12 +31,14 @@ ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 PREBUILT=""
 TESTDATA="$ROOT/../shared/testdata"
 SANITIZE=0
+SANITIZE_ONLY=0
 SANITIZE_SECONDS=240
 while [ $# -gt 0 ]; do
   case "$1" in
     --prebuilt) PREBUILT=$2; shift 2 ;;
     --testdata) TESTDATA=$2; shift 2 ;;
     --sanitize) SANITIZE=1; shift ;;
+    --sanitize-only) SANITIZE=1; SANITIZE_ONLY=1; shift ;;
     --sanitize-seconds) SANITIZE_SECONDS=$2; shift 2 ;;
     *) echo "usage: $0 [--prebuilt BUNDLE.tar.xz] [--testdata DIR|models.tar.gz] [--sanitize] [--sanitize-seconds S]" >&2
        exit 2 ;;
@@ -58,9 +64,20 @@ fi
 echo "KILN_TESTDATA=$KILN_TESTDATA" >> "$OUT/machine.txt"
 
 export LD_LIBRARY_PATH="/usr/local/cuda/lib64${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+# cuDNN for the convolutions: the toolkit's, or the one PyTorch's wheel ships (nvidia.cudnn).
+CUDNN_ROOT=${CUDNN_ROOT:-$(python3 -c "import nvidia.cudnn as m, os; print(os.path.dirname(m.__file__ or '') or list(m.__path__)[0])" 2>/dev/null)}
+if [ -n "$CUDNN_ROOT" ] && [ -d "$CUDNN_ROOT/lib" ]; then
+  export LD_LIBRARY_PATH="$LD_LIBRARY_PATH:$CUDNN_ROOT/lib"
+fi
+echo "CUDNN_ROOT=${CUDNN_ROOT:-none}" >> "$OUT/machine.txt"
+# Whether the test binaries load cuDNN (cuda_backend_test prints it; needs no GPU).
+report_cudnn() {
+  "$1" --gtest_filter='CudnnBuildTest.*' 2>&1 | grep '\[ cudnn \]' | tee -a "$OUT/summary.txt"
+}
 if [ -n "$PREBUILT" ]; then
   tar xJf "$PREBUILT" -C "$WORK"
   export LD_LIBRARY_PATH="$WORK/bundle/lib:$LD_LIBRARY_PATH"
+  report_cudnn "$WORK/bundle/bin/cuda_backend_test"
   for bin in "$WORK"/bundle/bin/*; do
     name=$(basename "$bin")
     echo "=== $name" | tee -a "$OUT/summary.txt"
@@ -73,12 +90,15 @@ else
   BUILD="$ROOT/build-gpu"
   mkdir -p "$BUILD/testdata"  # the test-data links go here
   cmake -S "$ROOT" -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=Release -DKILN_BUILD_PYTHON=OFF \
-    > "$OUT/configure.log" 2>&1 || { echo "configure failed: see configure.log"; exit 1; }
+    ${CUDNN_ROOT:+-DCUDNN_ROOT="$CUDNN_ROOT"} > "$OUT/configure.log" 2>&1 \
+    || { echo "configure failed: see configure.log"; exit 1; }
+  grep -E "kiln: (cuDNN|no cuDNN)" "$OUT/configure.log" | tee -a "$OUT/summary.txt"
   ninja -C "$BUILD" -j"$(nproc)" cuda_gpu_test cuda_backend_test kiln_cli > "$OUT/build.log" 2>&1 \
     || { echo "build failed: see build.log"; tail -30 "$OUT/build.log"; exit 1; }
+  report_cudnn "$BUILD/bin/cuda_backend_test"
   (cd "$BUILD" && ctest -L '^gpu$' --output-on-failure --output-junit "$OUT/ctest_gpu.xml") > "$OUT/ctest_gpu.log" 2>&1 \
     || status=1
-  tail -20 "$OUT/ctest_gpu.log" | tee "$OUT/summary.txt"
+  tail -20 "$OUT/ctest_gpu.log" | tee -a "$OUT/summary.txt"
   grep -iE "cudnn" "$OUT/configure.log" | head -3 | tee -a "$OUT/summary.txt"
   if [ -d "$KILN_TESTDATA/onnx-conformance" ]; then
     echo "=== kiln conformance --backend cuda" | tee -a "$OUT/summary.txt"
