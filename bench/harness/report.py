@@ -132,7 +132,7 @@ def scenario_tables(rows: List[dict]) -> str:
     st = [r for r in rows if r.get("scenario") == "startup"]
     if st:
         out.append("### start-up: fresh processes, seconds\n")
-        out.append("| model | system | import | load / build | first inference | second inference |"
+        out.append("| model | system | imports + CUDA init | load / build | first inference | second inference |"
                    " time to first result |")
         out.append("|---|---|---:|---:|---:|---:|---:|")
         for r in st:
