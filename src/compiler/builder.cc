@@ -5,6 +5,7 @@
 
 #include "compiler/passes.h"
 #include "format/engine_file.h"
+#include "ir/shape_inference.h"
 #include "kiln/version.h"
 #include "onnx/importer.h"
 
@@ -125,6 +126,7 @@ Result<std::vector<uint8_t>> build_from_graph(ir::Graph graph, std::string defau
   if (options.optimization_level > 0) KILN_RETURN_IF_ERROR(compiler::fuse_elementwise(graph, nullptr));
   graph.prune();
   KILN_RETURN_IF_ERROR(graph.validate());
+  KILN_RETURN_IF_ERROR(ir::infer_shapes(graph, nullptr));  // fills value and output shapes
   report->nodes_after = graph.nodes.size();
   for (int id : graph.outputs) {
     const ir::Value& v = graph.values[id];

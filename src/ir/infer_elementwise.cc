@@ -28,7 +28,8 @@ Status infer_unary_bool(InferContext& ctx) {
   return Status();
 }
 
-// Elementwise integer arithmetic on contents; symbols survive x+0, x-0, x*1, x/1.
+// Elementwise integer arithmetic on contents (Add, Sub, Mul, Div, Max, Min); symbols survive
+// x+0, x-0, x*1, x/1, and products and exact quotients of symbols stay symbolic ("4*batch").
 std::optional<SymInt> content_op(const std::string& op, const SymInt& a, const SymInt& b) {
   if (a.value && b.value) {
     int64_t x = *a.value, y = *b.value;
@@ -36,7 +37,10 @@ std::optional<SymInt> content_op(const std::string& op, const SymInt& a, const S
     if (op == "Add") r = infer::checked_add(x, y);
     else if (op == "Mul") r = infer::checked_mul(x, y);
     else if (op == "Sub" && y != INT64_MIN) r = infer::checked_add(x, -y);
-    else if (op == "Div" && y != 0 && !(x == INT64_MIN && y == -1) && x % y == 0) r = x / y;
+    else if (op == "Div" && y != 0 && !(x == INT64_MIN && y == -1) && (x % y == 0 || (x >= 0 && y > 0)))
+      r = x / y;  // exact, or non-negative (where truncation and flooring agree)
+    else if (op == "Max") r = std::max(x, y);
+    else if (op == "Min") r = std::min(x, y);
     if (!r) return std::nullopt;
     return SymInt::of(*r);
   }
@@ -50,7 +54,14 @@ std::optional<SymInt> content_op(const std::string& op, const SymInt& a, const S
     if (op == "Add" && *a.value == 0) return b;
     if (op == "Mul" && *a.value == 1) return b;
   }
-  if (op == "Mul" && !a.symbol.empty() && !b.symbol.empty()) {
+  if (op == "Div" && !a.symbol.empty() && b_is && bv > 0) {
+    infer::Factors f = infer::factors_of(std::vector<Dim>{a.to_dim()});
+    if (f.exact && f.coef % bv == 0) {
+      f.coef /= bv;
+      return SymInt::from_dim(infer::dim_of(f));
+    }
+  }
+  if (op == "Mul" && (!a.symbol.empty() || a.value) && (!b.symbol.empty() || b.value)) {
     Dim d = infer::dim_product(std::vector<Dim>{a.to_dim(), b.to_dim()});
     return SymInt::from_dim(d);
   }
@@ -59,7 +70,8 @@ std::optional<SymInt> content_op(const std::string& op, const SymInt& a, const S
 
 void binary_content(InferContext& ctx) {
   const std::string& op = ctx.node().op;
-  if (op != "Add" && op != "Sub" && op != "Mul" && op != "Div") return;
+  if (op != "Add" && op != "Sub" && op != "Mul" && op != "Div" && op != "Max" && op != "Min") return;
+  if (ctx.num_inputs() != 2) return;
   if (!dtype_is_signed_int(ctx.input(0).dtype) && ctx.input(0).dtype != DType::kUndefined) return;
   std::optional<std::vector<SymInt>> a = ctx.content(0), b = ctx.content(1);
   if (!a || !b) return;
@@ -89,6 +101,7 @@ Status infer_binary_bool(InferContext& ctx) {
 Status infer_variadic(InferContext& ctx) {
   KILN_ASSIGN_OR_RETURN(ctx.output(0).shape, broadcast_inputs(ctx, 0, ctx.num_inputs()));
   ctx.output(0).dtype = ctx.input(0).dtype;
+  binary_content(ctx);
   return Status();
 }
 
@@ -109,12 +122,42 @@ Status infer_cast(InferContext& ctx) {
   return Status();
 }
 
-// kiln.FusedElementwise: numpy broadcasting over every input; the result dtype is the `dtype`
-// attribute when present (a kiln DType number), else that of input 0.
+// Parameters per step of the program ops that take any (fused_elementwise_program.cc's table);
+// every other op takes none.
+int fused_params(const std::string& op) {
+  if (op == "Literal" || op == "Clip" || op == "Selu" || op == "HardSigmoid" || op == "IsInf") return 2;
+  if (op == "LeakyRelu" || op == "Elu") return 1;
+  return 0;
+}
+
+// kiln.FusedElementwise (docs/architecture.md, "Fusion"): the result dtype is the last step's
+// (`dtypes`); the shape is the broadcast of every input and of each Literal step's all-ones shape
+// of rank params[1]. A program whose parameters do not decode leaves the rank unknown.
 Status infer_fused(InferContext& ctx) {
-  KILN_RETURN_IF_ERROR(infer_variadic(ctx));
-  const int64_t d = ctx.attrs().get_int("dtype", 0);
-  if (d > 0 && d < 256 && dtype_valid(static_cast<uint8_t>(d))) ctx.output(0).dtype = static_cast<DType>(d);
+  const std::vector<int64_t> dtypes = ctx.attrs().get_ints("dtypes");
+  const int64_t last = dtypes.empty() ? 0 : dtypes.back();
+  if (last > 0 && last < 256 && dtype_valid(static_cast<uint8_t>(last)))
+    ctx.output(0).dtype = static_cast<DType>(last);
+  KILN_ASSIGN_OR_RETURN(Shape shape, broadcast_inputs(ctx, 0, ctx.num_inputs()));
+  if (!shape.rank_known) return Status();
+  const Attribute* ops = ctx.attrs().find("ops");
+  const std::vector<double> params = ctx.attrs().get_floats("params");
+  if (!ops || ops->kind != Attribute::Kind::kStrings) return Status();
+  size_t at = 0;
+  size_t rank = shape.dims.size();
+  for (const std::string& op : ops->strings) {
+    const size_t n = static_cast<size_t>(fused_params(op));
+    if (at + n > params.size()) return Status();
+    if (op == "Literal") {
+      const double r = params[at + 1];
+      if (!(r >= 0 && r <= 64) || r != static_cast<double>(static_cast<size_t>(r))) return Status();
+      rank = std::max(rank, static_cast<size_t>(r));
+    }
+    at += n;
+  }
+  if (at != params.size()) return Status();
+  shape.dims.insert(shape.dims.begin(), rank - shape.dims.size(), Dim::known(1));
+  ctx.output(0).shape = std::move(shape);
   return Status();
 }
 

@@ -287,16 +287,31 @@ Status infer_resize(InferContext& ctx) {
   return Status();
 }
 
-// Einsum: output dims from the labels' sizes in the inputs. Equations with an ellipsis or without
-// an explicit output give an unknown shape.
+// Einsum: output dims from the labels' sizes in the inputs. Equations with an ellipsis give an
+// unknown shape.
 Status infer_einsum(InferContext& ctx) {
   ValueFacts& out = ctx.output(0);
   out.dtype = ctx.input(0).dtype;
   std::string eq;
   for (char c : ctx.attrs().get_string("equation", ""))
     if (c != ' ') eq += c;
+  if (eq.find('.') != std::string::npos) return Status();
+  std::string rhs;
   const size_t arrow = eq.find("->");
-  if (arrow == std::string::npos || eq.find('.') != std::string::npos) return Status();
+  if (arrow != std::string::npos) {
+    rhs = eq.substr(arrow + 2);
+  } else {
+    // Implicit output: the labels seen exactly once, in alphabetical order (lower case only,
+    // where ASCII and alphabetical order agree).
+    std::map<char, int> count;
+    for (char c : eq) {
+      if (c == ',') continue;
+      if (c < 'a' || c > 'z') return Status();
+      ++count[c];
+    }
+    for (const auto& [c, n] : count)
+      if (n == 1) rhs += c;
+  }
   std::vector<std::string> terms;
   const std::string lhs = eq.substr(0, arrow);
   for (size_t start = 0;;) {
@@ -321,7 +336,7 @@ Status infer_einsum(InferContext& ctx) {
     }
   }
   Shape result{true, {}};
-  for (char c : eq.substr(arrow + 2)) {
+  for (char c : rhs) {
     auto it = size.find(c);
     if (it == size.end()) return Status();
     result.dims.push_back(it->second);

@@ -298,6 +298,13 @@ Status infer_constant_of_shape(InferContext& ctx) {
     if ((*target)[i].value && *(*target)[i].value < 0) return ctx.error("shape has a negative dimension");
     out.shape.dims[i] = (*target)[i].to_dim();
   }
+  // A small integer vector of one value (ConstantOfShape(n) of ones: a shape of 1s).
+  std::optional<Dims> dims = out.shape.concrete();
+  if (dims && dims->size() == 1 && (*dims)[0] <= static_cast<int64_t>(kMaxContent) && a &&
+      a->t.numel() == 1 && (a->t.dtype() == DType::kI64 || a->t.dtype() == DType::kI32)) {
+    const int64_t v = a->t.dtype() == DType::kI64 ? *a->t.data_as<const int64_t>() : *a->t.data_as<const int32_t>();
+    out.content = std::vector<SymInt>(static_cast<size_t>((*dims)[0]), SymInt::of(v));
+  }
   return Status();
 }
 
@@ -330,6 +337,11 @@ Status infer_range(InferContext& ctx) {
     n = static_cast<int64_t>(count);
   }
   out.shape.dims[0] = Dim::known(n);
+  if (n <= static_cast<int64_t>(kMaxContent)) {  // axes lists computed as Range(axis, rank)
+    std::vector<SymInt> c;
+    for (int64_t i = 0; i < n; ++i) c.push_back(SymInt::of(*start.value + i * *delta.value));
+    out.content = std::move(c);
+  }
   return Status();
 }
 

@@ -27,12 +27,25 @@ Factors factors_of(std::span<const Dim> dims) {
       }
       f.coef = *c;
     } else if (!d.symbol.empty()) {
+      // "4*batch*seq": numeric factors (only inside a product) multiply the coefficient.
+      const bool product = d.symbol.find('*') != std::string::npos;
       size_t start = 0;
       while (start <= d.symbol.size()) {
         size_t star = d.symbol.find('*', start);
         if (star == std::string::npos) star = d.symbol.size();
-        if (star > start) f.symbols.push_back(d.symbol.substr(start, star - start));
+        const std::string part = d.symbol.substr(start, star - start);
         start = star + 1;
+        if (part.empty()) continue;
+        if (product && part.size() <= 18 && part.find_first_not_of("0123456789") == std::string::npos) {
+          std::optional<int64_t> c = checked_mul(f.coef, std::stoll(part));
+          if (!c) {
+            f.exact = false;
+            return f;
+          }
+          f.coef = *c;
+        } else {
+          f.symbols.push_back(part);
+        }
       }
     } else {
       f.exact = false;
@@ -46,8 +59,8 @@ Dim dim_of(const Factors& f) {
   if (!f.exact) return Dim{};
   if (f.symbols.empty()) return f.coef >= 0 ? Dim::known(f.coef) : Dim{};
   if (f.coef == 0) return Dim::known(0);
-  if (f.coef != 1) return Dim{};
-  std::string name;
+  if (f.coef < 0) return Dim{};
+  std::string name = f.coef == 1 ? "" : std::to_string(f.coef);
   for (const std::string& s : f.symbols) name += (name.empty() ? "" : "*") + s;
   return Dim::named(std::move(name));
 }

@@ -15,7 +15,7 @@ namespace kiln::ir::infer {
 std::optional<int64_t> checked_add(int64_t a, int64_t b);
 std::optional<int64_t> checked_mul(int64_t a, int64_t b);
 
-// A dim as a product: a known coefficient times symbols (a symbol "a*b" counts as a and b).
+// A dim as a product: a known coefficient times symbols (a symbol "4*a*b" counts as 4, a and b).
 // `exact` is false when a factor is unknown (or the coefficient overflowed).
 struct Factors {
   int64_t coef = 1;
@@ -23,7 +23,7 @@ struct Factors {
   bool exact = true;
 };
 Factors factors_of(std::span<const Dim> dims);
-// coef * symbols as a Dim: a number without symbols, a (product) symbol with coef 1, else unknown.
+// coef * symbols as a Dim: a number without symbols, else a symbol "a", "a*b" or "4*a*b".
 Dim dim_of(const Factors& f);
 // The product of dims: known, a symbolic product ("batch*seq"), or unknown.
 Dim dim_product(std::span<const Dim> dims);

@@ -169,7 +169,7 @@ TEST(ShapeInferenceTest, ReshapeCopiesZerosAndComputesMinusOne) {
   EXPECT_EQ(t.shape(y), sh({S("batch"), S("seq"), K(4), K(64)}));
   EXPECT_EQ(t.shape(z), sh({S("batch*seq"), K(256)}));
   EXPECT_EQ(t.shape(u), sh({K(4), K(6)}));
-  EXPECT_EQ(t.shape(v), sh({S("batch"), Dim{}}));  // seq * 256: no symbol for a scaled product
+  EXPECT_EQ(t.shape(v), sh({S("batch"), S("256*seq")}));
 }
 
 TEST(ShapeInferenceTest, ReshapeToAnotherElementCountIsAnError) {
@@ -386,6 +386,23 @@ TEST(ShapeInferenceTest, HostileShapesGiveErrorsOrUnknownsNeverOverflow) {
   G w3;
   int e = w3.input("e", sh({}));
   EXPECT_FALSE(w3.infer(w3.node("Conv", {e, w3.input("f", sh({K(1)}))})).ok());
+}
+
+TEST(ShapeInferenceTest, FusedElementwiseBroadcastsInputsAndLiteralRanks) {
+  G t;
+  int a = t.input("a", sh({S("n"), K(4)}));
+  int b = t.input("b", sh({K(4)}));
+  Attributes p;  // Add(a, b) * Literal(2, rank 3) > Literal(0, rank 0) -> bool [1, n, 4]
+  Attribute ops;
+  ops.kind = Attribute::Kind::kStrings;
+  ops.strings = {"Add", "Literal", "Mul", "Literal", "Greater"};
+  p.set("ops", ops);
+  p.set_ints("dtypes", {1, 1, 1, 1, static_cast<int64_t>(DType::kBool)});
+  p.set_floats("params", {2.0, 3.0, 0.0, 0.0});
+  int y = t.node("kiln.FusedElementwise", {a, b}, p);
+  ASSERT_TRUE(t.infer(y).ok());
+  EXPECT_EQ(t.shape(y), sh({K(1), S("n"), K(4)}));
+  EXPECT_EQ(t.dtype(y), DType::kBool);
 }
 
 TEST(OpRegistryTest, LookupAndUnknownOps) {
