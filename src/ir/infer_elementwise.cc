@@ -130,12 +130,12 @@ int fused_params(const std::string& op) {
   return 0;
 }
 
-// kiln.FusedElementwise (docs/architecture.md, "Fusion"): the result dtype is the last step's
-// (`dtypes`); the shape is the broadcast of every input and of each Literal step's all-ones shape
+// kiln.FusedElementwise (docs/architecture.md, "Fusion"): the result dtype is attribute `dtype`
+// (else the last step's, from `dtypes`); the shape is the broadcast of every input and of each Literal step's all-ones shape
 // of rank params[1]. A program whose parameters do not decode leaves the rank unknown.
 Status infer_fused(InferContext& ctx) {
   const std::vector<int64_t> dtypes = ctx.attrs().get_ints("dtypes");
-  const int64_t last = dtypes.empty() ? 0 : dtypes.back();
+  const int64_t last = ctx.attrs().get_int("dtype", dtypes.empty() ? 0 : dtypes.back());
   if (last > 0 && last < 256 && dtype_valid(static_cast<uint8_t>(last)))
     ctx.output(0).dtype = static_cast<DType>(last);
   KILN_ASSIGN_OR_RETURN(Shape shape, broadcast_inputs(ctx, 0, ctx.num_inputs()));
