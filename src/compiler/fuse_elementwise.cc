@@ -177,16 +177,30 @@ class Fuser {
     return std::vector<int>(members.begin(), members.end());
   }
 
-  // External inputs of a group (sorted members), in order of first use; literals excluded.
+  // External inputs of a group (sorted members), in order of first use. One-element constants
+  // are literals instead, unless their rank exceeds every other input's (or a rank is unknown):
+  // then they stay inputs, so the output shape is always the broadcast of the node's inputs.
   std::vector<int> externals(const std::vector<int>& members) const {
     std::set<int> produced;
     for (int m : members) produced.insert(g_.nodes[static_cast<size_t>(m)].outputs[0]);
+    int64_t max_rank = 0;
+    for (int m : members)
+      for (int v : cand_[static_cast<size_t>(m)]->operands) {
+        if (produced.count(v) || literal_[static_cast<size_t>(v)]) continue;
+        const ir::Shape& sh = g_.values[static_cast<size_t>(v)].shape;
+        max_rank = !sh.rank_known || max_rank < 0 ? -1 : std::max<int64_t>(max_rank, static_cast<int64_t>(sh.dims.size()));
+      }
     std::vector<int> ext;
     for (int m : members)
-      for (int v : cand_[static_cast<size_t>(m)]->operands)
-        if (!produced.count(v) && !literal_[static_cast<size_t>(v)] &&
-            std::find(ext.begin(), ext.end(), v) == ext.end())
-          ext.push_back(v);
+      for (int v : cand_[static_cast<size_t>(m)]->operands) {
+        if (produced.count(v) || std::find(ext.begin(), ext.end(), v) != ext.end()) continue;
+        if (literal_[static_cast<size_t>(v)]) {
+          const ir::Value& val = g_.values[static_cast<size_t>(v)];
+          const int64_t rank = g_.constants[static_cast<size_t>(val.constant)].rank();
+          if (rank == 0 || (max_rank >= 0 && rank <= max_rank)) continue;
+        }
+        ext.push_back(v);
+      }
     return ext;
   }
 

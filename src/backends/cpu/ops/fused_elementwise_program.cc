@@ -208,6 +208,7 @@ void fused_program_encode(const FusedProgram& p, ir::Attributes* attrs) {
   attrs->set_ints("num_args", std::move(num_args));
   attrs->set_ints("args", std::move(args));
   attrs->set_floats("params", std::move(params));
+  attrs->set_int("dtype", static_cast<int64_t>(p.output()));
 }
 
 Result<FusedProgram> fused_program_decode(const ir::Node& node) {
@@ -259,6 +260,9 @@ Result<FusedProgram> fused_program_decode(const ir::Node& node) {
   if (a != args.size() || q != params.size()) return fail("unused operands or parameters at the end");
   Status st = fused_program_validate(p);
   if (!st.ok()) return st.with_context(node_context(node));
+  const ir::Attribute* out_dtype = node.attrs.find("dtype");
+  if (!out_dtype || out_dtype->kind != ir::Attribute::Kind::kInt || out_dtype->i != static_cast<int64_t>(p.output()))
+    return fail("attribute 'dtype' must be the last step's dtype (" + std::string(dtype_name(p.output())) + ")");
   return p;
 }
 

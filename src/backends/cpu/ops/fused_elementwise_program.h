@@ -11,9 +11,11 @@
 //   args          ints     all steps' operands in order; operand r < I (I = number of inputs) is
 //                          node input r, operand I + j is the result of step j (j < this step)
 //   params        floats   all steps' parameters in order; each op takes a fixed number
+//   dtype         int      the output's dtype (= the last step's), for shape inference
 // The node's single output is the result of the last step. Every input and every step but the
-// last is used by a later step, so the output shape is the broadcast of all inputs (and of the
-// literals' all-ones shapes). Engine files are untrusted: decode() checks all of this.
+// last is used by a later step, so the output shape is the broadcast of all inputs and of the
+// literals' all-ones shapes (the pass only makes literals no longer than some input, so that is the
+// inputs' broadcast). Engine files are untrusted: decode() checks all of this.
 #pragma once
 
 #include <span>
