@@ -1,5 +1,6 @@
 #include "backends/cuda/kernels/elementwise.h"
 
+#include <cmath>
 #include <cstdio>
 
 #include "backends/cuda/kernels/common.h"
@@ -131,62 +132,82 @@ std::string replace_all(std::string s, const std::string& from, const std::strin
   return s;
 }
 
-// The statements computing `r` from the operands, or kUnsupported.
-Result<std::string> body(const ElementwiseSpec& spec) {
+// A literal of `a`'s compute type for attribute value v. Integer operands take -inf / +inf as
+// their type's limits (an omitted Clip bound), spelled exactly.
+std::string attr_literal(DType a, double v) {
+  if (!std::isinf(v) || is_float_compute(a) || a == DType::kBool) return literal(a, v);
+  const bool high = v > 0;
+  switch (a) {
+    case DType::kI8: return high ? "((signed char)127)" : "((signed char)-128)";
+    case DType::kI16: return high ? "((short)32767)" : "((short)-32768)";
+    case DType::kI32: return high ? "2147483647" : "(-2147483647 - 1)";
+    case DType::kI64: return high ? "9223372036854775807LL" : "(-9223372036854775807LL - 1)";
+    case DType::kU8: return high ? "((unsigned char)255)" : "((unsigned char)0)";
+    case DType::kU16: return high ? "((unsigned short)65535)" : "((unsigned short)0)";
+    case DType::kU32: return high ? "4294967295u" : "0u";
+    case DType::kU64: return high ? "18446744073709551615ULL" : "0ULL";
+    default: return literal(a, v);
+  }
+}
+
+}  // namespace
+
+Result<std::string> elementwise_statement(const std::string& op, const std::vector<DType>& inputs, DType output,
+                                          const std::vector<double>& attrs) {
   auto refuse = [&](const std::string& why) {
-    return unsupported("elementwise kernel " + spec.op + ": " + why);
+    return unsupported("elementwise kernel " + op + ": " + why);
   };
-  const DType a = spec.inputs[0];
+  if (inputs.empty()) return refuse("takes at least one input");
+  const DType a = inputs[0];
   const bool fl = is_float_compute(a);
   const std::string fsuffix = a == DType::kF64 ? "" : "f";
-  if (spec.op == "Cast") {
-    if (spec.inputs.size() != 1) return refuse("takes 1 input");
-    if (spec.output == DType::kBool) return std::string("r = a != 0;");
-    return "r = (" + std::string(compute_type(spec.output)) + ")(a);";
+  if (op == "Cast") {
+    if (inputs.size() != 1) return refuse("takes 1 input");
+    if (output == DType::kBool) return std::string("r = a != 0;");
+    return "r = (" + std::string(compute_type(output)) + ")(a);";
   }
-  if (spec.op == "Where") {
-    if (spec.inputs.size() != 3 || spec.inputs[0] != DType::kBool || spec.inputs[1] != spec.inputs[2])
+  if (op == "Where") {
+    if (inputs.size() != 3 || inputs[0] != DType::kBool || inputs[1] != inputs[2])
       return refuse("takes (bool condition, X, Y) with X and Y of one dtype");
     return std::string("r = a ? b : c;");
   }
-  if (spec.op == "Pow") {
-    if (spec.inputs.size() != 2) return refuse("takes 2 inputs");
-    const DType e = spec.inputs[1];
+  if (op == "Pow") {
+    if (inputs.size() != 2) return refuse("takes 2 inputs");
+    const DType e = inputs[1];
     if (a == DType::kBool || e == DType::kBool) return refuse("does not take bool");
     if (fl) return "r = (CT)pow" + fsuffix + "(a, (CT)b);";
     if (is_float_compute(e)) return std::string("r = (CT)pow((double)a, (double)b);");
     return std::string("r = (CT)kiln_ipow((long long)a, (long long)b);");
   }
-  for (DType d : spec.inputs)
-    if (d != a && !(spec.op == "PRelu")) return refuse("inputs must share one dtype");
+  for (DType d : inputs)
+    if (d != a && !(op == "PRelu")) return refuse("inputs must share one dtype");
   std::string stmt;
-  if (variadic(spec.op)) {
+  if (variadic(op)) {
     if (a == DType::kBool) return refuse("does not take bool");
-    if (spec.op == "Mean" && !fl) return refuse("takes floats only");
+    if (op == "Mean" && !fl) return refuse("takes floats only");
     stmt = "r = a;";
-    for (size_t k = 1; k < spec.inputs.size(); ++k) {
+    for (size_t k = 1; k < inputs.size(); ++k) {
       std::string x(1, kNames[k]);
-      if (spec.op == "Sum" || spec.op == "Mean") stmt += " r = (CT)(r + " + x + ");";
-      if (spec.op == "Max") stmt += " r = (r > " + x + " || r != r) ? r : " + x + ";";
-      if (spec.op == "Min") stmt += " r = (r < " + x + " || r != r) ? r : " + x + ";";
+      if (op == "Sum" || op == "Mean") stmt += " r = (CT)(r + " + x + ");";
+      if (op == "Max") stmt += " r = (r > " + x + " || r != r) ? r : " + x + ";";
+      if (op == "Min") stmt += " r = (r < " + x + " || r != r) ? r : " + x + ";";
     }
-    if (spec.op == "Mean") stmt += " r = r / (CT)" + std::to_string(spec.inputs.size()) + ";";
+    if (op == "Mean") stmt += " r = r / (CT)" + std::to_string(inputs.size()) + ";";
     return stmt;
   }
-  const OpDef* def = find_def(spec.op);
+  const OpDef* def = find_def(op);
   if (!def) return refuse("unknown op");
-  if (static_cast<int>(spec.inputs.size()) != def->arity)
-    return refuse("takes " + std::to_string(def->arity) + " inputs, got " + std::to_string(spec.inputs.size()));
-  if (static_cast<int>(spec.attrs.size()) != def->attrs)
-    return refuse("takes " + std::to_string(def->attrs) + " attributes, got " + std::to_string(spec.attrs.size()));
+  if (static_cast<int>(inputs.size()) != def->arity)
+    return refuse("takes " + std::to_string(def->arity) + " inputs, got " + std::to_string(inputs.size()));
+  if (static_cast<int>(attrs.size()) != def->attrs)
+    return refuse("takes " + std::to_string(def->attrs) + " attributes, got " + std::to_string(attrs.size()));
   const char* t = fl ? def->f : is_int(a) ? def->i : is_uint(a) ? def->u : a == DType::kBool ? def->b : nullptr;
   if (!t) return refuse("dtype " + tag(a) + " is not supported");
   stmt = replace_all(t, "$f", fl ? fsuffix : "");
-  for (int k = 0; k < def->attrs; ++k) stmt = replace_all(stmt, "p" + std::to_string(k), literal(a, spec.attrs[k]));
+  for (int k = 0; k < def->attrs; ++k) stmt = replace_all(stmt, "p" + std::to_string(k), attr_literal(a, attrs[k]));
   return stmt;
 }
 
-}  // namespace
 
 const std::vector<ElementwiseOpInfo>& elementwise_ops() {
   static const std::vector<ElementwiseOpInfo> ops = [] {
@@ -211,13 +232,13 @@ const ElementwiseOpInfo* elementwise_op(const std::string& name) {
 }
 
 std::string elementwise_key(const ElementwiseSpec& spec) {
-  std::string k = "ew:" + spec.op + ":";
+  std::string k = spec.program.empty() ? "ew:" + spec.op + ":" : "ewf:" + fused_program_key(spec.program) + ":";
   for (DType d : spec.inputs) k += tag(d) + ",";
   k += "->" + tag(spec.output);
   k += spec.layout == Layout::kFlat ? ":flat" : ":strided";
   for (bool s : spec.scalar_inputs) k += s ? "s" : "v";
   k += spec.wide_index ? ":i64" : ":i32";
-  for (double a : spec.attrs) {
+  for (double a : spec.program.empty() ? spec.attrs : std::vector<double>{}) {
     char buf[40];
     std::snprintf(buf, sizeof buf, ":%.17g", a);
     k += buf;
@@ -235,10 +256,20 @@ Result<KernelSource> elementwise_source(const ElementwiseSpec& spec) {
     return unsupported("elementwise kernel " + spec.op + ": output dtype " + tag(spec.output) + " is not supported");
   if (spec.layout == Layout::kFlat && !spec.scalar_inputs.empty() && spec.scalar_inputs.size() != spec.inputs.size())
     return invalid_argument("elementwise kernel " + spec.op + ": scalar_inputs has the wrong length");
-  KILN_ASSIGN_OR_RETURN(std::string stmt, body(spec));
+  KILN_ASSIGN_OR_RETURN(std::string stmt, spec.program.empty()
+                                              ? elementwise_statement(spec.op, spec.inputs, spec.output, spec.attrs)
+                                              : fused_statement(spec.inputs, spec.program));
 
   std::string name = "kiln_ew_";
-  for (char ch : spec.op) name += (ch == ':' ? '_' : ch);
+  if (spec.program.empty()) {
+    for (char ch : spec.op) name += (ch == ':' ? '_' : ch);
+  } else {  // FNV-1a of the program: a readable, stable name (keys hold the whole program)
+    uint64_t h = 1469598103934665603ull;
+    for (char ch : fused_program_key(spec.program)) h = (h ^ static_cast<uint8_t>(ch)) * 1099511628211ull;
+    char buf[24];
+    std::snprintf(buf, sizeof buf, "fused%zu_%016llx", spec.program.size(), static_cast<unsigned long long>(h));
+    name += buf;
+  }
   name += "_" + tag(spec.inputs[0]) + (spec.layout == Layout::kFlat ? "_flat" : "_strided");
   const std::string idx = spec.wide_index ? "long long" : "int";
   std::string s(prelude());

@@ -1,6 +1,7 @@
 // Elementwise ops on the GPU: unary math and activations, broadcasting binary arithmetic,
 // comparisons and logic, variadic Sum/Mean/Max/Min, Clip, Where, Cast, and inference-mode
-// BatchNormalization. Each node is one generated kernel (kernels/elementwise.h).
+// BatchNormalization. Each node is one generated kernel (kernels/elementwise.h); fused chains
+// (kiln.FusedElementwise) are one kernel per node too (fused_ops.cc).
 #include <cmath>
 #include <limits>
 
@@ -162,7 +163,10 @@ class BatchNormHandler final : public OpHandler {
 
 }  // namespace
 
+void register_fused_handlers(HandlerTable& t);  // fused_ops.cc: kiln.FusedElementwise
+
 void register_elementwise_handlers(HandlerTable& t) {
+  register_fused_handlers(t);
   for (const auto& op : kernels::elementwise_ops()) {
     const std::string& name = op.name;
     if (name.find(':') != std::string::npos || name == "Identity" || name == "Cast" || name == "Where" ||

@@ -94,18 +94,13 @@ void coalesce(Dims& dims, std::vector<std::vector<int64_t>>& strides) {
   strides = std::move(ns);
 }
 
-}  // namespace
-
-Status launch_elementwise(RunContext& ctx, const std::string& op, const std::vector<double>& attrs, void* out,
-                          DType out_dtype, const Dims& dims, std::vector<int64_t> out_strides,
-                          std::vector<EwOperand> inputs) {
+// Launches the kernel of `spec` (op or program and output set; inputs, layout and index width
+// filled in here).
+Status launch_spec(RunContext& ctx, k::ElementwiseSpec spec, void* out, const Dims& dims,
+                   std::vector<int64_t> out_strides, std::vector<EwOperand> inputs) {
   const int64_t n = dims_numel(dims);
   if (n == 0) return Status();
   if (inputs.size() > 6) return unsupported(ctx.where() + ": more than 6 inputs for one CUDA elementwise kernel");
-  k::ElementwiseSpec spec;
-  spec.op = op;
-  spec.output = out_dtype;
-  spec.attrs = attrs;
   for (const auto& in : inputs) spec.inputs.push_back(in.dtype);
 
   // Flat when the output is contiguous and each input is contiguous or one broadcast element.
@@ -172,6 +167,28 @@ Status launch_elementwise(RunContext& ctx, const std::string& op, const std::vec
   k::Bake bake{{k::bake_strided("st", st, static_cast<int>(inputs.size()) + 1), k::bake_i64("n", n)}, block};
   return ctx.launch(specialisable(k::elementwise_key(spec), std::move(build), std::move(bake)), grid, block,
                     args.data());
+}
+
+}  // namespace
+
+Status launch_elementwise(RunContext& ctx, const std::string& op, const std::vector<double>& attrs, void* out,
+                          DType out_dtype, const Dims& dims, std::vector<int64_t> out_strides,
+                          std::vector<EwOperand> inputs) {
+  k::ElementwiseSpec spec;
+  spec.op = op;
+  spec.output = out_dtype;
+  spec.attrs = attrs;
+  return launch_spec(ctx, std::move(spec), out, dims, std::move(out_strides), std::move(inputs));
+}
+
+Status launch_fused_elementwise(RunContext& ctx, std::vector<kernels::FusedKernelStep> program, void* out,
+                                DType out_dtype, const Dims& dims, std::vector<int64_t> out_strides,
+                                std::vector<EwOperand> inputs) {
+  k::ElementwiseSpec spec;
+  spec.op = "kiln.FusedElementwise";
+  spec.program = std::move(program);
+  spec.output = out_dtype;
+  return launch_spec(ctx, std::move(spec), out, dims, std::move(out_strides), std::move(inputs));
 }
 
 Result<Tensor> elementwise(RunContext& ctx, const std::string& op, std::span<const Tensor> inputs, DType out_dtype,

@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "backends/cuda/kernels/bake.h"
+#include "backends/cuda/kernels/elementwise.h"
 #include "backends/cuda/ops/handler.h"
 
 namespace kiln::cuda {
@@ -27,6 +28,12 @@ struct EwOperand {
 Status launch_elementwise(RunContext& ctx, const std::string& op, const std::vector<double>& attrs, void* out,
                           DType out_dtype, const Dims& dims, std::vector<int64_t> out_strides,
                           std::vector<EwOperand> inputs);
+
+// The same for a fused program (kernels::ElementwiseSpec::program): one kernel computes every
+// step per element. `out_dtype` is the last step's dtype.
+Status launch_fused_elementwise(RunContext& ctx, std::vector<kernels::FusedKernelStep> program, void* out,
+                                DType out_dtype, const Dims& dims, std::vector<int64_t> out_strides,
+                                std::vector<EwOperand> inputs);
 
 // Numpy-broadcasting elementwise op over `inputs` into a new contiguous tensor of `out_dtype`.
 // Errors name the node and the shapes when they do not broadcast.
