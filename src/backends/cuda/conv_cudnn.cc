@@ -12,8 +12,9 @@ namespace {
 
 std::atomic<uint64_t> g_cudnn_convs{0}, g_jit_convs{0};
 
-bool decline() {
-  g_jit_convs.fetch_add(1, std::memory_order_relaxed);
+// Leaves the convolution to the JIT kernels (counted for real runs, not for host-only planning).
+bool decline(const RunContext& ctx) {
+  if (!ctx.planning()) g_jit_convs.fetch_add(1, std::memory_order_relaxed);
   return false;
 }
 
@@ -84,7 +85,7 @@ Result<bool> run(RunContext& ctx, const CudnnApi& api, const CudnnConvParams& p,
   if (!choice->usable) {
     log_once(LogLevel::kInfo, "cudnn-noalgo:" + key,
              "cuDNN: no algorithm for " + key + " (" + choice->why + "); the JIT kernels run it");
-    return decline();
+    return decline(ctx);
   }
   KILN_RETURN_IF_ERROR(apply_math(api, *d, *choice, where));
   Tensor ws;
@@ -104,12 +105,12 @@ Result<bool> run(RunContext& ctx, const CudnnApi& api, const CudnnConvParams& p,
 Result<bool> cudnn_conv(RunContext& ctx, const Tensor& x, const Tensor& w, const Tensor& bias,
                         const kernels::WindowArgs& geom, Tensor& y) {
   const ConvPath path = conv_path();
-  if (path == ConvPath::kJit) return decline();
+  if (path == ConvPath::kJit) return decline(ctx);
   const ir::Node& node = ctx.node();
   bool relu = false;
   if (node.attrs.has("kiln_activation")) {
     const std::string act = node.attrs.get_string("kiln_activation", "");
-    if (act != "Relu") return decline();  // the JIT path applies it or declines the node
+    if (act != "Relu") return decline(ctx);  // the JIT path applies it or declines the node
     relu = true;
   }
   std::string why;
@@ -117,7 +118,7 @@ Result<bool> cudnn_conv(RunContext& ctx, const Tensor& x, const Tensor& w, const
   if (!p) {
     log_once(LogLevel::kInfo, "cudnn-declined:" + why,
              "CUDA Conv: cuDNN does not take " + why + " (first: " + ctx.where() + "); the JIT kernels run it");
-    return decline();
+    return decline(ctx);
   }
   Result<int> version = cudnn_runtime_version();
   if (!version.ok()) {
@@ -125,14 +126,14 @@ Result<bool> cudnn_conv(RunContext& ctx, const Tensor& x, const Tensor& w, const
       return version.status().with_context(ctx.where() + " (KILN_CUDA_CONV=cudnn)");
     log_once(LogLevel::kWarning, "cudnn-unavailable",
              "CUDA Conv: " + version.status().message() + "; convolutions run on the JIT kernels");
-    return decline();
+    return decline(ctx);
   }
   if (ctx.planning()) return true;  // cuDNN launches nothing kiln compiles
 #ifdef KILN_HAVE_CUDNN
   KILN_ASSIGN_OR_RETURN(const CudnnApi* api, cudnn_api());
   return run(ctx, *api, *p, x, w, bias, y);
 #else
-  return decline();  // unreachable: cudnn_runtime_version() fails without cuDNN
+  return decline(ctx);  // unreachable: cudnn_runtime_version() fails without cuDNN
 #endif
 }
 

@@ -94,7 +94,7 @@ Status cudnn_check_descriptors(const CudnnConvParams& p);
 Result<bool> cudnn_conv(RunContext& ctx, const Tensor& x, const Tensor& w, const Tensor& bias,
                         const kernels::WindowArgs& geom, Tensor& y);
 
-// Process-wide counts, for tests and diagnosis.
+// Process-wide counts of real runs (host-only planning counts nothing), for tests and diagnosis.
 struct ConvStats {
   uint64_t cudnn_convs = 0;      // convolutions enqueued on cuDNN
   uint64_t jit_convs = 0;        // convolutions left to the JIT kernels

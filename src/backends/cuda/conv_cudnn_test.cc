@@ -59,10 +59,14 @@ TEST(CudnnBuildTest, BuildFlagAgreesWithTheLibraryAtRunTime) {
     return;
   }
   EXPECT_EQ(info.version.rfind("9.", 0), 0u) << info.version;
-  // Configure found this file on this machine, so it must load here (with a major version of 9).
-  ASSERT_TRUE(std::filesystem::exists(info.library)) << info.library;
-  ASSERT_TRUE(v.ok()) << v.status().to_string();
-  EXPECT_EQ(*v / 10000, 9);
+  // Where the file configure found is here (the build machine), it loads, with a major version of
+  // 9. Binaries moved to another machine may find another libcudnn.so.9 (or none) instead.
+  if (std::filesystem::exists(info.library)) {
+    ASSERT_TRUE(v.ok()) << v.status().to_string();
+  }
+  if (v.ok()) {
+    EXPECT_EQ(*v / 10000, 9);
+  }
 }
 
 TEST(ConvPathTest, NamesParseAndUnknownNamesListTheValidOnes) {
