@@ -1,0 +1,132 @@
+// The CUDA side of fusion, without a GPU (nogpu): for every shared model built at fp32 and fp16,
+// the CUDA planner (the handlers' own launch decisions at the test data's shapes) gives one
+// fused kernel per kiln.FusedElementwise node, each compiles with NVRTC for sm_90 (generic and
+// specialised variants), and a run launches fewer kernels than the unfused graph.
+#ifdef KILN_HAVE_CUDA
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <filesystem>
+#include <mutex>
+
+#include "backends/cuda/kernel_plan.h"
+#include "backends/cuda/nvrtc.h"
+#include "compiler/passes.h"
+#include "format/engine_file.h"
+#include "kiln/builder.h"
+#include "onnx/importer.h"
+#include "platform/thread_pool.h"
+
+namespace kiln::compiler {
+namespace {
+
+namespace fs = std::filesystem;
+
+std::vector<Dims> input_shapes(const fs::path& set) {
+  std::vector<Dims> out;
+  for (int i = 0; fs::exists(set / ("input_" + std::to_string(i) + ".pb")); ++i) {
+    Result<Tensor> t = onnx::read_tensor_file((set / ("input_" + std::to_string(i) + ".pb")).string());
+    EXPECT_TRUE(t.ok()) << t.status().to_string();
+    if (t.ok()) out.push_back(t->dims());
+  }
+  return out;
+}
+
+// import -> fold -> precision [-> fuse] -> prune, as the builder runs them.
+ir::Graph pipeline(const fs::path& model, Precision precision, bool fuse) {
+  Result<ir::Graph> g = onnx::import_file(model.string());
+  EXPECT_TRUE(g.ok()) << g.status().to_string();
+  if (!g.ok()) return {};
+  EXPECT_TRUE(fold_constants(*g, size_t{64} << 20, nullptr).ok());
+  if (precision == Precision::kFp16) {
+    EXPECT_TRUE(lower_precision(*g, DType::kF16, nullptr).ok());
+  }
+  if (fuse) {
+    EXPECT_TRUE(fuse_elementwise(*g, nullptr).ok());
+  }
+  g->prune();
+  return std::move(g).value();
+}
+
+class FuseCudaModelTest : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(FuseCudaModelTest, FusedKernelsCompileAndLaunchesDrop) {
+  const fs::path dir = fs::path(KILN_TESTDATA_DIR) / "models" / GetParam();
+  ASSERT_TRUE(fs::exists(dir / "model.onnx")) << "test data not unpacked at " << dir;
+  const std::vector<Dims> shapes = input_shapes(dir / "test_data_set_0");
+  for (Precision precision : {Precision::kFp32, Precision::kFp16}) {
+    const char* pname = precision == Precision::kFp32 ? "fp32" : "fp16";
+    BuildOptions options;
+    options.precision = precision;
+    Result<std::vector<uint8_t>> bytes = build_engine((dir / "model.onnx").string(), options);
+    ASSERT_TRUE(bytes.ok()) << bytes.status().to_string();
+    Result<format::EngineModel> engine = format::engine_parse(*bytes, nullptr);
+    ASSERT_TRUE(engine.ok()) << engine.status().to_string();
+    size_t fused_nodes = 0;
+    for (const ir::Node& n : engine->graph.nodes) fused_nodes += n.op == "kiln.FusedElementwise";
+    Result<cuda::KernelPlan> plan = cuda::plan_kernels(engine->graph, shapes);
+    ASSERT_TRUE(plan.ok()) << plan.status().to_string();
+    std::vector<Result<cuda::KernelSource>> sources;
+    for (const cuda::KernelVariant& v : plan->kernels) {
+      if (v.key.rfind("ewf:", 0) != 0) continue;
+      sources.push_back(v.build());
+      if (v.spec_build) sources.push_back(v.spec_build());
+    }
+    // Every fused node runs on the GPU as its own kernel (host-sized ones run on the CPU).
+    size_t fused_kernels = 0;
+    for (const cuda::KernelVariant& v : plan->kernels) fused_kernels += v.key.rfind("ewf:", 0) == 0;
+    EXPECT_LE(fused_kernels, fused_nodes);
+    if (fused_nodes > 0) {
+      EXPECT_GT(fused_kernels, 0u) << GetParam() << " " << pname;
+    }
+    std::mutex mu;
+    std::vector<std::string> failures;
+    parallel_for(static_cast<int64_t>(sources.size()), 1, [&](int64_t b, int64_t e) {
+      for (int64_t i = b; i < e; ++i) {
+        const Result<cuda::KernelSource>& src = sources[static_cast<size_t>(i)];
+        std::string err = src.ok() ? "" : src.status().to_string();
+        if (src.ok()) {
+          Result<cuda::CompiledKernel> k = cuda::nvrtc_compile(*src, 90);
+          if (!k.ok()) err = k.status().to_string() + "\n" + src->source;
+        }
+        if (!err.empty()) {
+          std::lock_guard<std::mutex> lock(mu);
+          failures.push_back(err);
+        }
+      }
+    });
+    EXPECT_TRUE(failures.empty()) << GetParam() << " " << pname << ": " << failures.size() << " of "
+                                  << sources.size() << " fused kernels failed; first:\n"
+                                  << (failures.empty() ? "" : failures[0]);
+    // The same pipeline with and without fusion: fusion only ever removes launches.
+    Result<cuda::KernelPlan> plain = cuda::plan_kernels(pipeline(dir / "model.onnx", precision, false), shapes);
+    Result<cuda::KernelPlan> fused = cuda::plan_kernels(pipeline(dir / "model.onnx", precision, true), shapes);
+    ASSERT_TRUE(plain.ok() && fused.ok());
+    std::printf("[fusion-cuda] %s %s: %zu fused nodes, %zu fused kernels compiled; launches per run %llu -> %llu\n",
+                GetParam().c_str(), pname, fused_nodes, sources.size(),
+                static_cast<unsigned long long>(plain->launches), static_cast<unsigned long long>(fused->launches));
+    EXPECT_LE(fused->launches, plain->launches);
+    if (fused_nodes > 0) {
+      EXPECT_LT(fused->launches, plain->launches);
+    }
+    EXPECT_LE(fused->fallback_nodes, plain->fallback_nodes);
+  }
+}
+
+std::vector<std::string> shared_models() {
+  std::vector<std::string> names;
+  std::error_code ec;
+  for (const auto& e : fs::directory_iterator(fs::path(KILN_TESTDATA_DIR) / "models", ec))
+    if (fs::exists(e.path() / "model.onnx")) names.push_back(e.path().filename().string());
+  std::sort(names.begin(), names.end());
+  if (names.empty()) names.push_back("missing_test_data");
+  return names;
+}
+
+INSTANTIATE_TEST_SUITE_P(SharedModels, FuseCudaModelTest, ::testing::ValuesIn(shared_models()));
+
+}  // namespace
+}  // namespace kiln::compiler
+
+#endif  // KILN_HAVE_CUDA
