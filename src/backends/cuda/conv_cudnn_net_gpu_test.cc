@@ -130,18 +130,29 @@ TEST(CudnnNetGpuTest, PrintLatencyOnBothPaths) {
   ASSERT_NE(gpu, nullptr);
   for (DType dt : {DType::kF32, DType::kF16}) {
     const Tensor x = to_device(random_tensor(dt, {32, 3, 224, 224}, -1, 1, 4));
-    double ms[2] = {};
-    for (ConvPath path : {ConvPath::kCudnn, ConvPath::kJit}) {
-      PathScope scope(path);
-      PrepareOptions o;
-      o.allow_tf32 = true;
-      Result<std::unique_ptr<BackendProgram>> prog = gpu->prepare(resnet_like(dt, false), o);
-      ASSERT_TRUE(prog.ok()) << prog.status().to_string();
-      ms[path == ConvPath::kCudnn ? 0 : 1] = median_ms(**prog, x, 20);
+    // cuDNN heuristic, cuDNN measured, JIT; each plain and replayed from a CUDA graph.
+    double ms[3][2] = {};
+    for (int variant = 0; variant < 3; ++variant) {
+      PathScope scope(variant == 2 ? ConvPath::kJit : ConvPath::kCudnn);
+      const ConvAlgoSearch before_search = conv_algo_search();
+      set_conv_algo_search(variant == 1 ? ConvAlgoSearch::kMeasured : ConvAlgoSearch::kHeuristic);
+      for (int graphs = 0; graphs < 2; ++graphs) {
+        PrepareOptions o;
+        o.allow_tf32 = true;
+        o.static_shapes = true;
+        o.settings.kernel_specialization = KernelSpecializationStrategy::kNone;
+        if (graphs) o.settings.cuda_graph_strategy = CudaGraphStrategy::kWholeGraphCapture;
+        Result<std::unique_ptr<BackendProgram>> prog = gpu->prepare(resnet_like(dt, false), o);
+        ASSERT_TRUE(prog.ok()) << prog.status().to_string();
+        ms[variant][graphs] = median_ms(**prog, x, 20);
+      }
+      set_conv_algo_search(before_search);
     }
-    std::printf("[ latency  ] resnet-like [32, 3, 224, 224] %s (TF32 allowed): cuDNN %.3f ms, JIT %.3f ms; "
+    std::printf("[ latency  ] resnet-like [32, 3, 224, 224] %s (TF32 allowed), plain / whole_graph_capture: "
+                "cuDNN heuristic %.3f / %.3f ms, cuDNN measured %.3f / %.3f ms, JIT %.3f / %.3f ms; "
                 "fused bias+ReLU calls so far %llu\n",
-                std::string(dtype_name(dt)).c_str(), ms[0], ms[1], (unsigned long long)conv_stats().fused_epilogues);
+                std::string(dtype_name(dt)).c_str(), ms[0][0], ms[0][1], ms[1][0], ms[1][1], ms[2][0], ms[2][1],
+                (unsigned long long)conv_stats().fused_epilogues);
   }
 }
 
