@@ -1,4 +1,5 @@
 // `kiln inspect`: what an engine file holds.
+#include <algorithm>
 #include <cstdio>
 
 #include "cli_common.h"
@@ -119,8 +120,10 @@ int run_inspect(const InspectArgs& args) {
     std::printf("  %-20s %-5s %s\n", b.name.c_str(), std::string(dtype_name(b.dtype)).c_str(),
                 dims_symbolic(b).c_str());
   std::printf("ops\n");
+  int op_width = 20;  // wide enough for kiln's own ops too ("kiln.FusedElementwise")
+  for (const auto& [op, count] : info.op_histogram) op_width = std::max(op_width, static_cast<int>(op.size()));
   for (const auto& [op, count] : info.op_histogram)
-    std::printf("  %-20s %lld\n", op.c_str(), static_cast<long long>(count));
+    std::printf("  %-*s %lld\n", op_width, op.c_str(), static_cast<long long>(count));
   if (kernels.ok()) {
     std::printf("cuda kernels      at the opt shape: %llu generic kernels, %llu specialised variants (shapes "
                 "baked in), %llu launches per run; nodes: %llu gpu, %llu host, %llu cpu fallback\n",
