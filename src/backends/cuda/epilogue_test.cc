@@ -33,6 +33,20 @@ TEST(CudaEpilogueTest, ReluConvKernelCompilesAndDiffersFromPlain) {
             kernels::window_key({kernels::WindowOp::kIm2col, DType::kF32, false}));
 }
 
+TEST(CudaEpilogueTest, Im2colWithBiasPrefillCompiles) {
+  for (DType t : {DType::kF32, DType::kF16, DType::kBF16, DType::kF64}) {
+    kernels::WindowSpec plain{kernels::WindowOp::kIm2col, t}, biased{kernels::WindowOp::kIm2col, t};
+    biased.bias = true;
+    EXPECT_NE(kernels::window_key(plain), kernels::window_key(biased));
+    Result<KernelSource> src = kernels::window_source(biased);
+    ASSERT_TRUE(src.ok()) << src.status().to_string();
+    EXPECT_NE(src->source.find("const T* __restrict__ bias"), std::string::npos);
+    EXPECT_EQ(kernels::window_source(plain)->source.find("bias"), std::string::npos);
+    Result<CompiledKernel> k = nvrtc_compile(*src, 90);
+    ASSERT_TRUE(k.ok()) << k.status().to_string() << "\n" << src->source;
+  }
+}
+
 struct Built {
   ir::Graph g;
   Dims x;
@@ -105,8 +119,9 @@ KernelPlan plan(const Built& b) {
 TEST(CudaEpilogueTest, FusedConvPlansFewerLaunchesOnTheJitPath) {
   const ConvPath before = conv_path();
   set_conv_path(ConvPath::kJit);
-  // group 1: unfused = im2col + Relu; fused = im2col only (the bias, fused or not, and the Relu
-  // run in cuBLASLt's epilogue). Grouped: unfused = conv kernel + Relu; fused = the conv kernel.
+  // group 1: unfused = im2col + Relu; fused = im2col only (the im2col launch prefills the bias,
+  // the Relu runs in cuBLASLt's epilogue). Grouped: unfused = conv kernel + Relu; fused = the
+  // conv kernel.
   for (bool bias : {false, true}) {
     const uint64_t unfused = plan(conv(1, bias, true, false)).launches;
     const uint64_t fused = plan(conv(1, bias, true, true)).launches;

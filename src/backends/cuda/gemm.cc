@@ -39,7 +39,7 @@ std::string shape_text(const GemmDesc& d) {
   std::snprintf(buf, sizeof buf, "m=%lld n=%lld k=%lld batch=%lld %s%s %s%s%s", static_cast<long long>(d.m),
                 static_cast<long long>(d.n), static_cast<long long>(d.k), static_cast<long long>(d.batch),
                 d.trans_a ? "T" : "N", d.trans_b ? "T" : "N", std::string(dtype_name(d.dtype)).c_str(),
-                d.bias ? (d.bias_per_row ? " +bias(rows)" : " +bias") : "", activation_text(d.act));
+                d.bias ? " +bias" : "", activation_text(d.act));
   return buf;
 }
 
@@ -58,7 +58,6 @@ struct GemmRunner::Plan {
   cublasLtMatmulDesc_t op = nullptr;
   cublasLtMatrixLayout_t a = nullptr, b = nullptr, d = nullptr;
   cublasLtMatmulAlgo_t algo{};
-  bool row_major = false;  // A, B, D described as row-major, A first (no operand swap)
   ~Plan() {
     if (a) cublasLtMatrixLayoutDestroy(a);
     if (b) cublasLtMatrixLayoutDestroy(b);
@@ -110,13 +109,10 @@ Result<GemmRunner::Plan*> GemmRunner::plan_for(const GemmDesc& g, const std::str
       return unsupported("cuBLASLt GEMM: dtype " + std::string(dtype_name(g.dtype)) + " is not supported");
   }
   auto plan = std::make_unique<Plan>();
-  plan->row_major = g.bias && g.bias_per_row;
   KILN_RETURN_IF_ERROR(lt_status(cublasLtMatmulDescCreate(&plan->op, compute, scale), where + ": cublasLtMatmulDescCreate"));
   // Column-major view: D^T[n, m] = op(B)^T * op(A)^T; cuBLASLt's "A" is our B and its "B" our A.
-  // Row-major view (bias per row of D): cuBLASLt's A, B and D are ours.
-  const bool first_is_a = plan->row_major;
-  cublasOperation_t ta = (first_is_a ? g.trans_a : g.trans_b) ? CUBLAS_OP_T : CUBLAS_OP_N;
-  cublasOperation_t tb = (first_is_a ? g.trans_b : g.trans_a) ? CUBLAS_OP_T : CUBLAS_OP_N;
+  cublasOperation_t ta = g.trans_b ? CUBLAS_OP_T : CUBLAS_OP_N;
+  cublasOperation_t tb = g.trans_a ? CUBLAS_OP_T : CUBLAS_OP_N;
   KILN_RETURN_IF_ERROR(lt_status(
       cublasLtMatmulDescSetAttribute(plan->op, CUBLASLT_MATMUL_DESC_TRANSA, &ta, sizeof ta), where + ": TRANSA"));
   KILN_RETURN_IF_ERROR(lt_status(
@@ -140,11 +136,6 @@ Result<GemmRunner::Plan*> GemmRunner::plan_for(const GemmDesc& g, const std::str
   auto layout = [&](cublasLtMatrixLayout_t* l, uint64_t rows, uint64_t cols, int64_t ld, int64_t stride,
                     const char* what) -> Status {
     KILN_RETURN_IF_ERROR(lt_status(cublasLtMatrixLayoutCreate(l, type, rows, cols, ld), where + ": layout " + what));
-    if (plan->row_major) {
-      const cublasLtOrder_t order = CUBLASLT_ORDER_ROW;
-      KILN_RETURN_IF_ERROR(lt_status(
-          cublasLtMatrixLayoutSetAttribute(*l, CUBLASLT_MATRIX_LAYOUT_ORDER, &order, sizeof order), where + ": ORDER"));
-    }
     if (g.batch > 1) {
       int32_t count = static_cast<int32_t>(g.batch);
       KILN_RETURN_IF_ERROR(lt_status(
@@ -156,15 +147,9 @@ Result<GemmRunner::Plan*> GemmRunner::plan_for(const GemmDesc& g, const std::str
     return Status();
   };
   const uint64_t m = static_cast<uint64_t>(g.m), n = static_cast<uint64_t>(g.n), k = static_cast<uint64_t>(g.k);
-  if (plan->row_major) {  // stored row-major: A is [m, k] ([k, m] when trans_a), B [k, n] ([n, k])
-    KILN_RETURN_IF_ERROR(layout(&plan->a, g.trans_a ? k : m, g.trans_a ? m : k, g.lda, g.stride_a, "A"));
-    KILN_RETURN_IF_ERROR(layout(&plan->b, g.trans_b ? n : k, g.trans_b ? k : n, g.ldb, g.stride_b, "B"));
-    KILN_RETURN_IF_ERROR(layout(&plan->d, m, n, g.ldd, g.stride_d, "D"));
-  } else {
-    KILN_RETURN_IF_ERROR(layout(&plan->a, g.trans_b ? k : n, g.trans_b ? n : k, g.ldb, g.stride_b, "B"));
-    KILN_RETURN_IF_ERROR(layout(&plan->b, g.trans_a ? m : k, g.trans_a ? k : m, g.lda, g.stride_a, "A"));
-    KILN_RETURN_IF_ERROR(layout(&plan->d, n, m, g.ldd, g.stride_d, "D"));
-  }
+  KILN_RETURN_IF_ERROR(layout(&plan->a, g.trans_b ? k : n, g.trans_b ? n : k, g.ldb, g.stride_b, "B"));
+  KILN_RETURN_IF_ERROR(layout(&plan->b, g.trans_a ? m : k, g.trans_a ? k : m, g.lda, g.stride_a, "A"));
+  KILN_RETURN_IF_ERROR(layout(&plan->d, n, m, g.ldd, g.stride_d, "D"));
 
   cublasLtMatmulPreference_t pref = nullptr;
   KILN_RETURN_IF_ERROR(lt_status(cublasLtMatmulPreferenceCreate(&pref), where + ": cublasLtMatmulPreferenceCreate"));
@@ -233,13 +218,12 @@ Status GemmRunner::run(const GemmDesc& g, const void* a, const void* b, void* d,
                              alignment_of(nullptr, g.ldd * static_cast<int64_t>(es))});
   if (bias) align = std::min(align, alignment_of(bias, 0));
   char key[320];
-  std::snprintf(key, sizeof key, "%d|%d%d|%lld,%lld,%lld|%lld,%lld,%lld|%lld|%lld,%lld,%lld|%d|%d|%u|%d%d",
+  std::snprintf(key, sizeof key, "%d|%d%d|%lld,%lld,%lld|%lld,%lld,%lld|%lld|%lld,%lld,%lld|%d|%d|%u|%d",
                 static_cast<int>(g.dtype), g.trans_a, g.trans_b, static_cast<long long>(g.m),
                 static_cast<long long>(g.n), static_cast<long long>(g.k), static_cast<long long>(g.lda),
                 static_cast<long long>(g.ldb), static_cast<long long>(g.ldd), static_cast<long long>(g.batch),
                 static_cast<long long>(g.stride_a), static_cast<long long>(g.stride_b),
-                static_cast<long long>(g.stride_d), g.bias, g.allow_tf32, align, g.bias && g.bias_per_row,
-                static_cast<int>(g.act));
+                static_cast<long long>(g.stride_d), g.bias, g.allow_tf32, align, static_cast<int>(g.act));
   if (declined_.count(key)) return unsupported("cuBLASLt GEMM (" + shape_text(g) + "): no algorithm (declined before)");
   Result<Plan*> planned = plan_for(g, key, align);
   if (!planned.ok() && planned.status().code() == StatusCode::kUnsupported) declined_.insert(key);
@@ -252,11 +236,9 @@ Status GemmRunner::run(const GemmDesc& g, const void* a, const void* b, void* d,
   float alpha32 = static_cast<float>(g.alpha), beta32 = static_cast<float>(g.beta);
   const void* alpha = g.dtype == DType::kF64 ? static_cast<const void*>(&g.alpha) : &alpha32;
   const void* beta = g.dtype == DType::kF64 ? static_cast<const void*>(&g.beta) : &beta32;
-  const void* first = plan->row_major ? a : b;
-  const void* second = plan->row_major ? b : a;
-  return lt_status(cublasLtMatmul(static_cast<cublasLtHandle_t>(handle_), plan->op, alpha, first, plan->a, second,
-                                  plan->b, beta, d, plan->d, d, plan->d, &plan->algo, workspace_.get(),
-                                  workspace_bytes_, stream_->get()),
+  return lt_status(cublasLtMatmul(static_cast<cublasLtHandle_t>(handle_), plan->op, alpha, b, plan->a, a, plan->b,
+                                  beta, d, plan->d, d, plan->d, &plan->algo, workspace_.get(), workspace_bytes_,
+                                  stream_->get()),
                    where + ": cublasLtMatmul");
 }
 

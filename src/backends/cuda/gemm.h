@@ -4,11 +4,12 @@
 // column-major [n, m] matrix with the same leading dimension, so D^T = op(B)^T * op(A)^T is
 // computed instead, with A and B swapped: no copies. The bias epilogue then adds a vector of
 // length n to every row of D (Gemm's usual [N] bias; cuBLASLt's bias runs along the rows of its
-// column-major D, here our columns). A bias per row of D (a convolution's per-channel bias,
-// `bias_per_row`) instead describes A, B and D to cuBLASLt as row-major (CUBLASLT_ORDER_ROW)
-// without the swap, so cuBLASLt's rows are ours. Epilogues: D = act(alpha * op(A) op(B) +
-// beta * D + bias), act none, Relu (CUBLASLT_EPILOGUE_RELU[_BIAS]) or the tanh-approximated
-// Gelu (CUBLASLT_EPILOGUE_GELU[_BIAS]); with batch > 1 every batch entry adds the same bias.
+// column-major D, here our columns). A bias per row of D (a convolution's per-channel bias) has
+// no cuBLASLt epilogue here: the row-major form (CUBLASLT_ORDER_ROW) that would give one is
+// declined by cuBLASLt 13.0 on Hopper for f32/f16/bf16, so callers prefill D and use beta = 1.
+// Epilogues: D = act(alpha * op(A) op(B) + beta * D + bias), act none, Relu
+// (CUBLASLT_EPILOGUE_RELU[_BIAS]) or the tanh-approximated Gelu (CUBLASLT_EPILOGUE_GELU[_BIAS]);
+// with batch > 1 every batch entry adds the same bias.
 //
 // A GemmRunner belongs to one run slot (one thread at a time): it owns a cuBLASLt handle, a
 // workspace and a cache of plans (descriptors plus the heuristic's algorithm) keyed by the
@@ -45,7 +46,6 @@ struct GemmDesc {
   int64_t stride_a = 0, stride_b = 0, stride_d = 0;  // elements between batch entries (0: shared)
   double alpha = 1.0, beta = 0.0;
   bool bias = false;             // add a length-n vector to every row of D
-  bool bias_per_row = false;     // with bias: a length-m vector added to every column instead
   GemmActivation act = GemmActivation::kNone;  // applied last, in cuBLASLt's epilogue
   bool allow_tf32 = false;       // f32 only: TF32 tensor cores
 };

@@ -55,7 +55,7 @@ std::string word_type(size_t element_size) {
 
 std::string window_key(const WindowSpec& s) {
   return "win:" + std::to_string(static_cast<int>(s.op)) + ":" + tag(s.dtype) +
-         (s.op == WindowOp::kConv && s.relu ? ":relu" : "");
+         (s.op == WindowOp::kConv && s.relu ? ":relu" : "") + (s.op == WindowOp::kIm2col && s.bias ? ":bias" : "");
 }
 
 Result<KernelSource> window_source(const WindowSpec& s) {
@@ -114,8 +114,9 @@ Result<KernelSource> window_source(const WindowSpec& s) {
              "    y[t] = " + store_expr(s.dtype, "acc") + ";\n  }\n}\n";
       break;
     case WindowOp::kIm2col:
-      name = "kiln_im2col_" + tag(s.dtype);
-      src += "extern \"C\" __global__ void " + name + "(T* __restrict__ col, const T* __restrict__ x, KilnWindow w) {\n"
+      name = "kiln_im2col_" + tag(s.dtype) + (s.bias ? "_bias" : "");
+      src += "extern \"C\" __global__ void " + name + "(T* __restrict__ col, const T* __restrict__ x, KilnWindow w" +
+             (s.bias ? ", T* __restrict__ y, const T* __restrict__ bias" : "") + ") {\n"
              "  const long long ksize = w.k[0] * w.k[1] * w.k[2], osize = " + out_total + ";\n"
              "  const long long total = w.n * w.c * ksize * osize;\n" + loop +
              "    long long rem = t;\n"
@@ -130,7 +131,13 @@ Result<KernelSource> window_source(const WindowSpec& s) {
              "    T v = (T)0;\n"
              "    if (p0 >= 0 && p0 < w.in[0] && p1 >= 0 && p1 < w.in[1] && p2 >= 0 && p2 < w.in[2])\n"
              "      v = x[nc * " + in_total + " + (p0 * w.in[1] + p1) * w.in[2] + p2];\n"
-             "    col[t] = v;\n  }\n}\n";
+             "    col[t] = v;\n  }\n" +
+             (s.bias ? "  const long long ytotal = w.n * w.m * osize;  // y = bias broadcast, for the GEMM to accumulate into\n"
+                       "  for (long long t = (long long)blockIdx.x * blockDim.x + threadIdx.x; t < ytotal; "
+                       "t += (long long)gridDim.x * blockDim.x)\n"
+                       "    y[t] = bias[(t / osize) % w.m];\n"
+                     : "") +
+             "}\n";
       break;
   }
   return KernelSource{name, src};

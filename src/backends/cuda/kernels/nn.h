@@ -7,6 +7,8 @@
 //           direct convolution, any group count; bias may be null; accumulates in float/double;
 //           WindowSpec::relu applies Relu to the biased sum before the store (fused epilogue)
 //   im2col: (T* col, const T* x, KilnWindow g)           col: [N, C*prod(k), prod(out)]
+//           WindowSpec::bias adds (T* y, const T* bias): the same launch also writes
+//           y[n, m, :] = bias[m] over [N, M, prod(out)] (the conv GEMM then accumulates, beta 1)
 //   gather: (E* out, const E* data, const I* idx, long long outer, long long axis_n,
 //            long long nidx, long long inner, int* err, int code)
 //           an index outside [-axis_n, axis_n) writes 0 and records `code` in *err.
@@ -33,6 +35,7 @@ struct WindowSpec {
   WindowOp op = WindowOp::kMaxPool;
   DType dtype = DType::kF32;
   bool relu = false;  // kConv only: Relu epilogue (kiln_activation="Relu")
+  bool bias = false;  // kIm2col only: also prefill y with the conv bias
 };
 
 std::string window_key(const WindowSpec& spec);

@@ -7,6 +7,7 @@
 // convs run the direct kernel. Integer MatMul/Gemm have no cuBLASLt path: they fall back to the CPU.
 // Fused epilogues (fuse_epilogues: MatMul's bias input, kiln_activation) run in cuBLASLt's
 // epilogue, or in the direct conv kernel; a case neither covers is kUnsupported (CPU fallback).
+// The conv bias of the GEMM path is prefilled into y by the im2col launch itself.
 #include <algorithm>
 
 #include "backends/cpu/kernel.h"
@@ -332,38 +333,21 @@ class ConvHandler final : public OpHandler {
     g.stride_a = 0;
     g.stride_b = g.k * osize;
     g.stride_d = m * osize;
-    g.act = act;
-    // The per-channel bias is a bias per row of each image's [M, spatial] product: cuBLASLt's
-    // bias epilogue in the row-major view (gemm.h). Where cuBLASLt has no such algorithm, the
-    // images still to do get y = bias broadcast, and the GEMM accumulates into it (beta = 1).
-    g.bias = g.bias_per_row = bias.defined();
-    auto prefill_bias = [&](int64_t from) -> Status {
-      Dims rest = od;
-      rest[0] = w.n - from;
-      std::vector<int64_t> bs(od.size(), 0);
-      bs[1] = 1;
-      g.bias = g.bias_per_row = false;
-      g.beta = 1.0;
-      return strided_copy(ctx, static_cast<char*>(y.data()) + from * m * osize * es, contiguous_strides(rest),
-                          bias.data(), bs, rest, x.dtype());
-    };
-    // One chunk of nb images: a strided-batched GEMM, else one GEMM per image.
-    auto gemm_images = [&](const void* bmat, char* yb, int64_t nb) -> Status {
-      g.batch = nb;
-      const void* bp = g.bias ? bias.data() : nullptr;
-      Status s = ctx.gemm_run(g, wt.data(), bmat, yb, bp);
-      if (s.code() == StatusCode::kUnsupported && nb > 1) {  // no batched algorithm: one GEMM per image
-        GemmDesc one = g;
-        one.batch = 1;
-        s = Status();
-        for (int64_t i = 0; i < nb && s.ok(); ++i)
-          s = ctx.gemm_run(one, wt.data(), static_cast<const char*>(bmat) + i * g.stride_b * es,
-                             yb + i * g.stride_d * es, bp);
-      }
-      return s;
-    };
+    g.act = act;  // applied after the bias, in cuBLASLt's epilogue
     bool direct = true;  // the input already is the column matrix
     for (int j = 0; j < 3; ++j) direct = direct && w.k[j] == 1 && w.s[j] == 1 && w.pb[j] == 0 && w.pe[j] == 0;
+    // The per-channel bias is one value per row of each image's [M, spatial] product, which no
+    // cuBLASLt epilogue takes (gemm.h): y is prefilled with it and the GEMM accumulates (beta =
+    // 1). The im2col kernel writes the prefill in its own launch; a 1x1 conv has no im2col and
+    // uses a broadcast copy.
+    if (bias.defined()) {
+      g.beta = 1.0;
+      if (direct) {
+        std::vector<int64_t> bs(od.size(), 0);
+        bs[1] = 1;
+        KILN_RETURN_IF_ERROR(strided_copy(ctx, y.data(), contiguous_strides(od), bias.data(), bs, od, x.dtype()));
+      }
+    }
     const int64_t per_image = g.k * osize * es;
     const int64_t chunk = direct ? w.n : std::max<int64_t>(1, std::min<int64_t>(w.n, kMaxColumnBytes / std::max<int64_t>(per_image, 1)));
     Tensor col;
@@ -379,19 +363,29 @@ class ConvHandler final : public OpHandler {
         k::WindowArgs wc = w;
         wc.n = nb;
         k::WindowSpec spec{k::WindowOp::kIm2col, x.dtype()};
+        spec.bias = bias.defined();
         void* cp = col.data();
         const void* xp = xb;
-        void* args[] = {&cp, &xp, &wc};
+        void* yp = yb;
+        const void* bp = bias.defined() ? bias.data() : nullptr;
+        void* args_bias[] = {&cp, &xp, &wc, &yp, &bp};
+        void* args_plain[] = {&cp, &xp, &wc};
+        void** args = spec.bias ? args_bias : args_plain;
         KILN_RETURN_IF_ERROR(ctx.launch(
             specialisable(k::window_key(spec), [spec] { return k::window_source(spec); },
                           k::Bake{{k::bake_window("w", wc)}, 256}),
             k::grid_for(nb * g.k * osize, 256, ctx.device().multiprocessors), 256, args));
         bmat = col.data();
       }
-      Status s = gemm_images(bmat, yb, nb);
-      if (s.code() == StatusCode::kUnsupported && g.bias) {
-        KILN_RETURN_IF_ERROR(prefill_bias(n0));
-        s = gemm_images(bmat, yb, nb);
+      g.batch = nb;
+      Status s = ctx.gemm_run(g, wt.data(), bmat, yb, nullptr);
+      if (s.code() == StatusCode::kUnsupported && nb > 1) {  // no batched algorithm: one GEMM per image
+        GemmDesc one = g;
+        one.batch = 1;
+        s = Status();
+        for (int64_t i = 0; i < nb && s.ok(); ++i)
+          s = ctx.gemm_run(one, wt.data(), static_cast<const char*>(bmat) + i * g.stride_b * es,
+                             yb + i * g.stride_d * es, nullptr);
       }
       if (!s.ok()) return s.with_context(ctx.where());
     }

@@ -1,0 +1,218 @@
+// Fused epilogues on the GPU (label gpu): every cuBLASLt epilogue (bias, Relu, Gelu:tanh, and the
+// combinations) and the Relu of the direct conv kernel against the CPU backend at f32, f16 and
+// bf16 with awkward shapes; and, on the shared models, the kernel launches the fuse_epilogues
+// pass saves per run with results still matching the references.
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+
+#include "backends/cuda/conv_cudnn.h"
+#include "backends/cuda/op_test_util.h"
+#include "compiler/passes.h"
+#include "onnx/importer.h"
+
+namespace kiln::cuda::testing {
+namespace {
+
+namespace fs = std::filesystem;
+
+const DType kTypes[] = {DType::kF32, DType::kF16, DType::kBF16};
+
+void set_tolerance(OpCase& c, DType dt) {
+  c.rtol = c.atol = dt == DType::kF32 ? 1e-4 : dt == DType::kF16 ? 1e-2 : 4e-2;
+}
+
+std::string label(const std::string& what, DType dt, const std::string& act) {
+  return what + " " + std::string(dtype_name(dt)) + (act.empty() ? "" : " " + act);
+}
+
+// MatMul(A, B, bias?) with kiln_activation: B a constant weight or a runtime batched operand.
+TEST(CudaEpilogueGpuTest, MatMulBiasAndActivations) {
+  struct Shape {
+    Dims a, b;
+    bool b_constant;
+    const char* what;
+  };
+  const Shape shapes[] = {
+      {{3, 5, 17}, {17, 13}, true, "[3,5,17]x[17,13] folded batch"},
+      {{2, 3, 9, 17}, {3, 17, 13}, false, "[2,3,9,17]x[3,17,13] broadcast batch"},
+      {{4, 7, 16}, {4, 16, 33}, false, "[4,7,16]x[4,16,33] batched"},
+      {{1, 31}, {31, 1}, true, "[1,31]x[31,1] N=1"},
+  };
+  for (DType dt : kTypes) {
+    for (const Shape& s : shapes) {
+      for (const std::string act : {"", "Relu", "Gelu:tanh"}) {
+        for (bool bias : {false, true}) {
+          if (!bias && act.empty()) continue;
+          OpCase c{"MatMul", {}, {random_tensor(dt, s.a, -1, 1, 3), random_tensor(dt, s.b, -1, 1, 4)}, {false, s.b_constant}};
+          if (bias) {
+            c.inputs.push_back(random_tensor(dt, {s.b.back()}, -1, 1, 5));
+            c.constant.push_back(true);
+          }
+          if (!act.empty()) c.attrs.set_string("kiln_activation", act);
+          set_tolerance(c, dt);
+          check_op(c, label(std::string("MatMul ") + s.what + (bias ? " +bias" : ""), dt, act));
+        }
+      }
+    }
+  }
+}
+
+// Gemm: C as a [N] row (bias epilogue), as a [M, 1] column (prefilled, beta), none; alpha != 1.
+TEST(CudaEpilogueGpuTest, GemmActivations) {
+  for (DType dt : kTypes) {
+    for (const std::string act : {"Relu", "Gelu:tanh"}) {
+      for (int c_kind = 0; c_kind < 3; ++c_kind) {
+        OpCase c{"Gemm", {}, {random_tensor(dt, {7, 19}, -1, 1, 6), random_tensor(dt, {11, 19}, -1, 1, 7)}, {false, true}};
+        c.attrs.set_int("transB", 1);
+        c.attrs.set_float("alpha", 0.75);
+        if (c_kind == 1) {
+          c.inputs.push_back(random_tensor(dt, {11}, -1, 1, 8));
+          c.constant.push_back(true);
+        } else if (c_kind == 2) {
+          c.inputs.push_back(random_tensor(dt, {7, 1}, -1, 1, 9));
+          c.constant.push_back(true);
+          c.attrs.set_float("beta", 0.5);
+        }
+        c.attrs.set_string("kiln_activation", act);
+        set_tolerance(c, dt);
+        check_op(c, label("Gemm C kind " + std::to_string(c_kind), dt, act));
+      }
+    }
+  }
+}
+
+// Conv with and without bias, Relu, on the JIT kernels (im2col + cuBLASLt; 1x1 direct; grouped
+// direct kernel) and on the default path (cuDNN where it loads).
+TEST(CudaEpilogueGpuTest, ConvRelu) {
+  struct Geom {
+    Dims x, w;
+    int64_t group;
+    std::vector<int64_t> pads;
+    const char* what;
+  };
+  const Geom geoms[] = {
+      {{2, 3, 11, 9}, {5, 3, 3, 3}, 1, {1, 1, 1, 1}, "3x3 im2col M=5"},
+      {{3, 6, 7, 5}, {7, 6, 1, 1}, 1, {0, 0, 0, 0}, "1x1 direct GEMM"},
+      {{2, 6, 9, 9}, {6, 1, 3, 3}, 6, {1, 1, 1, 1}, "depthwise"},
+      {{1, 4, 13}, {8, 2, 3}, 2, {1, 0}, "1-D grouped"},
+      {{1, 3, 5, 6, 7}, {4, 3, 2, 2, 2}, 1, {0, 1, 0, 1, 0, 1}, "3-D"},
+  };
+  const ConvPath before = conv_path();
+  for (ConvPath path : {ConvPath::kJit, ConvPath::kAuto}) {
+    set_conv_path(path);
+    for (DType dt : kTypes) {
+      for (const Geom& g : geoms) {
+        for (bool bias : {false, true}) {
+          OpCase c{"Conv", {}, {random_tensor(dt, g.x, -1, 1, 10), random_tensor(dt, g.w, -1, 1, 11)}, {false, true}};
+          c.attrs.set_int("group", g.group);
+          c.attrs.set_ints("pads", g.pads);
+          if (bias) {
+            c.inputs.push_back(random_tensor(dt, {g.w[0]}, -1, 1, 12));
+            c.constant.push_back(true);
+          }
+          c.attrs.set_string("kiln_activation", "Relu");
+          set_tolerance(c, dt);
+          check_op(c, label(std::string("Conv ") + g.what + (bias ? " +bias" : "") + " path " +
+                                std::string(conv_path_name(path)), dt, "Relu"));
+        }
+      }
+    }
+  }
+  set_conv_path(before);
+}
+
+// The conv bias costs no launch of its own on the im2col path: one run of a biased 3x3 conv
+// launches only im2col (which also prefills y with the bias); a 1x1 conv launches the bias
+// broadcast only (cuBLASLt has no per-row bias epilogue). The Relu is in cuBLASLt's epilogue.
+TEST(CudaEpilogueGpuTest, ConvBiasCostsNoExtraLaunch) {
+  const ConvPath before = conv_path();
+  set_conv_path(ConvPath::kJit);
+  for (DType dt : kTypes) {
+    for (int64_t k : {3, 1}) {
+     for (int64_t batch : {1, 4}) {
+      OpCase c{"Conv", {}, {random_tensor(dt, {batch, 8, 10, 10}, -1, 1, 13), random_tensor(dt, {16, 8, k, k}, -1, 1, 14),
+                            random_tensor(dt, {16}, -1, 1, 15)}, {false, true, true}};
+      c.attrs.set_string("kiln_activation", "Relu");
+      set_tolerance(c, dt);
+      check_op(c, label("Conv bias " + std::to_string(k) + "x" + std::to_string(k), dt, "Relu"));
+      std::shared_ptr<const ir::Graph> g = one_node_graph(c);
+      Result<std::unique_ptr<BackendProgram>> prog = cuda_backend()->prepare(g, {});
+      ASSERT_TRUE(prog.ok()) << prog.status().to_string();
+      std::vector<Tensor> got, dev_in;
+      for (const Tensor& t : runtime_inputs(c)) dev_in.push_back(to_device(t));  // small host inputs run on the host
+      ASSERT_TRUE((*prog)->run(dev_in, &got).ok());
+      Result<CudaProgramStats> st = program_stats(**prog);
+      ASSERT_TRUE(st.ok());
+      EXPECT_EQ(st->gpu_nodes, 1u);
+      EXPECT_EQ(st->kernel_launches, 1u) << dtype_name(dt) << " " << k << "x" << k << " batch " << batch;
+     }
+    }
+  }
+  set_conv_path(before);
+}
+
+std::vector<Tensor> read_set(const fs::path& dir, const std::string& prefix) {
+  std::vector<Tensor> out;
+  for (int i = 0; fs::exists(dir / (prefix + "_" + std::to_string(i) + ".pb")); ++i) {
+    Result<Tensor> t = onnx::read_tensor_file((dir / (prefix + "_" + std::to_string(i) + ".pb")).string());
+    EXPECT_TRUE(t.ok()) << t.status().to_string();
+    if (t.ok()) out.push_back(std::move(t).value());
+  }
+  return out;
+}
+
+// Launches of one run of `g` on data set `set`, after checking its outputs against the reference.
+uint64_t launches_of(std::shared_ptr<const ir::Graph> g, const fs::path& set, const std::string& what) {
+  const std::vector<Tensor> in = read_set(set, "input"), want = read_set(set, "output");
+  Result<std::unique_ptr<BackendProgram>> prog = cuda_backend()->prepare(g, {});
+  EXPECT_TRUE(prog.ok()) << prog.status().to_string();
+  if (!prog.ok()) return 0;
+  std::vector<Tensor> got;
+  Status s = (*prog)->run(in, &got);
+  EXPECT_TRUE(s.ok()) << what << ": " << s.to_string();
+  EXPECT_EQ(got.size(), want.size());
+  for (size_t o = 0; o < got.size() && o < want.size(); ++o)
+    expect_close(got[o], want[o], 1e-3, 1e-3, what + " output " + std::to_string(o));
+  Result<CudaProgramStats> st = program_stats(**prog);
+  EXPECT_TRUE(st.ok());
+  EXPECT_EQ(st->fallback_nodes, 0u) << what;
+  return st->kernel_launches;
+}
+
+// Per shared model: launches per run without and with fuse_epilogues (JIT conv path, so the
+// count does not depend on whether cuDNN loads). The saving is one launch per fused node.
+TEST(CudaEpilogueGpuTest, SharedModelsLaunchFewerKernels) {
+  struct Expected {
+    const char* model;
+    uint64_t saved;
+  };
+  const ConvPath before = conv_path();
+  set_conv_path(ConvPath::kJit);
+  for (const Expected& e : {Expected{"mlp", 0}, Expected{"tiny_cnn", 3}, Expected{"encoder_L4_d256", 12},
+                            Expected{"mobilenet_v3_small", 14}}) {
+    const char* env = std::getenv("KILN_TESTDATA");
+    const fs::path dir = fs::path(env && *env ? env : KILN_TESTDATA_DIR) / "models" / e.model;
+    Result<ir::Graph> g = onnx::import_file((dir / "model.onnx").string());
+    ASSERT_TRUE(g.ok()) << g.status().to_string();
+    ASSERT_TRUE(compiler::fold_constants(*g, size_t{64} << 20, nullptr).ok());
+    g->prune();
+    auto plain = std::make_shared<ir::Graph>(*g);
+    compiler::EpilogueStats st;
+    ASSERT_TRUE(compiler::fuse_epilogues(*g, &st).ok());
+    g->prune();
+    auto fused = std::make_shared<ir::Graph>(std::move(*g));
+    for (int k = 0; fs::exists(dir / ("test_data_set_" + std::to_string(k))); ++k) {
+      const fs::path set = dir / ("test_data_set_" + std::to_string(k));
+      const uint64_t a = launches_of(plain, set, std::string(e.model) + " unfused");
+      const uint64_t b = launches_of(fused, set, std::string(e.model) + " fused");
+      std::printf("[ epilogue ] %-20s set %d: %llu -> %llu kernel launches per run (%zu nodes fused away)\n", e.model,
+                  k, static_cast<unsigned long long>(a), static_cast<unsigned long long>(b), st.nodes_removed);
+      EXPECT_EQ(a - b, e.saved) << e.model;
+    }
+  }
+  set_conv_path(before);
+}
+
+}  // namespace
+}  // namespace kiln::cuda::testing
