@@ -17,7 +17,8 @@ Status nvrtc_status(nvrtcResult r, std::string_view what) {
 
 // The SMs this NVRTC can emit cubin for, ascending.
 const std::vector<int>& supported_archs() {
-  static const std::vector<int> archs = [] {
+  // Never destroyed: background compiles may still read it while statics are torn down at exit.
+  static const std::vector<int>& archs = *new std::vector<int>([] {
     std::vector<int> v;
     int n = 0;
     if (nvrtcGetNumSupportedArchs(&n) == NVRTC_SUCCESS && n > 0) {
@@ -26,7 +27,7 @@ const std::vector<int>& supported_archs() {
     }
     std::sort(v.begin(), v.end());
     return v;
-  }();
+  }());
   return archs;
 }
 

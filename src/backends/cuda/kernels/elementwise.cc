@@ -210,7 +210,8 @@ Result<std::string> elementwise_statement(const std::string& op, const std::vect
 
 
 const std::vector<ElementwiseOpInfo>& elementwise_ops() {
-  static const std::vector<ElementwiseOpInfo> ops = [] {
+  // Never destroyed: background compiles may still read it while statics are torn down at exit.
+  static const std::vector<ElementwiseOpInfo>& ops = *new std::vector<ElementwiseOpInfo>([] {
     std::vector<ElementwiseOpInfo> v;
     for (const OpDef& d : kOps)
       v.push_back({d.name, d.arity, d.attrs, d.bool_result, d.f != nullptr, d.i != nullptr, d.u != nullptr,
@@ -221,7 +222,7 @@ const std::vector<ElementwiseOpInfo>& elementwise_ops() {
     v.push_back({"Where", 3, 0, false, true, true, true, true});
     v.push_back({"Cast", 1, 0, false, true, true, true, true});
     return v;
-  }();
+  }());
   return ops;
 }
 

@@ -200,7 +200,8 @@ Result<KernelSource> layer_norm_kernel(const ReduceSpec& s, const std::string& n
 }  // namespace
 
 const std::vector<std::string>& reduce_ops() {
-  static const std::vector<std::string> ops = {
+  // Never destroyed: background compiles may still read it while statics are torn down at exit.
+  static const std::vector<std::string>& ops = *new std::vector<std::string>{
       "ReduceSum", "ReduceMean", "ReduceMax", "ReduceMin", "ReduceProd", "ReduceL1", "ReduceL2",
       "ReduceSumSquare", "ReduceLogSum", "ReduceLogSumExp", "Softmax", "LogSoftmax", "LayerNormalization"};
   return ops;
