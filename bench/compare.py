@@ -269,7 +269,7 @@ def main() -> int:
                     help="steady, dynamic, startup, threads, a comma-separated list, or all (default)")
     ap.add_argument("--budget-s", type=float, default=None,
                     help="wall-clock budget, shared out over the scenarios; rows past a scenario's "
-                         "share are skipped, unused time passes on (default: 540 with --quick)")
+                         "share are skipped, unused time passes on (default: 500 with --quick)")
     ap.add_argument("--no-compile", action="store_true", help="skip the torch.compile baselines")
     ap.add_argument("--docs", default=None, help="also regenerate this performance.md")
     ap.add_argument("--render", default=None, help="only re-render outputs from this results.json")
@@ -290,7 +290,7 @@ def main() -> int:
         print("compare.py needs a CUDA GPU (torch.cuda.is_available() is False)", file=sys.stderr)
         return 2
     from harness import models as M
-    total = Budget(args.budget_s if args.budget_s is not None else (540 if args.quick else None))
+    total = Budget(args.budget_s if args.budget_s is not None else (500 if args.quick else None))
     specs = M.resolve([m for m in args.models.split(",") if m])
     dtypes = [d for d in args.dtypes.split(",") if d]
     bad = [d for d in dtypes if d not in M.TORCH_DTYPES]

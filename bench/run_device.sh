@@ -25,7 +25,7 @@ echo "== build: $(( $(date +%s) - start )) s" | tee -a "$LOG"
 export PYTHONPATH="$PWD/build/python${PYTHONPATH:+:$PYTHONPATH}"
 timeout "${PYTEST_TIMEOUT:-180}" python3 -m pytest -q -rs tests/python/test_gpu.py 2>&1 | tee -a "$LOG"
 echo "== pytest: $(( $(date +%s) - start )) s" | tee -a "$LOG"
-timeout "${BENCH_TIMEOUT:-420}" python3 bench/compare.py --quick --out "$OUT/bench" "$@" 2>&1 | tee -a "$LOG"
+timeout "${BENCH_TIMEOUT:-560}" python3 bench/compare.py --quick --out "$OUT/bench" "$@" 2>&1 | tee -a "$LOG"
 rc=$?
 echo "== compare.py exit $rc: $(( $(date +%s) - start )) s" | tee -a "$LOG"
 exit $rc
