@@ -133,6 +133,14 @@ def child(args: List[str], timeout: float) -> List[dict]:
 _child = child
 
 
+def _timeout(budget, cap: float) -> float:
+    """A child's time limit: `cap`, and no more than what the scenario's budget has left (plus a
+    grace of 20 s, so a child started just in time can finish a row)."""
+    if budget.seconds is None:
+        return cap
+    return max(20.0, min(cap, budget.seconds - budget.elapsed() + 20.0))
+
+
 def run_dynamic(models: List[str], quick: bool, budget) -> List[dict]:
     rows = []
     steps_for = DYNAMIC_QUICK if quick else DYNAMIC_STEPS
@@ -144,7 +152,7 @@ def run_dynamic(models: List[str], quick: bool, budget) -> List[dict]:
                              "shape": "-", "status": "skipped: time budget"})
                 continue
             got = _child(["dynamic", name, system, ",".join(map(str, steps)),
-                          "20" if quick else "100"], timeout=150 if quick else 600)
+                          "20" if quick else "100"], timeout=_timeout(budget, 150 if quick else 600))
             for r in got:
                 r.setdefault("scenario", "dynamic")
                 r.setdefault("model", name)
@@ -175,7 +183,7 @@ def run_startup(models: List[str], quick: bool, budget) -> List[dict]:
                     rows.append({"scenario": "startup", "model": name, "system": label,
                                  "status": "skipped: time budget"})
                     continue
-                got = _child(["startup", name, system, engine, cache], timeout=90 if quick else 300)
+                got = _child(["startup", name, system, engine, cache], timeout=_timeout(budget, 90 if quick else 300))
                 for r in got:
                     r.update({"scenario": "startup", "model": name, "system": label})
                 rows += got
