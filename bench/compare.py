@@ -246,9 +246,10 @@ def child(argv) -> int:
         for r in rows:
             print("ROW " + json.dumps(r), flush=True)
         return 0
-    if kind == "dynamic":
-        rows = SC.child_dynamic(argv[1], argv[2], [int(s) for s in argv[3].split(",")], int(argv[4]))
-    elif kind == "startup":
+    if kind == "dynamic":  # prints its rows as they come
+        SC.child_dynamic(argv[1], argv[2], [int(s) for s in argv[3].split(",")], int(argv[4]))
+        return 0
+    if kind == "startup":
         rows = [SC.child_startup(argv[1], argv[2], argv[3], argv[4])]
     else:
         raise SystemExit(f"unknown child {kind}")

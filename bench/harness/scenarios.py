@@ -68,6 +68,7 @@ def child_dynamic(model_name: str, system: str, steps: List[int], steady_iters: 
             rows.append({"scenario": "dynamic", "model": model_name, "system": system, "step": step,
                          "shape": "x".join(map(str, _dyn_shape(model_name, n))), "first_ms": first,
                          "p50_ms": t["p50_ms"], "p99_ms": t["p99_ms"], "status": "ok"})
+            print("ROW " + json.dumps(rows[-1]), flush=True)  # as it comes: a timeout keeps the rows so far
     return rows
 
 
