@@ -405,6 +405,15 @@ TEST(ShapeInferenceTest, FusedElementwiseBroadcastsInputsAndLiteralRanks) {
   EXPECT_EQ(t.dtype(y), DType::kBool);
 }
 
+TEST(ShapeInferenceTest, HundredThousandNodeChainIsOnePass) {
+  G t;
+  int x = t.input("x", sh({S("n"), K(3)}));
+  for (int i = 0; i < 100000; ++i) x = t.node(i % 2 ? "Neg" : "Relu", {x});
+  ASSERT_TRUE(t.infer(x).ok());
+  EXPECT_EQ(t.shape(x), sh({S("n"), K(3)}));
+  EXPECT_EQ(t.stats.symbolic, 100000u);
+}
+
 TEST(OpRegistryTest, LookupAndUnknownOps) {
   const OpSchema* add = find_op_schema("Add");
   ASSERT_NE(add, nullptr);
