@@ -20,6 +20,13 @@ foreach(_archive models onnx-conformance)
   endif()
 endforeach()
 
+# Shared test helpers (tests/util): the test data and comparisons with its references
+# (kiln_test_util), and device copies for gpu tests (kiln_cuda_test_util, below).
+add_library(kiln_test_util STATIC tests/util/testdata.cc)
+target_include_directories(kiln_test_util PUBLIC ${CMAKE_SOURCE_DIR})
+target_link_libraries(kiln_test_util PUBLIC kiln kiln_onnx GTest::gtest)
+target_compile_definitions(kiln_test_util PRIVATE KILN_TESTDATA_DIR="${KILN_TESTDATA_DIR}")
+
 # Unit tests sit beside the code as foo_test.cc; each layer's tests form one binary.
 # Tests needing a GPU are named *_gpu_test.cc and labelled gpu.
 function(kiln_test_binary name dir)
@@ -42,9 +49,9 @@ kiln_test_binary(ir_test src/ir kiln_ir)
 kiln_test_binary(onnx_test src/onnx kiln_onnx)
 kiln_test_binary(format_test src/format kiln_format kiln_onnx)
 kiln_test_binary(cpu_backend_test src/backends/cpu kiln_backend_cpu kiln_onnx)
-kiln_test_binary(compiler_test src/compiler kiln kiln_onnx)
-kiln_test_binary(runtime_test src/runtime kiln kiln_onnx)
-kiln_test_binary(model_test tests/models kiln kiln_onnx)
+kiln_test_binary(compiler_test src/compiler kiln kiln_onnx kiln_test_util)
+kiln_test_binary(runtime_test src/runtime kiln kiln_onnx kiln_test_util)
+kiln_test_binary(model_test tests/models kiln kiln_onnx kiln_test_util)
 kiln_test_binary(regress_test tests/regress kiln kiln_onnx)
 
 # Tests that need a GPU: *_gpu_test.cc, labelled gpu (run on the device machine, never in CI).
@@ -67,9 +74,13 @@ function(kiln_gpu_test_binary name)
 endfunction()
 
 if(TARGET kiln_backend_cuda)
+  add_library(kiln_cuda_test_util STATIC tests/util/cuda_testing.cc)
+  target_include_directories(kiln_cuda_test_util PUBLIC ${CMAKE_SOURCE_DIR})
+  target_link_libraries(kiln_cuda_test_util PUBLIC kiln_core CUDA::cudart GTest::gtest)
   kiln_test_binary(cuda_backend_test src/backends/cuda kiln_backend_cuda kiln_backend_cpu)
   set(KILN_GPU_TEST_DIRS src/backends/cuda tests/models)
-  kiln_gpu_test_binary(cuda_gpu_test kiln kiln_onnx kiln_backend_cuda kiln_conformance)
+  kiln_gpu_test_binary(cuda_gpu_test kiln kiln_onnx kiln_backend_cuda kiln_conformance kiln_test_util
+                       kiln_cuda_test_util)
 endif()
 
 # The Python package's tests run against the freshly built package in build/python.
@@ -82,7 +93,7 @@ endif()
 
 # The CLI: unit tests of its pieces, and an end-to-end script over the shared models.
 if(TARGET kiln_cli_lib)
-  kiln_test_binary(cli_test tools/kiln kiln_cli_lib)
+  kiln_test_binary(cli_test tools/kiln kiln_cli_lib kiln_test_util)
   add_test(NAME cli_end_to_end
            COMMAND ${Python3_EXECUTABLE} ${CMAKE_SOURCE_DIR}/tests/cli/cli_end_to_end.py
                    --kiln $<TARGET_FILE:kiln_cli> --models ${KILN_TESTDATA_DIR}/models)
