@@ -8,7 +8,6 @@
 
 #include <algorithm>
 #include <chrono>
-#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <string>
@@ -16,49 +15,17 @@
 
 #include "kiln/builder.h"
 #include "kiln/engine.h"
-#include "onnx/importer.h"
+#include "tests/util/cuda_testing.h"
+#include "tests/util/testdata.h"
 
 namespace kiln {
 namespace {
 
 namespace fs = std::filesystem;
 using Clock = std::chrono::steady_clock;
-
-fs::path model_dir(const std::string& name) {
-  const char* env = std::getenv("KILN_TESTDATA");
-  return fs::path(env && *env ? env : KILN_TESTDATA_DIR) / "models" / name;
-}
-
-std::vector<Tensor> read_set(const fs::path& dir, const std::string& prefix) {
-  std::vector<Tensor> out;
-  for (int i = 0; fs::exists(dir / (prefix + "_" + std::to_string(i) + ".pb")); ++i) {
-    Result<Tensor> t = onnx::read_tensor_file((dir / (prefix + "_" + std::to_string(i) + ".pb")).string());
-    EXPECT_TRUE(t.ok()) << t.status().to_string();
-    if (t.ok()) out.push_back(std::move(t).value());
-  }
-  return out;
-}
-
-Tensor device_empty(DType dtype, const Dims& dims) {
-  Tensor h = Tensor::zeros(dtype, dims);
-  void* p = nullptr;
-  EXPECT_EQ(cudaMalloc(&p, std::max<size_t>(h.nbytes(), 1)), cudaSuccess);
-  return Tensor::wrap(dtype, dims, p, std::shared_ptr<void>(p, [](void* q) { cudaFree(q); }),
-                      Device{DeviceType::kCuda, 0});
-}
-
-Tensor to_device(const Tensor& t) {
-  Tensor d = device_empty(t.dtype(), t.dims());
-  EXPECT_EQ(cudaMemcpy(d.data(), t.data(), t.nbytes(), cudaMemcpyHostToDevice), cudaSuccess);
-  return d;
-}
-
-Tensor to_host(const Tensor& t) {
-  if (t.device().type != DeviceType::kCuda) return t;
-  Tensor h = Tensor::zeros(t.dtype(), t.dims());
-  EXPECT_EQ(cudaMemcpy(h.data(), t.data(), t.nbytes(), cudaMemcpyDeviceToHost), cudaSuccess);
-  return h;
-}
+using test::device_empty;
+using test::to_device;
+using test::to_host;
 
 bool same_bits(const Tensor& a_any, const Tensor& b_any) {
   Tensor a = to_host(a_any), b = to_host(b_any);
@@ -85,16 +52,10 @@ struct Model {
 // The model built with data set 1's shapes as its only shapes (static).
 Model load(const std::string& name) {
   Model m;
-  fs::path dir = model_dir(name);
+  fs::path dir = test::model_dir(name);
   EXPECT_TRUE(fs::exists(dir)) << dir;
-  m.inputs = read_set(dir / "test_data_set_1", "input");
-  Result<ir::Graph> g = onnx::import_file((dir / "model.onnx").string());
-  EXPECT_TRUE(g.ok()) << g.status().to_string();
-  if (!g.ok()) return m;
-  BuildOptions options;
-  for (size_t i = 0; i < m.inputs.size(); ++i)
-    options.shapes.push_back({g->values[g->inputs[i]].name, m.inputs[i].dims(), m.inputs[i].dims(), m.inputs[i].dims()});
-  Result<std::vector<uint8_t>> bytes = build_engine((dir / "model.onnx").string(), options);
+  m.inputs = test::read_tensors(test::data_set_dir(dir, 1), "input");
+  Result<std::vector<uint8_t>> bytes = test::build_static_engine(dir, m.inputs);
   EXPECT_TRUE(bytes.ok()) << bytes.status().to_string();
   if (!bytes.ok()) return m;
   m.engine = Engine::load_from_memory(std::move(bytes).value()).value();

@@ -5,10 +5,7 @@
 
 #include <cuda_runtime_api.h>
 
-#include <algorithm>
 #include <atomic>
-#include <cmath>
-#include <cstdlib>
 #include <filesystem>
 #include <string>
 #include <thread>
@@ -16,80 +13,18 @@
 
 #include "kiln/builder.h"
 #include "kiln/engine.h"
-#include "onnx/importer.h"
+#include "tests/util/cuda_testing.h"
+#include "tests/util/testdata.h"
 
 namespace kiln {
 namespace {
 
 namespace fs = std::filesystem;
 
-int device_count() {
-  int n = 0;
-  if (cudaGetDeviceCount(&n) != cudaSuccess) {
-    cudaGetLastError();
-    return 0;
-  }
-  return n;
-}
-
-fs::path model_dir(const std::string& name) {
-  const char* env = std::getenv("KILN_TESTDATA");
-  return fs::path(env && *env ? env : KILN_TESTDATA_DIR) / "models" / name;
-}
-
-std::vector<Tensor> read_set(const fs::path& dir, const std::string& prefix) {
-  std::vector<Tensor> out;
-  for (int i = 0; fs::exists(dir / (prefix + "_" + std::to_string(i) + ".pb")); ++i) {
-    Result<Tensor> t = onnx::read_tensor_file((dir / (prefix + "_" + std::to_string(i) + ".pb")).string());
-    EXPECT_TRUE(t.ok()) << t.status().to_string();
-    if (t.ok()) out.push_back(std::move(t).value());
-  }
-  return out;
-}
-
-// Host copy of `t` (a host tensor is returned as is).
-Tensor to_host(const Tensor& t) {
-  if (t.device().type != DeviceType::kCuda) return t;
-  Tensor h = Tensor::zeros(t.dtype(), t.dims());
-  int previous = 0;
-  cudaGetDevice(&previous);
-  cudaSetDevice(t.device().index);
-  EXPECT_EQ(cudaMemcpy(h.data(), t.data(), t.nbytes(), cudaMemcpyDeviceToHost), cudaSuccess);
-  cudaSetDevice(previous);
-  return h;
-}
-
-// A device copy of a host tensor on `device` (the current device is restored).
-Tensor to_device(const Tensor& t, int device) {
-  int previous = 0;
-  cudaGetDevice(&previous);
-  cudaSetDevice(device);
-  void* p = nullptr;
-  EXPECT_EQ(cudaMalloc(&p, std::max<size_t>(t.nbytes(), 1)), cudaSuccess);
-  EXPECT_EQ(cudaMemcpy(p, t.data(), t.nbytes(), cudaMemcpyHostToDevice), cudaSuccess);
-  cudaSetDevice(previous);
-  return Tensor::wrap(t.dtype(), t.dims(), p,
-                      std::shared_ptr<void>(p, [device](void* q) {
-                        int cur = 0;
-                        cudaGetDevice(&cur);
-                        cudaSetDevice(device);
-                        cudaFree(q);
-                        cudaSetDevice(cur);
-                      }),
-                      Device{DeviceType::kCuda, device});
-}
-
-// Largest |a - b| / (atol + rtol |b|) over f32 outputs: <= 1 passes.
-double worst(const Tensor& got_any, const Tensor& want) {
-  Tensor got = to_host(got_any);
-  EXPECT_EQ(got.dims(), want.dims());
-  if (got.dims() != want.dims() || got.dtype() != DType::kF32) return 1e9;
-  double w = 0;
-  for (int64_t i = 0; i < got.numel(); ++i) {
-    const double a = got.data_as<float>()[i], b = want.data_as<float>()[i];
-    w = std::max(w, std::fabs(a - b) / (1e-4 + 1e-3 * std::fabs(b)));
-  }
-  return w;
+// How far `got` (host or device) is out of rtol 1e-3, atol 1e-4 of the reference `want`: <= 0
+// passes (test::Closeness::violation).
+double violation(const Tensor& got, const Tensor& want) {
+  return test::closeness(test::to_host(got), want, 1e-3, 1e-4).violation;
 }
 
 uint64_t counter(const Engine& e, const char* name) {
@@ -101,22 +36,17 @@ uint64_t counter(const Engine& e, const char* name) {
 class MultiDeviceTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    if (device_count() < 2)
-      GTEST_SKIP() << "needs two CUDA devices, found " << device_count()
+    if (test::cuda_device_count() < 2)
+      GTEST_SKIP() << "needs two CUDA devices, found " << test::cuda_device_count()
                    << " (run on nvidia-h100-x2; the per-call device logic is also covered on one GPU "
                       "by graphs_gpu_test)";
-    fs::path dir = model_dir("tiny_cnn");
+    fs::path dir = test::model_dir("tiny_cnn");
     ASSERT_TRUE(fs::exists(dir)) << dir;
-    inputs_ = read_set(dir / "test_data_set_0", "input");
-    want_ = read_set(dir / "test_data_set_0", "output");
+    test::DataSet set = test::read_data_set(test::data_set_dir(dir, 0));
+    inputs_ = std::move(set.inputs);
+    want_ = std::move(set.outputs);
     ASSERT_FALSE(inputs_.empty());
-    BuildOptions options;
-    Result<ir::Graph> g = onnx::import_file((dir / "model.onnx").string());
-    ASSERT_TRUE(g.ok()) << g.status().to_string();
-    for (size_t i = 0; i < inputs_.size(); ++i)
-      options.shapes.push_back(
-          {g->values[g->inputs[i]].name, inputs_[i].dims(), inputs_[i].dims(), inputs_[i].dims()});
-    Result<std::vector<uint8_t>> bytes = build_engine((dir / "model.onnx").string(), options);
+    Result<std::vector<uint8_t>> bytes = test::build_static_engine(dir, inputs_);
     ASSERT_TRUE(bytes.ok()) << bytes.status().to_string();
     engine_ = Engine::load_from_memory(std::move(bytes).value()).value();
     ASSERT_EQ(cudaSetDevice(0), cudaSuccess);
@@ -136,7 +66,7 @@ class MultiDeviceTest : public ::testing::Test {
   void expect_correct(const Result<std::vector<Tensor>>& r) {
     ASSERT_TRUE(r.ok()) << r.status().to_string();
     ASSERT_EQ(r->size(), want_.size());
-    for (size_t i = 0; i < want_.size(); ++i) EXPECT_LE(worst((*r)[i], want_[i]), 1.0) << "output " << i;
+    for (size_t i = 0; i < want_.size(); ++i) EXPECT_LE(violation((*r)[i], want_[i]), 0.0) << "output " << i;
   }
 
   std::shared_ptr<Engine> engine_;
@@ -165,12 +95,13 @@ TEST_F(MultiDeviceTest, SafeModeRunsOnTheContextsDeviceAndRestoresTheCallers) {
 
 TEST_F(MultiDeviceTest, DeviceResidentInputsOnTheSecondGpu) {
   std::vector<Tensor> on1;
-  for (const Tensor& t : inputs_) on1.push_back(to_device(t, 1));
+  for (const Tensor& t : inputs_) on1.push_back(test::to_device(t, 1));
   ASSERT_EQ(cudaSetDevice(0), cudaSuccess);
   Result<std::vector<Tensor>> r = engine_->run(on1, options(1, true));
   expect_correct(r);
-  if (r.ok())
+  if (r.ok()) {
     for (const Tensor& t : *r) EXPECT_EQ(t.device(), (Device{DeviceType::kCuda, 1}));
+  }
   // Device-1 inputs to a call on device 0 are refused with a message, not used across devices.
   Result<std::vector<Tensor>> wrong = engine_->run(on1, options(0, true));
   ASSERT_FALSE(wrong.ok());
@@ -187,7 +118,7 @@ TEST_F(MultiDeviceTest, OneThreadPerGpuWithoutSafeModeAndWithGraphs) {
     }
     for (int i = 0; i < 200; ++i) {
       Result<std::vector<Tensor>> r = engine_->run(inputs_, o);
-      if (!r.ok() || worst((*r)[0], want_[0]) > 1.0) ++bad;
+      if (!r.ok() || violation((*r)[0], want_[0]) > 0) ++bad;
     }
   };
   std::vector<std::thread> threads;

@@ -15,25 +15,12 @@
 
 #include "kiln/builder.h"
 #include "kiln/engine.h"
-#include "onnx/importer.h"
+#include "tests/util/testdata.h"
 
 namespace kiln {
 namespace {
 
 namespace fs = std::filesystem;
-
-std::vector<Tensor> read_set(const fs::path& dir, const std::string& prefix) {
-  std::vector<Tensor> out;
-  for (int i = 0;; ++i) {
-    fs::path p = dir / (prefix + "_" + std::to_string(i) + ".pb");
-    if (!fs::exists(p)) break;
-    Result<Tensor> t = onnx::read_tensor_file(p.string());
-    EXPECT_TRUE(t.ok()) << t.status().to_string();
-    if (!t.ok()) break;
-    out.push_back(std::move(t).value());
-  }
-  return out;
-}
 
 double relative_l2(const Tensor& got, const Tensor& want) {
   double num = 0, den = 0;
@@ -54,26 +41,13 @@ class PrecisionModelTest : public ::testing::TestWithParam<std::tuple<std::strin
 TEST_P(PrecisionModelTest, HalfEngineMatchesF32ReferenceOnCpu) {
   const auto& [model, precision] = GetParam();
   const double tol = precision == Precision::kFp16 ? 5e-3 : 3e-2;
-  fs::path dir = fs::path(KILN_TESTDATA_DIR) / "models" / model;
+  fs::path dir = test::model_dir(model);
   ASSERT_TRUE(fs::exists(dir)) << "test data not unpacked at " << dir << " (set KILN_TESTDATA)";
-  std::vector<std::vector<Tensor>> inputs, expected;
-  for (int k = 0; fs::exists(dir / ("test_data_set_" + std::to_string(k))); ++k) {
-    inputs.push_back(read_set(dir / ("test_data_set_" + std::to_string(k)), "input"));
-    expected.push_back(read_set(dir / ("test_data_set_" + std::to_string(k)), "output"));
-  }
-  ASSERT_FALSE(inputs.empty());
-  Result<ir::Graph> g = onnx::import_file((dir / "model.onnx").string());
-  ASSERT_TRUE(g.ok()) << g.status().to_string();
-  BuildOptions options;
-  for (size_t i = 0; i < inputs[0].size(); ++i) {
-    ShapeProfile p{g->values[g->inputs[i]].name, inputs[0][i].dims(), inputs[0][i].dims(), inputs[0][i].dims()};
-    for (const auto& set : inputs)
-      for (size_t d = 0; d < p.min.size(); ++d) {
-        p.min[d] = std::min(p.min[d], set[i].dims()[d]);
-        p.max[d] = std::max(p.max[d], set[i].dims()[d]);
-      }
-    options.shapes.push_back(p);
-  }
+  const std::vector<test::DataSet> sets = test::read_data_sets(dir);
+  ASSERT_FALSE(sets.empty());
+  Result<BuildOptions> profiles = test::shape_profiles(dir, sets);
+  ASSERT_TRUE(profiles.ok()) << profiles.status().to_string();
+  BuildOptions options = *profiles;
   Result<std::vector<uint8_t>> f32_bytes = build_engine((dir / "model.onnx").string(), options);
   ASSERT_TRUE(f32_bytes.ok()) << f32_bytes.status().to_string();
   options.precision = precision;
@@ -97,14 +71,14 @@ TEST_P(PrecisionModelTest, HalfEngineMatchesF32ReferenceOnCpu) {
     EXPECT_EQ((*engine)->inputs()[i].dtype, (*f32_engine)->inputs()[i].dtype) << "inputs stay as declared";
   for (const BindingInfo& b : (*engine)->outputs()) EXPECT_EQ(b.dtype, DType::kF32) << b.name;
 
-  for (size_t k = 0; k < inputs.size(); ++k) {
-    Result<std::vector<Tensor>> out = (*engine)->run(inputs[k]);
+  for (size_t k = 0; k < sets.size(); ++k) {
+    Result<std::vector<Tensor>> out = (*engine)->run(sets[k].inputs);
     ASSERT_TRUE(out.ok()) << "data set " << k << ": " << out.status().to_string();
-    ASSERT_EQ(out->size(), expected[k].size());
+    ASSERT_EQ(out->size(), sets[k].outputs.size());
     for (size_t o = 0; o < out->size(); ++o) {
       ASSERT_EQ((*out)[o].dtype(), DType::kF32);
-      ASSERT_EQ((*out)[o].dims(), expected[k][o].dims());
-      const Tensor& want = expected[k][o];
+      ASSERT_EQ((*out)[o].dims(), sets[k].outputs[o].dims());
+      const Tensor& want = sets[k].outputs[o];
       float ref_max = 0, got_max = 0;
       for (int64_t i = 0; i < want.numel(); ++i) {
         ref_max = std::max(ref_max, std::fabs(want.data_as<const float>()[i]));
