@@ -17,6 +17,7 @@
 #include "kiln/builder.h"
 #include "onnx/importer.h"
 #include "platform/thread_pool.h"
+#include "tests/util/testdata.h"
 
 namespace kiln::compiler {
 namespace {
@@ -25,11 +26,7 @@ namespace fs = std::filesystem;
 
 std::vector<Dims> input_shapes(const fs::path& set) {
   std::vector<Dims> out;
-  for (int i = 0; fs::exists(set / ("input_" + std::to_string(i) + ".pb")); ++i) {
-    Result<Tensor> t = onnx::read_tensor_file((set / ("input_" + std::to_string(i) + ".pb")).string());
-    EXPECT_TRUE(t.ok()) << t.status().to_string();
-    if (t.ok()) out.push_back(t->dims());
-  }
+  for (const Tensor& t : test::read_tensors(set, "input")) out.push_back(t.dims());
   return out;
 }
 
@@ -52,9 +49,9 @@ ir::Graph pipeline(const fs::path& model, Precision precision, bool fuse) {
 class FuseCudaModelTest : public ::testing::TestWithParam<std::string> {};
 
 TEST_P(FuseCudaModelTest, FusedKernelsCompileAndLaunchesDrop) {
-  const fs::path dir = fs::path(KILN_TESTDATA_DIR) / "models" / GetParam();
+  const fs::path dir = test::model_dir(GetParam());
   ASSERT_TRUE(fs::exists(dir / "model.onnx")) << "test data not unpacked at " << dir;
-  const std::vector<Dims> shapes = input_shapes(dir / "test_data_set_0");
+  const std::vector<Dims> shapes = input_shapes(test::data_set_dir(dir, 0));
   for (Precision precision : {Precision::kFp32, Precision::kFp16}) {
     const char* pname = precision == Precision::kFp32 ? "fp32" : "fp16";
     BuildOptions options;
@@ -114,17 +111,7 @@ TEST_P(FuseCudaModelTest, FusedKernelsCompileAndLaunchesDrop) {
   }
 }
 
-std::vector<std::string> shared_models() {
-  std::vector<std::string> names;
-  std::error_code ec;
-  for (const auto& e : fs::directory_iterator(fs::path(KILN_TESTDATA_DIR) / "models", ec))
-    if (fs::exists(e.path() / "model.onnx")) names.push_back(e.path().filename().string());
-  std::sort(names.begin(), names.end());
-  if (names.empty()) names.push_back("missing_test_data");
-  return names;
-}
-
-INSTANTIATE_TEST_SUITE_P(SharedModels, FuseCudaModelTest, ::testing::ValuesIn(shared_models()));
+INSTANTIATE_TEST_SUITE_P(SharedModels, FuseCudaModelTest, ::testing::ValuesIn(test::shared_model_names()));
 
 }  // namespace
 }  // namespace kiln::compiler

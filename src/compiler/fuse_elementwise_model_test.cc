@@ -4,46 +4,25 @@
 // test data. Prints the fusion statistics per model.
 #include <gtest/gtest.h>
 
-#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <filesystem>
 #include <map>
 
-#include "backends/cpu/cpu_backend.h"
 #include "compiler/passes.h"
+#include "compiler/run_cpu_test_util.h"
 #include "onnx/importer.h"
+#include "tests/util/testdata.h"
 
 namespace kiln::compiler {
 namespace {
 
 namespace fs = std::filesystem;
 
-std::vector<Tensor> read_set(const fs::path& dir, const std::string& prefix) {
-  std::vector<Tensor> out;
-  for (int i = 0; fs::exists(dir / (prefix + "_" + std::to_string(i) + ".pb")); ++i) {
-    Result<Tensor> t = onnx::read_tensor_file((dir / (prefix + "_" + std::to_string(i) + ".pb")).string());
-    EXPECT_TRUE(t.ok()) << t.status().to_string();
-    if (t.ok()) out.push_back(std::move(t).value());
-  }
-  return out;
-}
-
-std::vector<Tensor> run_cpu(const ir::Graph& g, const std::vector<Tensor>& inputs) {
-  auto backend = cpu::create_cpu_backend();
-  auto prog = backend->prepare(std::make_shared<ir::Graph>(g), PrepareOptions{});
-  EXPECT_TRUE(prog.ok()) << prog.status().to_string();
-  std::vector<Tensor> out;
-  if (!prog.ok()) return out;
-  Status s = (*prog)->run(inputs, &out);
-  EXPECT_TRUE(s.ok()) << s.to_string();
-  return out;
-}
-
 class FuseModelTest : public ::testing::TestWithParam<std::string> {};
 
 TEST_P(FuseModelTest, FusedGraphComputesTheSameBits) {
-  fs::path dir = fs::path(KILN_TESTDATA_DIR) / "models" / GetParam();
+  fs::path dir = test::model_dir(GetParam());
   ASSERT_TRUE(fs::exists(dir)) << "test data not unpacked at " << dir << " (set KILN_TESTDATA)";
   for (DType precision : {DType::kF32, DType::kF16}) {
     Result<ir::Graph> imported = onnx::import_file((dir / "model.onnx").string());
@@ -63,9 +42,10 @@ TEST_P(FuseModelTest, FusedGraphComputesTheSameBits) {
                 precision == DType::kF32 ? "fp32" : "fp16", plain.nodes.size(), fused.nodes.size(), stats.groups,
                 stats.nodes_fused);
     EXPECT_EQ(plain.nodes.size() - fused.nodes.size(), stats.nodes_fused - stats.groups);
-    for (int k = 0; fs::exists(dir / ("test_data_set_" + std::to_string(k))); ++k) {
-      fs::path set = dir / ("test_data_set_" + std::to_string(k));
-      std::vector<Tensor> in = read_set(set, "input"), want = read_set(set, "output");
+    for (int k = 0; fs::exists(test::data_set_dir(dir, k)); ++k) {
+      const test::DataSet set = test::read_data_set(test::data_set_dir(dir, k));
+      const std::vector<Tensor>& in = set.inputs;
+      const std::vector<Tensor>& want = set.outputs;
       std::vector<Tensor> a = run_cpu(plain, in), b = run_cpu(fused, in);
       ASSERT_EQ(a.size(), b.size());
       ASSERT_EQ(a.size(), want.size());
@@ -85,17 +65,7 @@ TEST_P(FuseModelTest, FusedGraphComputesTheSameBits) {
   }
 }
 
-std::vector<std::string> shared_models() {
-  std::vector<std::string> names;
-  std::error_code ec;
-  for (const auto& e : fs::directory_iterator(fs::path(KILN_TESTDATA_DIR) / "models", ec))
-    if (fs::exists(e.path() / "model.onnx")) names.push_back(e.path().filename().string());
-  std::sort(names.begin(), names.end());
-  if (names.empty()) names.push_back("missing_test_data");
-  return names;
-}
-
-INSTANTIATE_TEST_SUITE_P(SharedModels, FuseModelTest, ::testing::ValuesIn(shared_models()));
+INSTANTIATE_TEST_SUITE_P(SharedModels, FuseModelTest, ::testing::ValuesIn(test::shared_model_names()));
 
 }  // namespace
 }  // namespace kiln::compiler

@@ -9,6 +9,7 @@
 #include "backends/cpu/cpu_backend.h"
 #include "backends/cpu/ops/fused_elementwise_program.h"
 #include "compiler/passes.h"
+#include "compiler/run_cpu_test_util.h"
 #include "core/half.h"
 
 namespace kiln::compiler {
@@ -43,17 +44,6 @@ ir::Graph gelu_graph() {
   int m = add(g, "Mul", {x, a}, DType::kF32, "mul");
   g.outputs = {add(g, "Mul", {m, scalar(g, "half", 0.5f)}, DType::kF32, "y")};
   return g;
-}
-
-std::vector<Tensor> run_cpu(const ir::Graph& g, const std::vector<Tensor>& inputs) {
-  auto backend = cpu::create_cpu_backend();
-  auto prog = backend->prepare(std::make_shared<ir::Graph>(g), PrepareOptions{});
-  EXPECT_TRUE(prog.ok()) << prog.status().to_string();
-  std::vector<Tensor> out;
-  if (!prog.ok()) return out;
-  Status s = (*prog)->run(inputs, &out);
-  EXPECT_TRUE(s.ok()) << s.to_string();
-  return out;
 }
 
 Tensor random_f32(Dims dims, uint32_t seed) {

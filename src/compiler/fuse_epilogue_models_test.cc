@@ -10,21 +10,12 @@
 #include "backends/cpu/cpu_backend.h"
 #include "compiler/passes.h"
 #include "onnx/importer.h"
+#include "tests/util/testdata.h"
 
 namespace kiln::compiler {
 namespace {
 
 namespace fs = std::filesystem;
-
-std::vector<Tensor> read_set(const fs::path& dir, const std::string& prefix) {
-  std::vector<Tensor> out;
-  for (int i = 0; fs::exists(dir / (prefix + "_" + std::to_string(i) + ".pb")); ++i) {
-    Result<Tensor> t = onnx::read_tensor_file((dir / (prefix + "_" + std::to_string(i) + ".pb")).string());
-    EXPECT_TRUE(t.ok()) << t.status().to_string();
-    if (t.ok()) out.push_back(std::move(t).value());
-  }
-  return out;
-}
 
 Result<std::vector<Tensor>> evaluate(const ir::Graph& g, const std::vector<Tensor>& inputs) {
   std::vector<Tensor> vals(g.values.size());
@@ -52,7 +43,7 @@ class FuseEpilogueModelTest : public ::testing::TestWithParam<Expected> {};
 
 TEST_P(FuseEpilogueModelTest, CountsAndReferenceOutputs) {
   const Expected e = GetParam();
-  const fs::path dir = fs::path(KILN_TESTDATA_DIR) / "models" / e.model;
+  const fs::path dir = test::model_dir(e.model);
   ASSERT_TRUE(fs::exists(dir)) << "test data not unpacked at " << dir;
   Result<ir::Graph> g = onnx::import_file((dir / "model.onnx").string());
   ASSERT_TRUE(g.ok()) << g.status().to_string();
@@ -70,10 +61,10 @@ TEST_P(FuseEpilogueModelTest, CountsAndReferenceOutputs) {
   g->prune();
   ASSERT_TRUE(g->validate().ok());
   int sets = 0;
-  for (int k = 0; fs::exists(dir / ("test_data_set_" + std::to_string(k))); ++k, ++sets) {
-    const fs::path set = dir / ("test_data_set_" + std::to_string(k));
-    const std::vector<Tensor> in = read_set(set, "input"), want = read_set(set, "output");
-    Result<std::vector<Tensor>> got = evaluate(*g, in);
+  for (int k = 0; fs::exists(test::data_set_dir(dir, k)); ++k, ++sets) {
+    const test::DataSet set = test::read_data_set(test::data_set_dir(dir, k));
+    const std::vector<Tensor>& want = set.outputs;
+    Result<std::vector<Tensor>> got = evaluate(*g, set.inputs);
     ASSERT_TRUE(got.ok()) << got.status().to_string();
     ASSERT_EQ(got->size(), want.size());
     for (size_t o = 0; o < want.size(); ++o) {
