@@ -9,6 +9,7 @@
 #include <map>
 
 #include "backends/cuda/cuda_backend.h"
+#include "tests/util/testdata.h"
 #include "tools/conformance/conformance.h"
 
 namespace kiln::cuda {
@@ -17,8 +18,7 @@ namespace {
 namespace fs = std::filesystem;
 
 TEST(CudaConformanceTest, PassesEveryCaseTheCpuPasses) {
-  const char* env = std::getenv("KILN_TESTDATA");
-  const fs::path root = fs::path(env && *env ? env : KILN_TESTDATA_DIR) / "onnx-conformance";
+  const fs::path root = kiln::test::testdata_dir() / "onnx-conformance";
   ASSERT_TRUE(fs::exists(root)) << "conformance data not unpacked at " << root << " (set KILN_TESTDATA)";
   conformance::Options cpu_opts;
   cpu_opts.jobs = 16;

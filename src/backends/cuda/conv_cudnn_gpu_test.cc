@@ -10,20 +10,11 @@
 
 #include "backends/cuda/conv_cudnn.h"
 #include "backends/cuda/op_test_util.h"
+#include "tests/util/testdata.h"
 #include "tools/conformance/conformance.h"
 
 namespace kiln::cuda::testing {
 namespace {
-
-// Restores the process's conv path when the test ends, whatever happens.
-class PathScope {
- public:
-  explicit PathScope(ConvPath p) : before_(conv_path()) { set_conv_path(p); }
-  ~PathScope() { set_conv_path(before_); }
-
- private:
-  ConvPath before_;
-};
 
 const ConvPath kPaths[] = {ConvPath::kJit, ConvPath::kCudnn};
 
@@ -85,7 +76,7 @@ void check_conv(const ConvCase& c, DType dt, ConvPath path, uint32_t seed = 1) {
   ASSERT_TRUE(rs.ok()) << "CPU reference: " << rs.to_string();
   if (c.relu) relu_in_place(want[0]);
 
-  PathScope scope(path);
+  ConvPathScope scope(path);
   Result<std::unique_ptr<BackendProgram>> prog = gpu->prepare(one_node_graph(conv_op(c, dt, c.relu, seed)), {});
   ASSERT_TRUE(prog.ok()) << prog.status().to_string();
   const ConvStats before = conv_stats();
@@ -163,9 +154,7 @@ TEST(CudnnConvGpuTest, RandomGeometriesMatchTheCpuOnBothPaths) {
 }
 
 TEST(CudnnConvGpuTest, ConformanceConvCasesPassOnBothPaths) {
-  const char* env = std::getenv("KILN_TESTDATA");
-  const std::filesystem::path root =
-      std::filesystem::path(env && *env ? env : KILN_TESTDATA_DIR) / "onnx-conformance";
+  const std::filesystem::path root = kiln::test::testdata_dir() / "onnx-conformance";
   ASSERT_TRUE(std::filesystem::exists(root)) << root;
   conformance::Options opts;
   opts.filter = "[Cc]onv";
@@ -175,7 +164,7 @@ TEST(CudnnConvGpuTest, ConformanceConvCasesPassOnBothPaths) {
   ASSERT_GE(cpu->passed, 20u);
   set_host_execution_limit(-1);
   for (ConvPath path : kPaths) {
-    PathScope scope(path);
+    ConvPathScope scope(path);
     opts.backend = "cuda";
     const ConvStats before = conv_stats();
     Result<conformance::Report> cuda = conformance::run(root.string(), opts);

@@ -11,15 +11,6 @@
 namespace kiln::cuda::testing {
 namespace {
 
-class PathScope {
- public:
-  explicit PathScope(ConvPath p) : before_(conv_path()) { set_conv_path(p); }
-  ~PathScope() { set_conv_path(before_); }
-
- private:
-  ConvPath before_;
-};
-
 // Builds graphs node by node.
 struct NetBuilder {
   std::shared_ptr<ir::Graph> g = std::make_shared<ir::Graph>();
@@ -96,7 +87,7 @@ TEST(CudnnNetGpuTest, ResidualNetworkMatchesTheCpuAndTheJitPath) {
     ASSERT_TRUE(ref.ok()) << ref.status().to_string();
     const Tensor want = run_one(**ref, x);
     for (ConvPath path : {ConvPath::kCudnn, ConvPath::kJit}) {
-      PathScope scope(path);
+      ConvPathScope scope(path);
       Result<std::unique_ptr<BackendProgram>> prog = gpu->prepare(resnet_like(dt, false), {});
       ASSERT_TRUE(prog.ok()) << prog.status().to_string();
       const ConvStats before = conv_stats();
@@ -133,7 +124,7 @@ TEST(CudnnNetGpuTest, PrintLatencyOnBothPaths) {
     // cuDNN heuristic, cuDNN measured, JIT; each plain and replayed from a CUDA graph.
     double ms[3][2] = {};
     for (int variant = 0; variant < 3; ++variant) {
-      PathScope scope(variant == 2 ? ConvPath::kJit : ConvPath::kCudnn);
+      ConvPathScope scope(variant == 2 ? ConvPath::kJit : ConvPath::kCudnn);
       const ConvAlgoSearch before_search = conv_algo_search();
       set_conv_algo_search(variant == 1 ? ConvAlgoSearch::kMeasured : ConvAlgoSearch::kHeuristic);
       for (int graphs = 0; graphs < 2; ++graphs) {
@@ -165,7 +156,7 @@ uint64_t counter(const BackendProgram& p, const char* name) {
 TEST(CudnnNetGpuTest, CudnnConvolutionsReplayInsideACapturedGraph) {
   const Backend* gpu = cuda_backend();
   ASSERT_NE(gpu, nullptr);
-  PathScope scope(ConvPath::kCudnn);
+  ConvPathScope scope(ConvPath::kCudnn);
   for (ConvAlgoSearch search : {ConvAlgoSearch::kHeuristic, ConvAlgoSearch::kMeasured}) {
     const ConvAlgoSearch before_search = conv_algo_search();
     set_conv_algo_search(search);

@@ -10,6 +10,7 @@
 #include "backends/cuda/op_test_util.h"
 #include "compiler/passes.h"
 #include "onnx/importer.h"
+#include "tests/util/testdata.h"
 
 namespace kiln::cuda::testing {
 namespace {
@@ -152,19 +153,10 @@ TEST(CudaEpilogueGpuTest, ConvBiasCostsNoExtraLaunch) {
   set_conv_path(before);
 }
 
-std::vector<Tensor> read_set(const fs::path& dir, const std::string& prefix) {
-  std::vector<Tensor> out;
-  for (int i = 0; fs::exists(dir / (prefix + "_" + std::to_string(i) + ".pb")); ++i) {
-    Result<Tensor> t = onnx::read_tensor_file((dir / (prefix + "_" + std::to_string(i) + ".pb")).string());
-    EXPECT_TRUE(t.ok()) << t.status().to_string();
-    if (t.ok()) out.push_back(std::move(t).value());
-  }
-  return out;
-}
-
 // Launches of one run of `g` on data set `set`, after checking its outputs against the reference.
 uint64_t launches_of(std::shared_ptr<const ir::Graph> g, const fs::path& set, const std::string& what) {
-  const std::vector<Tensor> in = read_set(set, "input"), want = read_set(set, "output");
+  const std::vector<Tensor> in = kiln::test::read_tensors(set, "input");
+  const std::vector<Tensor> want = kiln::test::read_tensors(set, "output");
   Result<std::unique_ptr<BackendProgram>> prog = cuda_backend()->prepare(g, {});
   EXPECT_TRUE(prog.ok()) << prog.status().to_string();
   if (!prog.ok()) return 0;
@@ -191,8 +183,7 @@ TEST(CudaEpilogueGpuTest, SharedModelsLaunchFewerKernels) {
   set_conv_path(ConvPath::kJit);
   for (const Expected& e : {Expected{"mlp", 0}, Expected{"tiny_cnn", 3}, Expected{"encoder_L4_d256", 12},
                             Expected{"mobilenet_v3_small", 14}}) {
-    const char* env = std::getenv("KILN_TESTDATA");
-    const fs::path dir = fs::path(env && *env ? env : KILN_TESTDATA_DIR) / "models" / e.model;
+    const fs::path dir = kiln::test::model_dir(e.model);
     Result<ir::Graph> g = onnx::import_file((dir / "model.onnx").string());
     ASSERT_TRUE(g.ok()) << g.status().to_string();
     ASSERT_TRUE(compiler::fold_constants(*g, size_t{64} << 20, nullptr).ok());
@@ -202,8 +193,8 @@ TEST(CudaEpilogueGpuTest, SharedModelsLaunchFewerKernels) {
     ASSERT_TRUE(compiler::fuse_epilogues(*g, &st).ok());
     g->prune();
     auto fused = std::make_shared<ir::Graph>(std::move(*g));
-    for (int k = 0; fs::exists(dir / ("test_data_set_" + std::to_string(k))); ++k) {
-      const fs::path set = dir / ("test_data_set_" + std::to_string(k));
+    for (int k = 0; fs::exists(kiln::test::data_set_dir(dir, k)); ++k) {
+      const fs::path set = kiln::test::data_set_dir(dir, k);
       const uint64_t a = launches_of(plain, set, std::string(e.model) + " unfused");
       const uint64_t b = launches_of(fused, set, std::string(e.model) + " fused");
       std::printf("[ epilogue ] %-20s set %d: %llu -> %llu kernel launches per run (%zu nodes fused away)\n", e.model,

@@ -18,6 +18,7 @@
 #include "backends/cuda/op_test_util.h"
 #include "compiler/passes.h"
 #include "onnx/importer.h"
+#include "tests/util/testdata.h"
 
 namespace kiln::cuda {
 namespace {
@@ -210,22 +211,12 @@ TEST(FusedGpuTest, CastsThroughHalfRoundInsideTheKernel) {
 }
 
 // The shared models, fused as the builder fuses them, on CUDA.
-std::vector<Tensor> read_set(const fs::path& dir, const std::string& prefix) {
-  std::vector<Tensor> out;
-  for (int i = 0; fs::exists(dir / (prefix + "_" + std::to_string(i) + ".pb")); ++i) {
-    Result<Tensor> t = onnx::read_tensor_file((dir / (prefix + "_" + std::to_string(i) + ".pb")).string());
-    EXPECT_TRUE(t.ok()) << t.status().to_string();
-    if (t.ok()) out.push_back(std::move(t).value());
-  }
-  return out;
-}
-
 class FusedGpuModelTest : public ::testing::TestWithParam<std::string> {};
 
 TEST_P(FusedGpuModelTest, ModelsMatchTestDataWithFewerLaunches) {
   const Backend* gpu = cuda_backend();
   ASSERT_NE(gpu, nullptr);
-  const fs::path dir = fs::path(KILN_TESTDATA_DIR) / "models" / GetParam();
+  const fs::path dir = kiln::test::model_dir(GetParam());
   ASSERT_TRUE(fs::exists(dir / "model.onnx")) << "test data not unpacked at " << dir;
   for (DType low : {DType::kF32, DType::kF16}) {
     Result<ir::Graph> imported = onnx::import_file((dir / "model.onnx").string());
@@ -240,10 +231,11 @@ TEST_P(FusedGpuModelTest, ModelsMatchTestDataWithFewerLaunches) {
     compiler::FuseStats stats;
     ASSERT_TRUE(compiler::fuse_elementwise(fused, &stats).ok());
     fused.prune();
-    for (int k = 0; fs::exists(dir / ("test_data_set_" + std::to_string(k))); ++k) {
-      const fs::path set = dir / ("test_data_set_" + std::to_string(k));
+    for (int k = 0; fs::exists(kiln::test::data_set_dir(dir, k)); ++k) {
       const std::string label = GetParam() + (low == DType::kF32 ? " fp32" : " fp16") + " set " + std::to_string(k);
-      std::vector<Tensor> in = read_set(set, "input"), want = read_set(set, "output");
+      const kiln::test::DataSet set = kiln::test::read_data_set(kiln::test::data_set_dir(dir, k));
+      const std::vector<Tensor>& in = set.inputs;
+      const std::vector<Tensor>& want = set.outputs;
       RunResult a = run_on(*gpu, plain, in, true), b = run_on(*gpu, fused, in, true);
       ASSERT_EQ(b.out.size(), want.size()) << label;
       for (size_t o = 0; o < want.size(); ++o) {
@@ -276,17 +268,7 @@ TEST_P(FusedGpuModelTest, ModelsMatchTestDataWithFewerLaunches) {
   }
 }
 
-std::vector<std::string> shared_models() {
-  std::vector<std::string> names;
-  std::error_code ec;
-  for (const auto& e : fs::directory_iterator(fs::path(KILN_TESTDATA_DIR) / "models", ec))
-    if (fs::exists(e.path() / "model.onnx")) names.push_back(e.path().filename().string());
-  std::sort(names.begin(), names.end());
-  if (names.empty()) names.push_back("missing_test_data");
-  return names;
-}
-
-INSTANTIATE_TEST_SUITE_P(SharedModels, FusedGpuModelTest, ::testing::ValuesIn(shared_models()));
+INSTANTIATE_TEST_SUITE_P(SharedModels, FusedGpuModelTest, ::testing::ValuesIn(kiln::test::shared_model_names()));
 
 }  // namespace
 }  // namespace kiln::cuda

@@ -4,8 +4,6 @@
 
 #include <gtest/gtest.h>
 
-#include <cuda_runtime_api.h>
-
 #include <cmath>
 #include <memory>
 #include <random>
@@ -13,9 +11,11 @@
 #include <vector>
 
 #include "backends/cpu/cpu_backend.h"
+#include "backends/cuda/conv_cudnn.h"
 #include "backends/cuda/cuda_backend.h"
 #include "core/half.h"
 #include "ir/graph.h"
+#include "tests/util/cuda_testing.h"
 
 namespace kiln::cuda::testing {
 
@@ -56,21 +56,9 @@ inline Tensor ints(std::vector<int64_t> v) {
 }
 inline Tensor scalar_f32(float v) { return Tensor::from_vector(DType::kF32, {}, std::vector<float>{v}); }
 
-// A device copy of a host tensor, freed with the tensor.
-inline Tensor to_device(const Tensor& t) {
-  void* p = nullptr;
-  EXPECT_EQ(cudaMalloc(&p, std::max<size_t>(t.nbytes(), 1)), cudaSuccess);
-  EXPECT_EQ(cudaMemcpy(p, t.data(), t.nbytes(), cudaMemcpyHostToDevice), cudaSuccess);
-  return Tensor::wrap(t.dtype(), t.dims(), p, std::shared_ptr<void>(p, [](void* q) { cudaFree(q); }),
-                      Device{DeviceType::kCuda, 0});
-}
-
-inline Tensor to_host(const Tensor& t) {
-  if (t.device().type != DeviceType::kCuda) return t;
-  Tensor h = Tensor::zeros(t.dtype(), t.dims());
-  EXPECT_EQ(cudaMemcpy(h.data(), t.data(), t.nbytes(), cudaMemcpyDeviceToHost), cudaSuccess);
-  return h;
-}
+// Device copies (tests/util/cuda_testing.h): to_device(host, device = 0), to_host(any).
+using kiln::test::to_device;
+using kiln::test::to_host;
 
 inline double element(const Tensor& t, int64_t i) {
   switch (t.dtype()) {
@@ -108,6 +96,19 @@ inline void expect_close(const Tensor& got_any, const Tensor& want, double rtol,
                     << " got " << (first >= 0 ? element(got, first) : 0) << " want "
                     << (first >= 0 ? element(want, first) : 0) << " (max abs err " << worst << ")";
 }
+
+// Sets the process's convolution path for its lifetime and restores the previous one after,
+// whatever happens in between.
+class ConvPathScope {
+ public:
+  explicit ConvPathScope(ConvPath p) : before_(conv_path()) { set_conv_path(p); }
+  ~ConvPathScope() { set_conv_path(before_); }
+  ConvPathScope(const ConvPathScope&) = delete;
+  ConvPathScope& operator=(const ConvPathScope&) = delete;
+
+ private:
+  ConvPath before_;
+};
 
 struct OpCase {
   std::string op;

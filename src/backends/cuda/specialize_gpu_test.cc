@@ -18,6 +18,7 @@
 #include "kiln/builder.h"
 #include "kiln/engine.h"
 #include "kiln/runtime.h"
+#include "tests/util/testdata.h"
 
 namespace kiln {
 namespace {
@@ -27,10 +28,7 @@ using Clock = std::chrono::steady_clock;
 
 double ms_since(Clock::time_point t) { return std::chrono::duration<double, std::milli>(Clock::now() - t).count(); }
 
-fs::path models_dir() {
-  const char* env = std::getenv("KILN_TESTDATA");
-  return fs::path(env && *env ? env : KILN_TESTDATA_DIR) / "models";
-}
+fs::path models_dir() { return test::testdata_dir() / "models"; }
 
 std::vector<uint8_t> build(const std::string& model, std::vector<ShapeProfile> shapes) {
   BuildOptions opts;
