@@ -1,5 +1,5 @@
-// Helpers for the elementwise and reduction kernel tests: build a node, run the registered
-// kernel, make tensors and read values back.
+// Helpers for the elementwise and reduction kernel tests: the kernel_test core (make_node, run,
+// run1, run_status, values), tensor makers and a closeness check.
 #pragma once
 
 #include <gtest/gtest.h>
@@ -7,38 +7,15 @@
 #include <string>
 #include <vector>
 
-#include "backends/cpu/kernel.h"
+#include "backends/cpu/ops/kernel_test_util.h"
 
 namespace kiln::cpu::ew_test {
 
-inline ir::Node make_node(std::string op, ir::Attributes attrs = {}, int outputs = 1) {
-  ir::Node n;
-  n.name = "t_" + op;
-  n.op = std::move(op);
-  n.attrs = std::move(attrs);
-  for (int i = 0; i < outputs; ++i) n.outputs.push_back(i);
-  return n;
-}
-
-inline Status run(const ir::Node& node, const std::vector<Tensor>& in, std::vector<Tensor>& out) {
-  const KernelInfo* k = kernel_registry().find(node.op);
-  if (!k) return not_found("no CPU kernel for " + node.op);
-  out.assign(node.outputs.size(), Tensor());
-  return k->fn(node, in, out);
-}
-
-// Runs a node and returns output `i`; a failure fails the test.
-inline Tensor run1(const ir::Node& node, const std::vector<Tensor>& in, size_t i = 0) {
-  std::vector<Tensor> out;
-  Status s = run(node, in, out);
-  EXPECT_TRUE(s.ok()) << s.to_string();
-  return s.ok() ? out[i] : Tensor();
-}
-
-inline Status run_status(const ir::Node& node, const std::vector<Tensor>& in) {
-  std::vector<Tensor> out;
-  return run(node, in, out);
-}
+using kernel_test::make_node;
+using kernel_test::run;
+using kernel_test::run1;
+using kernel_test::run_status;
+using kernel_test::values;
 
 template <typename T>
 Tensor make(DType dtype, Dims dims, const std::vector<T>& v) {
@@ -53,14 +30,6 @@ inline Tensor i32(Dims d, const std::vector<int32_t>& v) { return make(DType::kI
 inline Tensor i64(Dims d, const std::vector<int64_t>& v) { return make(DType::kI64, d, v); }
 inline Tensor u64(Dims d, const std::vector<uint64_t>& v) { return make(DType::kU64, d, v); }
 inline Tensor boolean(Dims d, const std::vector<uint8_t>& v) { return make(DType::kBool, d, v); }
-
-// All values of a tensor whose C++ element type is T (bool tensors: T = uint8_t).
-template <typename T>
-std::vector<T> values(const Tensor& t) {
-  if (!t.defined()) return {};
-  const T* p = t.data_as<const T>();
-  return std::vector<T>(p, p + t.numel());
-}
 
 // Element-wise closeness with a relative + absolute tolerance; NaN matches NaN.
 template <typename T>

@@ -8,9 +8,12 @@
 #include <string>
 #include <vector>
 
-#include "backends/cpu/kernel.h"
+#include "backends/cpu/ops/kernel_test_util.h"
 
 namespace kiln::cpu::nn_test {
+
+using kernel_test::run;
+using kernel_test::values;
 
 // A node of `op` with `outputs` output slots (value ids 0..outputs-1).
 inline ir::Node make_node(std::string op, int outputs = 1) {
@@ -19,14 +22,6 @@ inline ir::Node make_node(std::string op, int outputs = 1) {
   n.op = std::move(op);
   for (int i = 0; i < outputs; ++i) n.outputs.push_back(i);
   return n;
-}
-
-// Runs the registered CPU kernel; `out` is resized to the node's outputs.
-inline Status run(const ir::Node& node, const std::vector<Tensor>& in, std::vector<Tensor>& out) {
-  const KernelInfo* k = kernel_registry().find(node.op);
-  if (!k) return not_found("no CPU kernel for " + node.op);
-  out.assign(node.outputs.size(), Tensor());
-  return k->fn(node, in, out);
 }
 
 // Runs and expects success; returns output 0 (or the whole vector via `all`).
@@ -76,11 +71,6 @@ inline std::vector<float> random_values(int64_t n, unsigned seed) {
   std::vector<float> v(static_cast<size_t>(n));
   for (float& x : v) x = dist(gen);
   return v;
-}
-
-template <typename T>
-std::vector<T> values(const Tensor& t) {
-  return std::vector<T>(t.data_as<const T>(), t.data_as<const T>() + t.numel());
 }
 
 // Expects `t` to be f32 (or f64) with `dims` and values within atol + rtol * |expected|.
