@@ -9,16 +9,14 @@
 
 #include "kiln/builder.h"
 #include "kiln/runtime_cache.h"
+#include "tests/util/testdata.h"
 
 namespace kiln {
 namespace {
 
 namespace fs = std::filesystem;
 
-fs::path models_dir() {
-  const char* env = std::getenv("KILN_TESTDATA");
-  return fs::path(env && *env ? env : KILN_TESTDATA_DIR) / "models";
-}
+fs::path models_dir() { return test::testdata_dir() / "models"; }
 
 class CacheWarmTest : public ::testing::Test {
  protected:

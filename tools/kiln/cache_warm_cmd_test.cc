@@ -11,6 +11,7 @@
 #include "cli_common.h"
 #include "kiln/builder.h"
 #include "kiln/runtime_cache.h"
+#include "tests/util/testdata.h"
 
 namespace kiln::cli {
 namespace {
@@ -21,8 +22,7 @@ TEST(CacheWarmCommandTest, WarmThenVerifyThenWarmAgainCompilesNothing) {
 #ifndef KILN_HAVE_CUDA
   GTEST_SKIP() << "built without the CUDA backend";
 #endif
-  const char* env = std::getenv("KILN_TESTDATA");
-  fs::path onnx = fs::path(env && *env ? env : KILN_TESTDATA_DIR) / "models" / "tiny_cnn" / "model.onnx";
+  fs::path onnx = test::model_dir("tiny_cnn") / "model.onnx";
   if (!fs::exists(onnx)) GTEST_SKIP() << "no " << onnx;
   fs::path dir = fs::temp_directory_path() / ("kiln_warm_cli_" + std::to_string(::getpid()));
   fs::remove_all(dir);
