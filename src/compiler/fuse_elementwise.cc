@@ -149,32 +149,69 @@ class Fuser {
   }
 
  private:
-  // Members of the group rooted at `root`, sorted by node index (the root last).
+  // Members of the group rooted at `root`, sorted by node index (the root last). Grows from a
+  // worklist in linear time: a producer joins when all readers of its output are members, the
+  // group keeps at most kFusedMaxInputs external inputs and its program at most kFusedMaxSteps
+  // steps. Both limits are checked conservatively here (every literal of rank > 0 counted as a
+  // possible input, every literal use as a step); externals() decides exactly afterwards.
   std::vector<int> grow(int root, int gid) {
-    std::set<int> members = {root};
+    std::vector<int> members = {root};
     group_[static_cast<size_t>(root)] = gid;
-    for (bool changed = true; changed;) {
-      changed = false;
-      for (auto it = members.rbegin(); it != members.rend() && !changed; ++it) {
-        for (int v : cand_[static_cast<size_t>(*it)]->operands) {
-          const int p = producer_[static_cast<size_t>(v)];
-          if (p < 0 || !cand_[static_cast<size_t>(p)] || group_[static_cast<size_t>(p)] != -1 ||
-              is_output_[static_cast<size_t>(v)])
-            continue;
-          bool inside = true;
-          for (int c : consumers_[static_cast<size_t>(v)]) inside = inside && group_[static_cast<size_t>(c)] == gid;
-          if (!inside) continue;
-          std::vector<int> trial(members.begin(), members.end());
-          trial.insert(std::lower_bound(trial.begin(), trial.end(), p), p);
-          if (externals(trial).size() > static_cast<size_t>(cpu::kFusedMaxInputs)) continue;
-          members.insert(p);
-          group_[static_cast<size_t>(p)] = gid;
-          changed = true;
-          break;
-        }
+    std::set<int> ext;       // values read from outside the group (conservative)
+    std::set<int> produced;  // outputs of members
+    size_t steps = 0;
+    auto add = [&](int n) {
+      const int out = g_.nodes[static_cast<size_t>(n)].outputs[0];
+      produced.insert(out);
+      ext.erase(out);
+      steps += 1 + literal_uses(n);
+      for (int v : cand_[static_cast<size_t>(n)]->operands)
+        if (!produced.count(v) && may_be_input(v)) ext.insert(v);
+    };
+    add(root);
+    std::vector<int> work = {root};
+    while (!work.empty()) {
+      const int m = work.back();
+      work.pop_back();
+      for (int v : cand_[static_cast<size_t>(m)]->operands) {
+        const int p = producer_[static_cast<size_t>(v)];
+        if (p < 0 || !cand_[static_cast<size_t>(p)] || group_[static_cast<size_t>(p)] != -1 ||
+            is_output_[static_cast<size_t>(v)])
+          continue;
+        bool inside = true;
+        for (int c : consumers_[static_cast<size_t>(v)]) inside = inside && group_[static_cast<size_t>(c)] == gid;
+        if (!inside) continue;
+        // The inputs and steps the group would have with p.
+        size_t inputs = ext.size() - (ext.count(v) ? 1 : 0);
+        std::set<int> extra;
+        for (int u : cand_[static_cast<size_t>(p)]->operands)
+          if (u != v && !produced.count(u) && !ext.count(u) && may_be_input(u)) extra.insert(u);
+        inputs += extra.size();
+        if (inputs > static_cast<size_t>(cpu::kFusedMaxInputs) ||
+            steps + 1 + literal_uses(p) > static_cast<size_t>(cpu::kFusedMaxSteps))
+          continue;
+        group_[static_cast<size_t>(p)] = gid;
+        members.push_back(p);
+        add(p);
+        work.push_back(p);
       }
     }
-    return std::vector<int>(members.begin(), members.end());
+    std::sort(members.begin(), members.end());
+    return members;
+  }
+
+  // Literal operands of node n (each use may become a program step).
+  size_t literal_uses(int n) const {
+    size_t k = 0;
+    for (int v : cand_[static_cast<size_t>(n)]->operands) k += literal_[static_cast<size_t>(v)] ? 1 : 0;
+    return k;
+  }
+
+  // Whether value v may end up an input of the fused node: anything but a rank-0 literal.
+  bool may_be_input(int v) const {
+    if (!literal_[static_cast<size_t>(v)]) return true;
+    const ir::Value& val = g_.values[static_cast<size_t>(v)];
+    return g_.constants[static_cast<size_t>(val.constant)].rank() != 0;
   }
 
   // External inputs of a group (sorted members), in order of first use. One-element constants
