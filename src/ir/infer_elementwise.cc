@@ -76,7 +76,8 @@ void binary_content(InferContext& ctx) {
   std::optional<std::vector<SymInt>> a = ctx.content(0), b = ctx.content(1);
   if (!a || !b) return;
   if (a->size() != b->size() && a->size() != 1 && b->size() != 1) return;
-  const size_t n = std::max(a->size(), b->size());
+  // Broadcast length: the other side's when one side has 1 element (0 when the other is empty).
+  const size_t n = a->size() == 1 ? b->size() : a->size();
   std::vector<SymInt> out;
   for (size_t i = 0; i < n; ++i) {
     std::optional<SymInt> r = content_op(op, (*a)[a->size() == 1 ? 0 : i], (*b)[b->size() == 1 ? 0 : i]);
