@@ -14,6 +14,8 @@ cmake --build build-fuzz -j"$(nproc)" --target $(printf '%s_fuzz ' "${targets[@]
 td=${KILN_TESTDATA:-../shared/testdata}
 kiln_cli=${KILN_CLI:-build/bin/kiln}  # makes the engine seeds (tools/test.sh's plain step built it)
 seeds=build-fuzz/seeds
+max_len=1048576
+engine_max_len=2097152  # the mlp model's fp32 engine (1.1 MB) is a seed
 if [[ ! -d $seeds ]]; then
   mkdir -p "$seeds"/{engine_file,onnx_import,mode_names} build-fuzz/td
   for a in models onnx-conformance; do
@@ -54,6 +56,29 @@ for name, data in [('empty', header), ('one', header + one), ('two', header + on
 PY
 fi
 
+if [[ ! -d $seeds/fusion ]]; then
+  # Fusion seeds: small models with the patterns the fusion passes rewrite (elementwise chains,
+  # MatMul+Add, Gemm/MatMul/Conv+Relu, Conv+BatchNormalization+Relu), and engines built from them
+  # and from the shared models at fp32 and fp16, which hold kiln.FusedElementwise nodes, MatMul
+  # bias inputs and kiln_activation attributes. Engines over the engine_file length limit go to
+  # engine_large/: each runs once through the target (below) instead of being mutated.
+  mkdir -p "$seeds"/{fusion,engine_large}
+  python3 tests/fuzz/make_fusion_seeds.py "$seeds/fusion" || echo "warning: no fusion seeds" >&2
+  for m in "$seeds"/fusion/*.onnx build-fuzz/td/models/*/model.onnx; do
+    [[ -f $m ]] || continue
+    case $m in
+      */fusion/*) n=fusion_$(basename "$m" .onnx)
+                  cp "$m" "$seeds/onnx_import/$n.onnx"; cp "$m" "$seeds/onnx_build/$n.onnx" ;;
+      *) n=model_$(basename "$(dirname "$m")") ;;
+    esac
+    for p in fp32 fp16; do
+      e=$seeds/engine_file/$n.$p.kiln
+      [[ -x $kiln_cli ]] && "$kiln_cli" build "$m" -o "$e" --precision $p >/dev/null 2>&1 || continue
+      (($(stat -c %s "$e") <= engine_max_len)) || mv "$e" "$seeds/engine_large/"
+    done
+  done
+fi
+
 mkdir -p build-fuzz/corpus build-fuzz/artifacts
 # UBSan checks in the fuzz build are recoverable (CMakeLists.txt): make the first report fatal so
 # libFuzzer records it as a crash with its input. Leaks fail the run too.
@@ -63,9 +88,21 @@ status=0
 for t in "${targets[@]}"; do
   mkdir -p "build-fuzz/corpus/$t"
   echo "== fuzz $t for ${secs}s"
+  len=$max_len
+  if [[ $t == engine_file ]]; then
+    len=$engine_max_len
+    # The big shared-model engines: loaded, prepared and (small inputs) run once each.
+    large=("$seeds"/engine_large/*.kiln)
+    if [[ -f ${large[0]} ]] && ! build-fuzz/bin/engine_file_fuzz "${large[@]}" \
+        -rss_limit_mb=4096 2>"build-fuzz/$t.large.log"; then
+      echo "FAIL: $t on $seeds/engine_large (see build-fuzz/$t.large.log)"
+      tail -40 "build-fuzz/$t.large.log"
+      status=1
+    fi
+  fi
   start=$SECONDS
   if ! build-fuzz/bin/${t}_fuzz "build-fuzz/corpus/$t" "$seeds/$t" \
-      -max_total_time="$secs" -timeout=10 -rss_limit_mb=4096 -max_len=1048576 \
+      -max_total_time="$secs" -timeout=10 -rss_limit_mb=4096 -max_len="$len" \
       -artifact_prefix="build-fuzz/artifacts/${t}-" -print_final_stats=1 2>"build-fuzz/$t.log"; then
     echo "FAIL: $t (see build-fuzz/$t.log and build-fuzz/artifacts/)"
     tail -40 "build-fuzz/$t.log"
