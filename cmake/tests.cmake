@@ -53,6 +53,7 @@ kiln_test_binary(compiler_test src/compiler kiln kiln_onnx kiln_test_util)
 kiln_test_binary(runtime_test src/runtime kiln kiln_onnx kiln_test_util)
 kiln_test_binary(model_test tests/models kiln kiln_onnx kiln_test_util)
 kiln_test_binary(regress_test tests/regress kiln kiln_onnx)
+kiln_test_binary(test_util_test tests/util kiln_test_util)
 
 # Tests that need a GPU: *_gpu_test.cc, labelled gpu (run on the device machine, never in CI).
 # Tests are listed when ctest runs (PRE_TEST), so building them needs no GPU either.

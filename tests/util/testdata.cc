@@ -61,7 +61,8 @@ std::vector<DataSet> read_data_sets(const fs::path& model_dir) {
 }
 
 Result<BuildOptions> shape_profiles(const fs::path& model_dir, const std::vector<DataSet>& sets) {
-  if (sets.empty()) return invalid_argument("shape_profiles: no data set for " + model_dir.string());
+  if (sets.empty())
+    return invalid_argument("shape_profiles: no data set for " + model_dir.string());
   KILN_ASSIGN_OR_RETURN(ir::Graph g, onnx::import_file((model_dir / "model.onnx").string()));
   const std::vector<Tensor>& first = sets[0].inputs;
   BuildOptions options;
