@@ -8,15 +8,13 @@
 
 #include <algorithm>
 #include <filesystem>
-#include <mutex>
 
 #include "backends/cuda/kernel_plan.h"
-#include "backends/cuda/nvrtc.h"
+#include "backends/cuda/nvrtc_test_util.h"
 #include "compiler/passes.h"
 #include "format/engine_file.h"
 #include "kiln/builder.h"
 #include "onnx/importer.h"
-#include "platform/thread_pool.h"
 #include "tests/util/testdata.h"
 
 namespace kiln::compiler {
@@ -77,22 +75,7 @@ TEST_P(FuseCudaModelTest, FusedKernelsCompileAndLaunchesDrop) {
     if (fused_nodes > 0) {
       EXPECT_GT(fused_kernels, 0u) << GetParam() << " " << pname;
     }
-    std::mutex mu;
-    std::vector<std::string> failures;
-    parallel_for(static_cast<int64_t>(sources.size()), 1, [&](int64_t b, int64_t e) {
-      for (int64_t i = b; i < e; ++i) {
-        const Result<cuda::KernelSource>& src = sources[static_cast<size_t>(i)];
-        std::string err = src.ok() ? "" : src.status().to_string();
-        if (src.ok()) {
-          Result<cuda::CompiledKernel> k = cuda::nvrtc_compile(*src, 90);
-          if (!k.ok()) err = k.status().to_string() + "\n" + src->source;
-        }
-        if (!err.empty()) {
-          std::lock_guard<std::mutex> lock(mu);
-          failures.push_back(err);
-        }
-      }
-    });
+    const std::vector<std::string> failures = cuda::testing::compile_all(sources, 90);
     EXPECT_TRUE(failures.empty()) << GetParam() << " " << pname << ": " << failures.size() << " of "
                                   << sources.size() << " fused kernels failed; first:\n"
                                   << (failures.empty() ? "" : failures[0]);

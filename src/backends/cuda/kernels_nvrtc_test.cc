@@ -2,7 +2,6 @@
 // toolkit's NVRTC, not a GPU (label nogpu).
 #include <gtest/gtest.h>
 
-#include <mutex>
 #include <string>
 #include <vector>
 
@@ -11,42 +10,14 @@
 #include "backends/cuda/kernels/nn.h"
 #include "backends/cuda/kernels/reduce.h"
 #include "backends/cuda/nvrtc.h"
-#include "platform/thread_pool.h"
+#include "backends/cuda/nvrtc_test_util.h"
 
 namespace kiln::cuda::kernels {
 namespace {
 
 constexpr int kSm = 90;
 
-// Compiles every source in parallel; returns the failures' messages.
-std::vector<std::string> compile_all(const std::vector<Result<KernelSource>>& sources) {
-  std::mutex mu;
-  std::vector<std::string> failures;
-  parallel_for(static_cast<int64_t>(sources.size()), 1, [&](int64_t b, int64_t e) {
-    for (int64_t i = b; i < e; ++i) {
-      const auto& src = sources[static_cast<size_t>(i)];
-      std::string err;
-      if (!src.ok()) {
-        err = src.status().to_string();
-      } else {
-        Result<CompiledKernel> k = nvrtc_compile(*src, kSm);
-        if (!k.ok()) err = k.status().to_string() + "\n--- source ---\n" + src->source;
-        else if (k->image.empty()) err = src->name + ": empty cubin";
-      }
-      if (!err.empty()) {
-        std::lock_guard<std::mutex> lock(mu);
-        failures.push_back(err);
-      }
-    }
-  });
-  return failures;
-}
-
-void expect_all_compile(const std::vector<Result<KernelSource>>& sources) {
-  std::vector<std::string> failures = compile_all(sources);
-  EXPECT_TRUE(failures.empty()) << failures.size() << " of " << sources.size()
-                                << " kernels failed; first:\n" << (failures.empty() ? "" : failures[0]);
-}
+using testing::expect_all_compile;
 
 const DType kAllTypes[] = {DType::kF32, DType::kF64, DType::kF16, DType::kBF16, DType::kI8,
                            DType::kI16, DType::kI32, DType::kI64, DType::kU8,  DType::kU16,

@@ -4,12 +4,11 @@
 #include <gtest/gtest.h>
 
 #include <limits>
-#include <mutex>
 
 #include "backends/cpu/ops/fused_elementwise_program.h"
 #include "backends/cuda/kernels/bake.h"
 #include "backends/cuda/kernels/elementwise.h"
-#include "platform/thread_pool.h"
+#include "backends/cuda/nvrtc_test_util.h"
 
 namespace kiln::cuda::kernels {
 namespace {
@@ -108,26 +107,7 @@ TEST(FusedKernelTest, EveryOpCompilesInAFusedKernelForEveryDtype) {
       sources.push_back(bake_source(*strided, Bake{{bake_strided("st", st, 4), bake_i64("n", 15)}, 256}));
     }
   }
-  std::mutex mu;
-  std::vector<std::string> failures;
-  parallel_for(static_cast<int64_t>(sources.size()), 1, [&](int64_t b, int64_t e) {
-    for (int64_t i = b; i < e; ++i) {
-      const auto& src = sources[static_cast<size_t>(i)];
-      std::string err;
-      if (!src.ok()) {
-        err = src.status().to_string();
-      } else {
-        Result<CompiledKernel> k = nvrtc_compile(*src, kSm);
-        if (!k.ok()) err = k.status().to_string() + "\n--- source ---\n" + src->source;
-      }
-      if (!err.empty()) {
-        std::lock_guard<std::mutex> lock(mu);
-        failures.push_back(err);
-      }
-    }
-  });
-  EXPECT_TRUE(failures.empty()) << failures.size() << " of " << sources.size() << " failed; first:\n"
-                                << (failures.empty() ? "" : failures[0]);
+  testing::expect_all_compile(sources, kSm);
 }
 
 TEST(FusedKernelTest, KeysHoldTheProgram) {
