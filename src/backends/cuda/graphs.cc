@@ -188,7 +188,12 @@ Result<GraphExecutor::Captured> GraphExecutor::capture(std::span<const Tensor> i
   c.pinned = rec.pinned();
   c.unanalysed = rec.unanalysed();
   c.copies = wf.output_copies;
-  if (c.unanalysed) unanalysed_.fetch_add(1, std::memory_order_relaxed);
+  if (c.unanalysed) {
+    unanalysed_.fetch_add(1, std::memory_order_relaxed);
+    log_once(LogLevel::kInfo, "cuda-graph-unanalysed:" + options_.engine_name,
+             "engine '" + options_.engine_name + "': a CUDA graph capture could not be analysed for buffer "
+             "rebinding (" + rec.unanalysed_reason() + "); its I/O buffers are pinned: one graph per buffer set");
+  }
   for (bool p : c.pinned) pinned_.fetch_add(p ? 1 : 0, std::memory_order_relaxed);
   return c;
 }

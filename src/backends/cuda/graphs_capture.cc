@@ -117,7 +117,10 @@ void Recorder::on_kernel(cudaKernel_t kernel, void** args) {
   kernel_nodes.push_back(node);
   const ParamLayout& layout = param_layout(kernel);
   if (layout.params.empty()) {
-    unknown_ = true;
+    const char* name = nullptr;
+    give_up(std::string("cudaFuncGetParamInfo gave no parameters for kernel ") +
+            (cudaFuncGetName(&name, reinterpret_cast<const void*>(kernel)) == cudaSuccess && name ? name : "?"));
+    cudaGetLastError();
     return;
   }
   LaunchRecord r;
@@ -137,7 +140,8 @@ void Recorder::on_kernel(cudaKernel_t kernel, void** args) {
   }
   if (r.patches.empty()) return;
   if (!node) {
-    unknown_ = true;
+    give_up("no single capture node after a launch that reads or writes an I/O buffer (" +
+            std::to_string(ndeps) + " dependencies, capture status " + std::to_string(static_cast<int>(status)) + ")");
     return;
   }
   records.push_back(std::move(r));
@@ -145,7 +149,11 @@ void Recorder::on_kernel(cudaKernel_t kernel, void** args) {
 
 void Recorder::finish(cudaGraph_t graph) {
   for (LaunchRecord& r : records) {
-    if (cudaGraphKernelNodeGetParams(r.node, &r.base) != cudaSuccess) unknown_ = true;
+    const cudaError_t err = cudaGraphKernelNodeGetParams(r.node, &r.base);
+    if (err != cudaSuccess) {
+      cudaGetLastError();
+      give_up(std::string("cudaGraphKernelNodeGetParams: ") + cudaGetErrorString(err));
+    }
     r.base.kernelParams = nullptr;
     r.base.extra = nullptr;
   }
@@ -153,29 +161,34 @@ void Recorder::finish(cudaGraph_t graph) {
   std::vector<cudaGraphNode_t> nodes;
   if (cudaGraphGetNodes(graph, nullptr, &n) == cudaSuccess) {
     nodes.resize(n);
-    if (cudaGraphGetNodes(graph, nodes.data(), &n) != cudaSuccess) unknown_ = true;
+    if (cudaGraphGetNodes(graph, nodes.data(), &n) != cudaSuccess) give_up("cudaGraphGetNodes failed");
   } else {
-    unknown_ = true;
+    give_up("cudaGraphGetNodes (count) failed");
   }
   for (cudaGraphNode_t node : nodes) {
     cudaGraphNodeType type;
     if (cudaGraphNodeGetType(node, &type) != cudaSuccess) {
-      unknown_ = true;
+      give_up("cudaGraphNodeGetType failed");
       continue;
     }
     if (type == cudaGraphNodeTypeMemset) {
       cudaMemsetParams p{};
-      if (cudaGraphMemsetNodeGetParams(node, &p) == cudaSuccess) pin_pointer(p.dst); else unknown_ = true;
+      if (cudaGraphMemsetNodeGetParams(node, &p) == cudaSuccess) {
+        pin_pointer(p.dst);
+      } else {
+        give_up("cudaGraphMemsetNodeGetParams failed");
+      }
     } else if (type == cudaGraphNodeTypeMemcpy) {
       cudaMemcpy3DParms p{};
       if (cudaGraphMemcpyNodeGetParams(node, &p) == cudaSuccess) {
         pin_pointer(p.srcPtr.ptr);
         pin_pointer(p.dstPtr.ptr);
       } else {
-        unknown_ = true;
+        give_up("cudaGraphMemcpyNodeGetParams failed");
       }
     } else if (type != cudaGraphNodeTypeKernel && type != cudaGraphNodeTypeEmpty) {
-      unknown_ = true;
+      give_up("a graph node of type " + std::to_string(static_cast<int>(type)) +
+              " (not a kernel, memset, memcpy or empty node)");
     }
   }
   cudaGetLastError();

@@ -96,14 +96,21 @@ class Recorder final : public CaptureHooks {
   const std::vector<bool>& pinned() const { return pinned_; }
   // True when a launch or node could not be analysed (every binding is then pinned).
   bool unanalysed() const { return unknown_; }
+  // Why the first thing that could not be analysed could not be (empty when analysed).
+  const std::string& unanalysed_reason() const { return why_; }
 
  private:
   void pin_pointer(const void* p);
+  void give_up(std::string why) {
+    if (!unknown_) why_ = std::move(why);
+    unknown_ = true;
+  }
 
   CaptureSlot& slot_;
   std::vector<Binding> bindings_;
   std::vector<bool> pinned_;
   bool unknown_ = false;
+  std::string why_;
 };
 
 // One instantiated graph in a program's LRU.
