@@ -18,7 +18,7 @@ namespace {
 
 constexpr int64_t kMaxInputElements = 1 << 16;  // keep each run fast
 // A cap on each tensor the run allocates on this thread (see engine_file_fuzz.cc).
-constexpr size_t kMaxTensorBytes = size_t{256} << 20;
+constexpr size_t kMaxTensorBytes = size_t{16} << 20;
 
 // Builds `bytes` at `precision`; returns whether it built. What was built must load and run.
 bool build_and_run(std::string_view bytes, kiln::Precision precision) {
