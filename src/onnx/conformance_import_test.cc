@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "tests/util/testdata.h"
 #include "onnx/importer.h"
 
 namespace kiln::onnx {
@@ -27,14 +28,7 @@ const std::map<std::string, std::string> kExpectedUnsupported = {
     {"test_batchnorm_example_training_mode", "BatchNormalization training_mode=1"},
 };
 
-std::vector<fs::path> case_dirs(const fs::path& root) {
-  std::vector<fs::path> out;
-  if (!fs::exists(root)) return out;
-  for (const auto& e : fs::recursive_directory_iterator(root))
-    if (e.is_regular_file() && e.path().filename() == "model.onnx") out.push_back(e.path().parent_path());
-  std::sort(out.begin(), out.end());
-  return out;
-}
+std::vector<fs::path> case_dirs(const fs::path& root) { return kiln::test::model_case_dirs(root); }
 
 std::vector<fs::path> sorted_pb(const fs::path& dir, const std::string& prefix) {
   std::vector<std::pair<int, fs::path>> files;

@@ -15,6 +15,7 @@
 #include <string>
 #include <vector>
 
+#include "tests/util/testdata.h"
 #include "backends/cpu/cpu_backend.h"
 #include "compiler/passes.h"
 #include "format/engine_file.h"
@@ -208,14 +209,7 @@ void run_case(const fs::path& dir, Mode mode, Coverage* cov) {
   }
 }
 
-std::vector<fs::path> case_dirs(const fs::path& root) {
-  std::vector<fs::path> out;
-  if (!fs::exists(root)) return out;
-  for (const auto& e : fs::recursive_directory_iterator(root))
-    if (e.is_regular_file() && e.path().filename() == "model.onnx") out.push_back(e.path().parent_path());
-  std::sort(out.begin(), out.end());
-  return out;
-}
+std::vector<fs::path> case_dirs(const fs::path& root) { return kiln::test::model_case_dirs(root); }
 
 void report(const char* what, const Coverage& c) {
   std::printf("[shape coverage] %s: %zu cases, %zu ran; graph outputs fully inferred %zu/%zu (%.1f%%); "

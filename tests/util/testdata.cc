@@ -159,4 +159,13 @@ Closeness expect_close_to_reference(const Tensor& got, const Tensor& want, doubl
   return c;
 }
 
+std::vector<std::filesystem::path> model_case_dirs(const std::filesystem::path& root) {
+  std::vector<std::filesystem::path> out;
+  if (!std::filesystem::exists(root)) return out;
+  for (const auto& e : std::filesystem::recursive_directory_iterator(root))
+    if (e.is_regular_file() && e.path().filename() == "model.onnx") out.push_back(e.path().parent_path());
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
 }  // namespace kiln::test

@@ -26,6 +26,9 @@ std::filesystem::path model_dir(const std::string& name);
 // sorted. When there are none it returns {"missing_test_data"}, so that a suite instantiated over
 // it fails on a missing folder instead of silently running no test.
 std::vector<std::string> shared_model_names();
+// Every folder under `root` that holds a model.onnx (ONNX backend-test layout), sorted; empty
+// when `root` does not exist.
+std::vector<std::filesystem::path> model_case_dirs(const std::filesystem::path& root);
 
 // <dir>/<prefix>_0.pb, <prefix>_1.pb, ... up to the first index with no file. A file that does
 // not parse fails the test (EXPECT) and ends the list there.
