@@ -16,12 +16,18 @@ export PYTHONUNBUFFERED=1
   python3 -c "import matplotlib; print('matplotlib', matplotlib.__version__)"
 } >"$LOG" 2>&1
 start=$(date +%s)
-if ! { cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release -DKILN_BUILD_TESTS=OFF &&
-       ninja -C build -j"$(nproc)" kiln_python; } >>"$LOG" 2>&1; then
-  tail -40 "$LOG"
-  exit 1
+# KILN_BENCH_STEP=build stops after the build (e.g. run in the background while other work uses
+# the GPU); =run skips it, reusing build/ from an earlier call on the same machine.
+STEP=${KILN_BENCH_STEP:-all}
+if [ "$STEP" != run ]; then
+  if ! { cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release -DKILN_BUILD_TESTS=OFF &&
+         ninja -C build -j"$(nproc)" kiln_python; } >>"$LOG" 2>&1; then
+    tail -40 "$LOG"
+    exit 1
+  fi
+  echo "== build: $(( $(date +%s) - start )) s" | tee -a "$LOG"
+  [ "$STEP" = build ] && exit 0
 fi
-echo "== build: $(( $(date +%s) - start )) s" | tee -a "$LOG"
 export PYTHONPATH="$PWD/build/python${PYTHONPATH:+:$PYTHONPATH}"
 timeout "${PYTEST_TIMEOUT:-180}" python3 -m pytest -q -rs tests/python/test_gpu.py 2>&1 | tee -a "$LOG"
 echo "== pytest: $(( $(date +%s) - start )) s" | tee -a "$LOG"

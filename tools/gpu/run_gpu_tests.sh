@@ -8,8 +8,8 @@
 # every core into build-gpu/, then runs `ctest -L '^gpu$'` (a regex: plain `gpu` matches nogpu too).
 # That needs the CUDA toolkit and kiln's build dependencies (protobuf, OpenBLAS, GTest, CLI11,
 # nlohmann-json, zlib); the device machines have them.
-# With --prebuilt it runs test binaries built on another x86-64 machine: the bundle holds bin/*
-# (the test binaries) and lib/* (shared libraries the GPU machine may lack); see
+# With --prebuilt it runs binaries built on another x86-64 machine: the bundle holds bin/*
+# (cuda_gpu_test, cuda_backend_test, kiln) and lib/* (shared libraries the GPU machine may lack); see
 # tools/gpu/make_bundle.sh. The CUDA libraries (libcudart, libnvrtc, libcublasLt) come from the
 # GPU machine's toolkit (/usr/local/cuda); cuDNN from $CUDNN_ROOT, by default the folder of the
 # Python package nvidia.cudnn (PyTorch's), passed to CMake as a hint and added to LD_LIBRARY_PATH.
@@ -18,7 +18,7 @@
 # .tar.gz archives, or one archive. Default:
 # ../shared/testdata.
 # After the gpu label it runs `kiln conformance --backend cuda` over the ONNX conformance cases
-# (conformance_cuda.json). With --sanitize it then runs the gpu test binary under
+# (conformance_cuda.json; at most $CONFORMANCE_SECONDS s, default 400). With --sanitize it then runs the gpu test binary under
 # compute-sanitizer: memcheck (out-of-bounds and misaligned accesses, leaks of device memory)
 # and racecheck (shared-memory races), each for at most S seconds (default 240) with
 # --error-exitcode, logs in sanitizer_<tool>.log; the summary names the tests that finished.
@@ -77,17 +77,23 @@ report_cudnn() {
 if [ -n "$PREBUILT" ]; then
   tar xJf "$PREBUILT" -C "$WORK"
   export LD_LIBRARY_PATH="$WORK/bundle/lib:$LD_LIBRARY_PATH"
-  report_cudnn "$WORK/bundle/bin/cuda_backend_test"
-  for bin in "$WORK"/bundle/bin/*; do
-    name=$(basename "$bin")
-    echo "=== $name" | tee -a "$OUT/summary.txt"
-    "$bin" --gtest_output="xml:$OUT/$name.xml" > "$OUT/$name.log" 2>&1
+  BIN="$WORK/bundle/bin"
+  report_cudnn "$BIN/cuda_backend_test"
+  if [ "$SANITIZE_ONLY" = 0 ]; then
+    # Every gpu-labelled test is in cuda_gpu_test; one process runs them all (ctest would start
+    # one process per test). GTEST_FILTER narrows it (e.g. MultiDevice*).
+    echo "=== cuda_gpu_test ${GTEST_FILTER:+(filter $GTEST_FILTER)}" | tee -a "$OUT/summary.txt"
+    start=$(date +%s)
+    "$BIN/cuda_gpu_test" --gtest_output="xml:$OUT/cuda_gpu_test.xml" > "$OUT/cuda_gpu_test.log" 2>&1
     rc=$?
-    grep -E "^\[  (PASSED|FAILED) |tests? ran|^\[  FAILED  \]" "$OUT/$name.log" | tee -a "$OUT/summary.txt"
+    grep -E "^\[  (PASSED|FAILED) |tests? ran|^\[  FAILED  \]|^\[  SKIPPED \]" "$OUT/cuda_gpu_test.log" \
+      | tee -a "$OUT/summary.txt"
+    echo "cuda_gpu_test exit $rc after $(( $(date +%s) - start )) s" | tee -a "$OUT/summary.txt"
     [ $rc -ne 0 ] && status=1
-  done
+  fi
 else
   BUILD="$ROOT/build-gpu"
+  BIN="$BUILD/bin"
   mkdir -p "$BUILD/testdata"  # the test-data links go here
   cmake -S "$ROOT" -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=Release -DKILN_BUILD_PYTHON=OFF \
     ${CUDNN_ROOT:+-DCUDNN_ROOT="$CUDNN_ROOT"} > "$OUT/configure.log" 2>&1 \
@@ -95,46 +101,49 @@ else
   grep -E "kiln: (cuDNN|no cuDNN)" "$OUT/configure.log" | tee -a "$OUT/summary.txt"
   ninja -C "$BUILD" -j"$(nproc)" cuda_gpu_test cuda_backend_test kiln_cli > "$OUT/build.log" 2>&1 \
     || { echo "build failed: see build.log"; tail -30 "$OUT/build.log"; exit 1; }
-  report_cudnn "$BUILD/bin/cuda_backend_test"
-  (cd "$BUILD" && ctest -L '^gpu$' --output-on-failure --output-junit "$OUT/ctest_gpu.xml") > "$OUT/ctest_gpu.log" 2>&1 \
-    || status=1
-  tail -20 "$OUT/ctest_gpu.log" | tee -a "$OUT/summary.txt"
-  grep -iE "cudnn" "$OUT/configure.log" | head -3 | tee -a "$OUT/summary.txt"
-  if [ -d "$KILN_TESTDATA/onnx-conformance" ]; then
-    echo "=== kiln conformance --backend cuda" | tee -a "$OUT/summary.txt"
-    "$BUILD/bin/kiln" conformance "$KILN_TESTDATA/onnx-conformance" --backend cuda \
-      --expected-unsupported "$ROOT/tests/conformance/expected_unsupported.txt" \
-      --report "$OUT/conformance_cuda.json" > "$OUT/conformance_cuda.log" 2>&1 || status=1
-    tail -3 "$OUT/conformance_cuda.log" | tee -a "$OUT/summary.txt"
+  report_cudnn "$BIN/cuda_backend_test"
+  if [ "$SANITIZE_ONLY" = 0 ]; then
+    (cd "$BUILD" && ctest -L '^gpu$' --output-on-failure --output-junit "$OUT/ctest_gpu.xml") > "$OUT/ctest_gpu.log" 2>&1 \
+      || status=1
+    tail -20 "$OUT/ctest_gpu.log" | tee -a "$OUT/summary.txt"
   fi
-  if [ "$SANITIZE" = 1 ]; then
-    SAN=$(command -v compute-sanitizer || echo /usr/local/cuda/bin/compute-sanitizer)
-    # Benchmarks and stress loops only repeat what the other tests cover, thousands of times.
-    FILTER='-*Bench*:*Stress*:*ThousandCalls*'
-    for tool in memcheck racecheck; do
-      extra=""
-      [ "$tool" = memcheck ] && extra="--leak-check full"
-      echo "=== compute-sanitizer --tool $tool (at most ${SANITIZE_SECONDS} s)" | tee -a "$OUT/summary.txt"
-      timeout "$SANITIZE_SECONDS" "$SAN" --tool "$tool" $extra --error-exitcode 9 --print-limit 50 \
-        "$BUILD/bin/cuda_gpu_test" --gtest_filter="$FILTER" > "$OUT/sanitizer_$tool.log" 2>&1
-      rc=$?
-      ok=$(grep -c "^\[       OK \]" "$OUT/sanitizer_$tool.log")
-      failed=$(grep -c "^\[  FAILED  \]" "$OUT/sanitizer_$tool.log")
-      summary=$(grep -E "ERROR SUMMARY|RACECHECK SUMMARY|LEAK SUMMARY" "$OUT/sanitizer_$tool.log" | tail -2 | tr '\n' ' ')
-      case $rc in
-        0) how="clean" ;;
-        124) how="time box reached (the tests that finished were clean unless a summary says otherwise)" ;;
-        9) how="FINDINGS"; status=1 ;;
-        *) how="exit $rc"; status=1 ;;
-      esac
-      if grep -qE "^========= (Invalid|Program hit|Race|Error|Leaked)" "$OUT/sanitizer_$tool.log"; then
-        how="FINDINGS ($how)"
-        status=1
-      fi
-      echo "$tool: $how; tests finished OK: $ok, failed: $failed; $summary" | tee -a "$OUT/summary.txt"
-      grep -B2 -A12 -E "^========= (Invalid|Program hit|Race|Error|Leaked)" "$OUT/sanitizer_$tool.log" | head -60 \
-        >> "$OUT/summary.txt"
-    done
-  fi
+fi
+if [ "$SANITIZE_ONLY" = 0 ] && [ -d "$KILN_TESTDATA/onnx-conformance" ] && [ -x "$BIN/kiln" ]; then
+  echo "=== kiln conformance --backend cuda" | tee -a "$OUT/summary.txt"
+  start=$(date +%s)
+  timeout "${CONFORMANCE_SECONDS:-400}" "$BIN/kiln" conformance "$KILN_TESTDATA/onnx-conformance" --backend cuda \
+    --expected-unsupported "$ROOT/tests/conformance/expected_unsupported.txt" \
+    --report "$OUT/conformance_cuda.json" > "$OUT/conformance_cuda.log" 2>&1 || status=1
+  tail -3 "$OUT/conformance_cuda.log" | tee -a "$OUT/summary.txt"
+  echo "conformance: $(( $(date +%s) - start )) s" | tee -a "$OUT/summary.txt"
+fi
+if [ "$SANITIZE" = 1 ]; then
+  SAN=$(command -v compute-sanitizer || echo /usr/local/cuda/bin/compute-sanitizer)
+  # Benchmarks and stress loops only repeat what the other tests cover, thousands of times.
+  FILTER=${SANITIZE_FILTER:-'-*Bench*:*Stress*:*ThousandCalls*:*PrintHostOverhead*'}
+  for tool in memcheck racecheck; do
+    extra=""
+    [ "$tool" = memcheck ] && extra="--leak-check full"
+    echo "=== compute-sanitizer --tool $tool (at most ${SANITIZE_SECONDS} s)" | tee -a "$OUT/summary.txt"
+    timeout "$SANITIZE_SECONDS" "$SAN" --tool "$tool" $extra --error-exitcode 9 --print-limit 50 \
+      "$BIN/cuda_gpu_test" --gtest_filter="$FILTER" > "$OUT/sanitizer_$tool.log" 2>&1
+    rc=$?
+    ok=$(grep -c "^\[       OK \]" "$OUT/sanitizer_$tool.log")
+    failed=$(grep -c "^\[  FAILED  \]" "$OUT/sanitizer_$tool.log")
+    summary=$(grep -E "ERROR SUMMARY|RACECHECK SUMMARY|LEAK SUMMARY" "$OUT/sanitizer_$tool.log" | tail -2 | tr '\n' ' ')
+    case $rc in
+      0) how="clean" ;;
+      124) how="time box reached (the tests that finished were clean unless a summary says otherwise)" ;;
+      9) how="FINDINGS"; status=1 ;;
+      *) how="exit $rc"; status=1 ;;
+    esac
+    if grep -qE "^========= (Invalid|Program hit|Race|Error|Leaked)" "$OUT/sanitizer_$tool.log"; then
+      how="FINDINGS ($how)"
+      status=1
+    fi
+    echo "$tool: $how; tests finished OK: $ok, failed: $failed; $summary" | tee -a "$OUT/summary.txt"
+    grep -B2 -A12 -E "^========= (Invalid|Program hit|Race|Error|Leaked)" "$OUT/sanitizer_$tool.log" | head -60 \
+      >> "$OUT/summary.txt"
+  done
 fi
 exit $status

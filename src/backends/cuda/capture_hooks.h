@@ -19,8 +19,9 @@ class CaptureHooks {
   // A device copy of a host value that is the same on every replay (shape arithmetic, constants);
   // written once now, outside the graph.
   virtual Result<Tensor> upload_constant(const Tensor& host) = 0;
-  // A kiln kernel was just enqueued on the capturing stream with these arguments.
-  virtual void on_kernel(cudaKernel_t kernel, void** args) = 0;
+  // A kiln kernel was just enqueued on the capturing stream with this launch configuration and
+  // these arguments.
+  virtual void on_kernel(cudaKernel_t kernel, dim3 grid, dim3 block, size_t shared_bytes, void** args) = 0;
   // A library call (cuBLASLt) or memset reads or writes these device pointers (null: none).
   virtual void on_library(const void* a, const void* b, const void* c, const void* d) = 0;
 };

@@ -182,6 +182,7 @@ Result<GraphExecutor::Captured> GraphExecutor::capture(std::span<const Tensor> i
     return st;
   }
   rec.finish(g);
+  if (no_rebind_.load()) rec.pin_all();
   c.graph = g;
   c.records = std::move(rec.records);
   c.kernel_nodes = std::move(rec.kernel_nodes);
@@ -194,6 +195,10 @@ Result<GraphExecutor::Captured> GraphExecutor::capture(std::span<const Tensor> i
              "engine '" + options_.engine_name + "': a CUDA graph capture could not be analysed for buffer "
              "rebinding (" + rec.unanalysed_reason() + "); its I/O buffers are pinned: one graph per buffer set");
   }
+  if (rec.params_from_launch() > 0)
+    log_once(LogLevel::kInfo, "cuda-graph-params-from-launch:" + options_.engine_name,
+             "engine '" + options_.engine_name + "': " + std::to_string(rec.params_from_launch()) +
+                 " captured kernel nodes did not report their parameters; rebinding uses the launches' own");
   for (bool p : c.pinned) pinned_.fetch_add(p ? 1 : 0, std::memory_order_relaxed);
   return c;
 }
@@ -298,7 +303,7 @@ Result<std::shared_ptr<GraphEntry>> GraphExecutor::entry_for(const std::vector<i
 }
 
 Status GraphExecutor::replay(GraphEntry& e, std::span<const Tensor> inputs, std::span<const Tensor> output_buffers,
-                             cudaStream_t stream, bool sync) {
+                             cudaStream_t stream, bool sync, bool* rebind_refused) {
   std::lock_guard<std::mutex> lock(e.mu);
   const std::vector<Binding> binds = bindings_of(inputs, output_buffers);
   std::vector<bool> changed(binds.size(), false);
@@ -320,8 +325,12 @@ Status GraphExecutor::replay(GraphEntry& e, std::span<const Tensor> inputs, std:
       cudaKernelNodeParams kp = r.base;
       kp.kernelParams = params.data();
       kp.extra = nullptr;
-      KILN_CUDA_RETURN_IF_ERROR(cudaGraphExecKernelNodeSetParams(e.exec, r.node, &kp),
-                                "cudaGraphExecKernelNodeSetParams (rebinding an I/O buffer)");
+      const cudaError_t err = cudaGraphExecKernelNodeSetParams(e.exec, r.node, &kp);
+      if (err != cudaSuccess) {
+        cudaGetLastError();
+        *rebind_refused = true;
+        return cuda_status(err, "cudaGraphExecKernelNodeSetParams (rebinding an I/O buffer)");
+      }
       rebinds_.fetch_add(1, std::memory_order_relaxed);
     }
     e.bindings = binds;
@@ -371,8 +380,24 @@ Status GraphExecutor::run(const std::shared_ptr<Stream>& stream, GemmRunner* gem
         bufs.push_back(std::move(t));
       }
     Result<std::shared_ptr<GraphEntry>> e = entry_for(sig, dev_in, bufs);
+    bool refused = false;
+    Status s = e.ok() ? replay(**e, dev_in, bufs, stream->get(), sync, &refused) : Status();
+    if (refused) {
+      // Rebinding does not work here: drop the half-rebound graph, pin every buffer from now on
+      // (one graph per buffer set, cudaGraphExecUpdate past sets_per_signature) and try again.
+      log_once(LogLevel::kWarning, "cuda-graph-rebind-refused:" + options_.engine_name,
+               "engine '" + options_.engine_name + "': " + s.to_string() +
+                   "; graphs of this engine are re-captured per buffer set instead");
+      no_rebind_.store(true);
+      {
+        std::lock_guard<std::mutex> lock(mu_);
+        graphs_.clear();
+      }
+      e = entry_for(sig, dev_in, bufs);
+      refused = false;
+      if (e.ok()) s = replay(**e, dev_in, bufs, stream->get(), sync, &refused);
+    }
     if (e.ok()) {
-      Status s = replay(**e, dev_in, bufs, stream->get(), sync);
       if (!s.ok() && s.code() != StatusCode::kInvalidArgument) {  // a broken graph: never use it again
         std::lock_guard<std::mutex> lock(mu_);
         graphs_.remove(*e);

@@ -187,8 +187,10 @@ class GraphExecutor {
   Result<std::shared_ptr<GraphEntry>> entry_for(const std::vector<int64_t>& sig, std::span<const Tensor> inputs,
                                                 std::span<const Tensor> output_buffers);
   Status update(GraphEntry& entry, std::span<const Tensor> inputs, std::span<const Tensor> output_buffers);
+  // `*rebind_refused`: CUDA refused to set a kernel node's parameters; nothing was launched and
+  // the entry is half-rebound (the caller drops it and stops rebinding in this program).
   Status replay(GraphEntry& entry, std::span<const Tensor> inputs, std::span<const Tensor> output_buffers,
-                cudaStream_t stream, bool sync);
+                cudaStream_t stream, bool sync, bool* rebind_refused);
   Status check_flag(int* flag, cudaStream_t stream) const;
   Status plain(const std::shared_ptr<Stream>& stream, GemmRunner* gemm, int* flag, std::span<const Tensor> inputs,
                std::span<const Tensor> output_buffers, bool sync, std::vector<Tensor>* outputs);
@@ -208,6 +210,7 @@ class GraphExecutor {
 
   mutable std::atomic<uint64_t> captured_{0}, replays_{0}, rebinds_{0}, updates_{0}, copies_{0}, fallbacks_{0},
       evictions_{0}, caller_captures_{0}, pinned_{0}, unanalysed_{0};
+  std::atomic<bool> no_rebind_{false};  // CUDA refused a rebind once: later captures pin every buffer
 };
 
 }  // namespace kiln::cuda

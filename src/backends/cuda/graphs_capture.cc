@@ -104,7 +104,7 @@ void Recorder::on_library(const void* a, const void* b, const void* c, const voi
   pin_pointer(d);
 }
 
-void Recorder::on_kernel(cudaKernel_t kernel, void** args) {
+void Recorder::on_kernel(cudaKernel_t kernel, dim3 grid, dim3 block, size_t shared_bytes, void** args) {
   cudaStreamCaptureStatus status = cudaStreamCaptureStatusNone;
   const cudaGraphNode_t* deps = nullptr;
   size_t ndeps = 0;
@@ -126,6 +126,10 @@ void Recorder::on_kernel(cudaKernel_t kernel, void** args) {
   LaunchRecord r;
   r.index = kernel_nodes.size() - 1;
   r.node = node;
+  r.base.func = reinterpret_cast<void*>(kernel);
+  r.base.gridDim = grid;
+  r.base.blockDim = block;
+  r.base.sharedMemBytes = static_cast<unsigned>(shared_bytes);
   r.bytes.assign(layout.bytes, 0);
   for (size_t i = 0; i < layout.params.size(); ++i) {
     const auto [offset, size] = layout.params[i];
@@ -149,10 +153,14 @@ void Recorder::on_kernel(cudaKernel_t kernel, void** args) {
 
 void Recorder::finish(cudaGraph_t graph) {
   for (LaunchRecord& r : records) {
-    const cudaError_t err = cudaGraphKernelNodeGetParams(r.node, &r.base);
-    if (err != cudaSuccess) {
+    // The node's own parameters when CUDA reports them; else those the launch was made with (a
+    // node launched through a cudaKernel_t from a library can answer "invalid device function").
+    cudaKernelNodeParams p{};
+    if (cudaGraphKernelNodeGetParams(r.node, &p) == cudaSuccess && p.func) {
+      r.base = p;
+    } else {
       cudaGetLastError();
-      give_up(std::string("cudaGraphKernelNodeGetParams: ") + cudaGetErrorString(err));
+      ++params_from_launch_;
     }
     r.base.kernelParams = nullptr;
     r.base.extra = nullptr;

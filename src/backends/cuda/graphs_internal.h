@@ -65,7 +65,8 @@ struct Binding {
 struct LaunchRecord {
   size_t index = 0;              // among the capture's kiln launches
   cudaGraphNode_t node = nullptr;
-  cudaKernelNodeParams base{};   // func, grid, block, shared memory
+  cudaKernelNodeParams base{};   // func, grid, block, shared memory (as launched; the node's own
+                                 // when CUDA reports them)
   std::vector<uint8_t> bytes;    // the arguments, in the device-side parameter layout
   std::vector<size_t> offsets;   // of each parameter in `bytes`
   struct Patch {
@@ -84,7 +85,7 @@ class Recorder final : public CaptureHooks {
 
   Result<Tensor> alloc(DType dtype, Dims dims) override;
   Result<Tensor> upload_constant(const Tensor& host) override;
-  void on_kernel(cudaKernel_t kernel, void** args) override;
+  void on_kernel(cudaKernel_t kernel, dim3 grid, dim3 block, size_t shared_bytes, void** args) override;
   void on_library(const void* a, const void* b, const void* c, const void* d) override;
 
   // After the capture: fills the records' base parameters and pins bindings that memcpy or
@@ -98,6 +99,10 @@ class Recorder final : public CaptureHooks {
   bool unanalysed() const { return unknown_; }
   // Why the first thing that could not be analysed could not be (empty when analysed).
   const std::string& unanalysed_reason() const { return why_; }
+  // Launches whose node parameters CUDA did not report (rebound with the launch's own).
+  size_t params_from_launch() const { return params_from_launch_; }
+  // Pins every binding: the graph is replayed only with the buffers it was captured with.
+  void pin_all() { pinned_.assign(pinned_.size(), true); }
 
  private:
   void pin_pointer(const void* p);
@@ -111,6 +116,7 @@ class Recorder final : public CaptureHooks {
   std::vector<bool> pinned_;
   bool unknown_ = false;
   std::string why_;
+  size_t params_from_launch_ = 0;
 };
 
 // One instantiated graph in a program's LRU.

@@ -88,7 +88,7 @@ Status RunContext::launch(const KernelVariant& v, unsigned grid, unsigned block,
       cudaLaunchKernel(reinterpret_cast<const void*>(*k), dim3(grid), dim3(block), args, shared_bytes, stream_->get());
   if (profile_on_) profile_.launch_ns += profile_now_ns() - t1;
   if (err != cudaSuccess) return cuda_status(err, "cudaLaunchKernel (kernel " + v.key + ", " + where() + ")");
-  if (hooks_) hooks_->on_kernel(*k, args);
+  if (hooks_) hooks_->on_kernel(*k, dim3(grid), dim3(block), shared_bytes, args);
   return Status();
 }
 
