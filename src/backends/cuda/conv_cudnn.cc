@@ -1,6 +1,8 @@
 // cudnn_conv(): the dispatch decision, and the cuDNN calls (conv_cudnn_plan.h: descriptors,
 // handles, algorithm choices).
+#include <algorithm>
 #include <atomic>
+#include <chrono>
 
 #include "backends/cuda/conv_cudnn.h"
 #include "backends/cuda/conv_cudnn_plan.h"
@@ -93,7 +95,12 @@ Result<bool> run(RunContext& ctx, const CudnnApi& api, const CudnnConvParams& p,
     KILN_ASSIGN_OR_RETURN(ws, ctx.alloc(DType::kU8, {static_cast<int64_t>(choice->workspace)}));
   }
   if (CaptureHooks* hooks = ctx.capture_hooks()) hooks->on_library(x.data(), w.data(), y.data(), bias.data());
-  KILN_RETURN_IF_ERROR(enqueue(api, lease, *d, *choice, key, x, w, bias, y, ws.defined() ? ws.data() : nullptr, where));
+  const auto t0 = std::chrono::steady_clock::now();
+  Status s = enqueue(api, lease, *d, *choice, key, x, w, bias, y, ws.defined() ? ws.data() : nullptr, where);
+  if (ctx.profiling())
+    ctx.add_library_ns(static_cast<uint64_t>(
+        std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() - t0).count()));
+  KILN_RETURN_IF_ERROR(s);
   g_cudnn_convs.fetch_add(1, std::memory_order_relaxed);
   return true;
 }
@@ -102,10 +109,19 @@ Result<bool> run(RunContext& ctx, const CudnnApi& api, const CudnnConvParams& p,
 
 }  // namespace
 
+bool auto_prefers_cudnn(const kernels::WindowArgs& g) {
+  if (g.groups != 1) return false;
+  double macs = static_cast<double>(g.n) * static_cast<double>(g.m) * static_cast<double>(g.c);
+  for (int j = 0; j < 3; ++j) macs *= static_cast<double>(std::max<int64_t>(g.out[j], 1)) *
+                                      static_cast<double>(std::max<int64_t>(g.k[j], 1));
+  return macs >= kAutoCudnnMinMacs;
+}
+
 Result<bool> cudnn_conv(RunContext& ctx, const Tensor& x, const Tensor& w, const Tensor& bias,
                         const kernels::WindowArgs& geom, Tensor& y) {
   const ConvPath path = conv_path();
   if (path == ConvPath::kJit) return decline(ctx);
+  if (path == ConvPath::kAuto && !auto_prefers_cudnn(geom)) return decline(ctx);
   const ir::Node& node = ctx.node();
   bool relu = false;
   if (node.attrs.has("kiln_activation")) {

@@ -12,7 +12,12 @@
 //
 // Which path runs is process state, set once from the environment (KILN_CUDA_CONV, read on first
 // use) or by set_conv_path(), for tests and comparisons:
-//   auto   cuDNN where it loads and supports the case, else the JIT kernels (default);
+//   auto   cuDNN for the ungrouped convolutions of at least kAutoCudnnMinMacs multiply-adds
+//          that it supports, where it loads; else the JIT kernels (default). Measured on an H200
+//          (docs/cuda_backend.md): cuDNN's legacy API costs ~100 us of host time per call and its
+//          NCHW depthwise and batch-1 kernels were slower than the JIT ones (mobilenet_v3_small
+//          b1 7.3 ms vs 1.6 ms with graphs disabled), while batch-32 resnet18 convolutions ran
+//          faster on cuDNN (whole-graph replay 4.5 vs 5.7 ms fp32, 1.4 vs 3.5 ms fp16);
 //   cudnn  as auto, but a cuDNN that fails to load is an error (kUnavailable), not a fallback;
 //   jit    the JIT kernels only.
 // The algorithm for each concrete problem is cuDNN's heuristic choice (cudnnGetConvolutionForward-
@@ -36,6 +41,12 @@ namespace kiln::cuda {
 class RunContext;
 
 enum class ConvPath : uint8_t { kAuto, kCudnn, kJit };
+
+// Under path auto, cuDNN takes an ungrouped convolution of at least this many multiply-adds
+// (N * M * C * prod(out) * prod(kernel); 2^29: batch >= 5 for resnet18's 3x3 convolutions).
+inline constexpr double kAutoCudnnMinMacs = 536870912.0;
+// Whether path auto would offer this convolution to cuDNN (`g` as for cudnn_conv()).
+bool auto_prefers_cudnn(const kernels::WindowArgs& g);
 enum class ConvAlgoSearch : uint8_t { kHeuristic, kMeasured };
 
 // "auto" | "cudnn" | "jit"; an unknown name is kInvalidArgument listing the valid ones.

@@ -245,6 +245,34 @@ Result<uint64_t> planned_launches(ConvPath path, const Geom& g, bool bias, const
   return plan.launches;
 }
 
+kernels::WindowArgs conv_args(int64_t n, int64_t c, int64_t m, int64_t hw_out, int64_t k, int64_t groups) {
+  kernels::WindowArgs g{};
+  g.rank = 2;
+  g.n = n;
+  g.c = c;
+  g.m = m;
+  g.groups = groups;
+  for (int j = 0; j < 3; ++j) {
+    g.in[j] = g.out[j] = j == 0 ? 1 : hw_out;
+    g.k[j] = j == 0 ? 1 : k;
+    g.s[j] = g.d[j] = 1;
+  }
+  return g;
+}
+
+TEST(CudnnDispatchTest, AutoOffersCudnnOnlyLargeUngroupedConvolutions) {
+  // resnet18 3x3 64->64 at 56x56: 115M multiply-adds at batch 1 (JIT), 3.7G at batch 32 (cuDNN).
+  EXPECT_FALSE(auto_prefers_cudnn(conv_args(1, 64, 64, 56, 3, 1)));
+  EXPECT_TRUE(auto_prefers_cudnn(conv_args(32, 64, 64, 56, 3, 1)));
+  EXPECT_TRUE(auto_prefers_cudnn(conv_args(5, 64, 64, 56, 3, 1)));
+  EXPECT_FALSE(auto_prefers_cudnn(conv_args(4, 64, 64, 56, 3, 1)));
+  // Depthwise and grouped convolutions stay on the JIT kernels at any size.
+  EXPECT_FALSE(auto_prefers_cudnn(conv_args(256, 64, 64, 112, 3, 64)));
+  EXPECT_FALSE(auto_prefers_cudnn(conv_args(256, 64, 64, 112, 3, 2)));
+  // Huge dims do not overflow the estimate.
+  EXPECT_TRUE(auto_prefers_cudnn(conv_args(int64_t{1} << 40, 1 << 20, 1 << 20, 1 << 20, 7, 1)));
+}
+
 TEST(CudnnDispatchTest, ConvRunsOnCudnnOrTheJitKernelsAsThePathSays) {
   const Geom sym{{2, 3, 9, 9}, {3, 3}, {1, 1}, {1, 1}, {1, 1}, {1, 1}, 4, 1};
   const Geom asym{{1, 3, 10, 11}, {3, 3}, {2, 2}, {0, 1}, {1, 0}, {1, 1}, 5, 1};
@@ -259,12 +287,21 @@ TEST(CudnnDispatchTest, ConvRunsOnCudnnOrTheJitKernelsAsThePathSays) {
   if (unknown_act.ok()) {
     EXPECT_TRUE(unknown_act->launches > 0 || unknown_act->fallback_nodes == 1);
   }
+  // Path auto leaves small problems to the JIT kernels, cuDNN or not.
+  Result<uint64_t> small = planned_launches(ConvPath::kAuto, sym, true);
+  ASSERT_TRUE(small.ok()) << small.status().to_string();
+  EXPECT_GE(*small, 1u) << "a 2x3x9x9 conv is below auto's cuDNN threshold";
   if (cudnn_loads()) {
     for (const char* act : {"", "Relu"}) {
-      Result<uint64_t> on = planned_launches(ConvPath::kAuto, sym, true, act);
+      Result<uint64_t> on = planned_launches(ConvPath::kCudnn, sym, true, act);
       ASSERT_TRUE(on.ok()) << on.status().to_string();
       EXPECT_EQ(*on, 0u) << "cuDNN runs the conv, its bias and '" << act << "': no kiln kernel";
     }
+    // resnet18's 3x3 64->64 convolution at 56x56, batch 8: past the threshold, cuDNN under auto.
+    Result<uint64_t> big =
+        planned_launches(ConvPath::kAuto, {{8, 64, 56, 56}, {3, 3}, {1, 1}, {1, 1}, {1, 1}, {1, 1}, 64, 1}, true);
+    ASSERT_TRUE(big.ok()) << big.status().to_string();
+    EXPECT_EQ(*big, 0u);
     Result<uint64_t> depthwise =
         planned_launches(ConvPath::kCudnn, {{2, 8, 7, 7}, {3, 3}, {1, 1}, {1, 1}, {1, 1}, {1, 1}, 8, 8}, true);
     ASSERT_TRUE(depthwise.ok());

@@ -449,6 +449,7 @@ class CudaProgram final : public BackendProgram, public GraphTarget {
       host_ns_["ctx.kernel_lookup"] += ctx.profile().lookup_ns;
       host_ns_["ctx.cudaLaunchKernel"] += ctx.profile().launch_ns;
       host_ns_["ctx.gemm"] += ctx.profile().gemm_ns;
+      host_ns_["ctx.cudnn"] += ctx.profile().library_ns;
       for (const auto& [op, ns] : node_ns) host_ns_["op." + op] += ns;
     }
     return Status();

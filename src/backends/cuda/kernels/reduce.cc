@@ -15,7 +15,10 @@ template <typename T> struct KilnMax { __device__ T operator()(T a, T b) const {
 template <typename T> struct KilnMin { __device__ T operator()(T a, T b) const { return (a < b || a != a) ? a : b; } };
 template <typename T, typename F>
 __device__ __forceinline__ T kiln_block_reduce(T v, F f, T init) {
-  __shared__ T sh[32];
+  // sh[0..31]: one partial per warp; sh[32]: the result. The result has a slot of its own so that
+  // warp 0 never writes a slot its lanes read (no hazard, whatever the warp's scheduling), and
+  // the leading barrier orders this call's writes after the previous call's reads of sh[32].
+  __shared__ T sh[33];
   for (int o = 16; o > 0; o >>= 1) v = f(v, __shfl_down_sync(0xffffffffu, v, o));
   const int lane = threadIdx.x & 31, w = threadIdx.x >> 5, nw = (blockDim.x + 31) >> 5;
   __syncthreads();
@@ -24,11 +27,10 @@ __device__ __forceinline__ T kiln_block_reduce(T v, F f, T init) {
   if (w == 0) {
     v = lane < nw ? sh[lane] : init;
     for (int o = 16; o > 0; o >>= 1) v = f(v, __shfl_down_sync(0xffffffffu, v, o));
-    if (lane == 0) sh[0] = v;
+    if (lane == 0) sh[32] = v;
   }
   __syncthreads();
-  v = sh[0];
-  return v;
+  return sh[32];
 }
 )";
 

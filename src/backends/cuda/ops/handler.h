@@ -102,12 +102,15 @@ class RunContext {
 
   uint64_t launches() const { return launches_; }
 
-  // Host nanoseconds spent in alloc(), kernel lookup, cudaLaunchKernel and GEMM calls, counted
+  // Host nanoseconds spent in alloc(), kernel lookup, cudaLaunchKernel, GEMM and cuDNN calls, counted
   // only after enable_profile() (KILN_CUDA_HOST_PROFILE; see program.cc).
   struct HostProfile {
     uint64_t alloc_ns = 0, lookup_ns = 0, launch_ns = 0, gemm_ns = 0;
+    uint64_t library_ns = 0;  // cuDNN calls
   };
   void enable_profile() { profile_on_ = true; }
+  bool profiling() const { return profile_on_; }
+  void add_library_ns(uint64_t ns) { profile_.library_ns += ns; }
   const HostProfile& profile() const { return profile_; }
 
  private:
