@@ -79,7 +79,7 @@ def meta(args) -> dict:
             import subprocess
             m["driver"] = subprocess.run(["nvidia-smi", "--query-gpu=driver_version",
                                           "--format=csv,noheader"], capture_output=True, text=True,
-                                         timeout=20).stdout.strip()
+                                         timeout=20).stdout.strip().splitlines()[0]  # one line per GPU
         except Exception:  # noqa: BLE001 - optional
             pass
     try:
