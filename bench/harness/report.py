@@ -104,6 +104,14 @@ def scenario_tables(rows: List[dict]) -> str:
             if r["shape"] not in shapes:
                 shapes.append(r["shape"])
         out.append(f"### dynamic shapes ({model}): new shapes in order; first call / steady p50, ms\n")
+        if any("settle_ms" in r for r in mrows):
+            out.append("Each process first makes one untimed call at a size outside the sweep (start-up is "
+                       "the start-up table's business); kiln_static builds a fresh engine per shape. For "
+                       "kiln, steady state is measured once no specialisation is pending (after lazy's "
+                       "swap); lazy's wait for it per shape, ms: " +
+                       ", ".join(f"{_fmt(r['settle_ms'])}" for r in sorted(
+                           (r for r in mrows if r.get("system") == "kiln_lazy" and "settle_ms" in r),
+                           key=lambda r: r["step"])) + ".\n")
         has_target = "kiln_lazy" in systems
         out.append("| shape | " + " | ".join(systems) +
                    (" | #6 lazy: first <= 2x steady, steady <= static |" if has_target else " |"))

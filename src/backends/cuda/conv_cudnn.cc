@@ -15,8 +15,11 @@ namespace {
 std::atomic<uint64_t> g_cudnn_convs{0}, g_jit_convs{0};
 
 // Leaves the convolution to the JIT kernels (counted for real runs, not for host-only planning).
-bool decline(const RunContext& ctx) {
-  if (!ctx.planning()) g_jit_convs.fetch_add(1, std::memory_order_relaxed);
+bool decline(RunContext& ctx) {
+  if (!ctx.planning()) {
+    g_jit_convs.fetch_add(1, std::memory_order_relaxed);
+    ctx.count_conv(false);
+  }
   return false;
 }
 
@@ -102,6 +105,7 @@ Result<bool> run(RunContext& ctx, const CudnnApi& api, const CudnnConvParams& p,
         std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() - t0).count()));
   KILN_RETURN_IF_ERROR(s);
   g_cudnn_convs.fetch_add(1, std::memory_order_relaxed);
+  ctx.count_conv(true);
   return true;
 }
 

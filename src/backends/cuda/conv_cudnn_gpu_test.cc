@@ -91,6 +91,9 @@ void check_conv(const ConvCase& c, DType dt, ConvPath path, uint32_t seed = 1) {
   const bool on_cudnn = path == ConvPath::kCudnn && symmetric(c);
   EXPECT_EQ(after.cudnn_convs - before.cudnn_convs, on_cudnn ? 1u : 0u) << label;
   EXPECT_EQ(after.jit_convs - before.jit_convs, on_cudnn ? 0u : 1u) << label;
+  EXPECT_EQ(st->cudnn_convs, on_cudnn ? 1u : 0u) << label << " (the program's own count)";
+  EXPECT_EQ(st->jit_convs, on_cudnn ? 0u : 1u) << label;
+  EXPECT_EQ((*prog)->counters().at("conv_cudnn"), on_cudnn ? 1u : 0u) << label;
 }
 
 const std::vector<ConvCase>& fixed_cases() {

@@ -39,6 +39,7 @@ struct CudaProgramStats {
   uint64_t fallback_nodes = 0;  // nodes run on the CPU for lack of a CUDA kernel
   uint64_t uploads = 0, downloads = 0;  // host<->device copies of values
   uint64_t kernel_launches = 0;
+  uint64_t cudnn_convs = 0, jit_convs = 0;  // Conv nodes run on cuDNN / on the JIT kernels
   std::map<std::string, uint64_t> fallbacks_by_op;
 };
 

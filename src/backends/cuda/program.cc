@@ -99,6 +99,8 @@ class CudaProgram final : public BackendProgram, public GraphTarget {
     c["gemm_tuning_hits"] += tuning_.hits.load(std::memory_order_relaxed);
     c["gemm_tuning_misses"] += tuning_.misses.load(std::memory_order_relaxed);
     if (graphs_) graphs_->add_counters(c);
+    c["conv_cudnn"] += cudnn_convs_.load(std::memory_order_relaxed);
+    c["conv_jit"] += jit_convs_.load(std::memory_order_relaxed);
     c["device_checks"] += device_checks_.load(std::memory_order_relaxed);
     c["device_switches"] += device_switches_.load(std::memory_order_relaxed);
     if (host_profile_enabled()) {
@@ -143,6 +145,8 @@ class CudaProgram final : public BackendProgram, public GraphTarget {
     s.uploads = uploads_.load();
     s.downloads = downloads_.load();
     s.kernel_launches = launches_.load();
+    s.cudnn_convs = cudnn_convs_.load();
+    s.jit_convs = jit_convs_.load();
     std::lock_guard<std::mutex> lock(mu_);
     s.fallbacks_by_op = fallbacks_by_op_;
     return s;
@@ -442,6 +446,8 @@ class CudaProgram final : public BackendProgram, public GraphTarget {
       }
       outputs->push_back(std::move(t));
     }
+    cudnn_convs_.fetch_add(ctx.cudnn_convs(), std::memory_order_relaxed);
+    jit_convs_.fetch_add(ctx.jit_convs(), std::memory_order_relaxed);
     if (profile) {
       std::lock_guard<std::mutex> lock(mu_);
       host_ns_["walk"] += now_ns() - t_walk;
@@ -473,7 +479,7 @@ class CudaProgram final : public BackendProgram, public GraphTarget {
   mutable std::map<std::string, uint64_t> fallbacks_by_op_;
   mutable std::map<std::string, uint64_t> host_ns_;  // KILN_CUDA_HOST_PROFILE: host time per phase/op
   mutable std::atomic<uint64_t> gpu_nodes_{0}, host_nodes_{0}, fallback_nodes_{0}, uploads_{0}, downloads_{0},
-      launches_{0};
+      launches_{0}, cudnn_convs_{0}, jit_convs_{0};
 };
 
 class CudaBackend final : public Backend {

@@ -101,6 +101,11 @@ class RunContext {
   Status memset(void* ptr, size_t bytes);
 
   uint64_t launches() const { return launches_; }
+  // Convolutions this context ran on cuDNN and on the JIT kernels (conv_cudnn.cc counts them;
+  // planning runs count too: callers take differences around real runs only).
+  void count_conv(bool on_cudnn) { ++(on_cudnn ? cudnn_convs_ : jit_convs_); }
+  uint64_t cudnn_convs() const { return cudnn_convs_; }
+  uint64_t jit_convs() const { return jit_convs_; }
 
   // Host nanoseconds spent in alloc(), kernel lookup, cudaLaunchKernel, GEMM and cuDNN calls, counted
   // only after enable_profile() (KILN_CUDA_HOST_PROFILE; see program.cc).
@@ -123,6 +128,7 @@ class RunContext {
   const ir::Node* node_ = nullptr;
   int node_index_ = 0;
   uint64_t launches_ = 0;
+  uint64_t cudnn_convs_ = 0, jit_convs_ = 0;
   KernelProvider* provider_ = nullptr;
   bool planning_ = false;
   CaptureHooks* hooks_ = nullptr;
