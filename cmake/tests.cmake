@@ -77,7 +77,7 @@ endfunction()
 if(TARGET kiln_backend_cuda)
   add_library(kiln_cuda_test_util STATIC tests/util/cuda_testing.cc)
   target_include_directories(kiln_cuda_test_util PUBLIC ${CMAKE_SOURCE_DIR})
-  target_link_libraries(kiln_cuda_test_util PUBLIC kiln_core CUDA::cudart GTest::gtest)
+  target_link_libraries(kiln_cuda_test_util PUBLIC kiln_backend_cuda kiln_core CUDA::cudart GTest::gtest)
   kiln_test_binary(cuda_backend_test src/backends/cuda kiln_backend_cuda kiln_backend_cpu)
   set(KILN_GPU_TEST_DIRS src/backends/cuda tests/models)
   kiln_gpu_test_binary(cuda_gpu_test kiln kiln_onnx kiln_backend_cuda kiln_conformance kiln_test_util

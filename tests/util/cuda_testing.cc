@@ -7,8 +7,19 @@
 #include <algorithm>
 #include <memory>
 
+#include "backends/cuda/conv_cudnn.h"
+
 namespace kiln::test {
 namespace {
+
+// After the last test: frees the cuDNN handles the process-wide pool keeps (a leak in
+// compute-sanitizer's leak check otherwise). Every gpu test binary links this file.
+class ReleaseCudnnHandles final : public ::testing::Environment {
+ public:
+  void TearDown() override { cuda::release_cudnn_handles(); }
+};
+[[maybe_unused]] ::testing::Environment* const g_release_cudnn =
+    ::testing::AddGlobalTestEnvironment(new ReleaseCudnnHandles);
 
 // Makes `device` current for its lifetime and restores the caller's device after.
 class DeviceScope {

@@ -167,6 +167,14 @@ Status cudnn_check_descriptors(const CudnnConvParams& p) {
 #endif
 }
 
+size_t release_cudnn_handles() {
+#ifdef KILN_HAVE_CUDNN
+  return release_pooled_handles();
+#else
+  return 0;
+#endif
+}
+
 ConvStats conv_stats() {
   ConvStats s = plan_stats();
   s.cudnn_convs = g_cudnn_convs.load(std::memory_order_relaxed);

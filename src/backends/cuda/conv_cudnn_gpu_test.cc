@@ -127,6 +127,17 @@ TEST(CudnnConvGpuTest, HandPickedCasesMatchTheCpuOnBothPaths) {
       }
 }
 
+// Released handles are destroyed, and convolutions after the release make new ones.
+TEST(CudnnConvGpuTest, ReleasedHandlesAreRecreated) {
+  if (!cudnn_runtime_version().ok()) GTEST_SKIP() << "no cuDNN on this machine";
+  const ConvCase c{"3x3 release", {1, 4, 8, 8}, {6, 4, 3, 3}, {1, 1}, {1, 1, 1, 1}, {1, 1}, 1, true, false};
+  check_conv(c, DType::kF32, ConvPath::kCudnn);
+  EXPECT_GE(release_cudnn_handles(), 1u) << "the convolution's handle went back to the pool";
+  EXPECT_EQ(release_cudnn_handles(), 0u);
+  check_conv(c, DType::kF32, ConvPath::kCudnn, 2);
+  EXPECT_GE(release_cudnn_handles(), 1u);
+}
+
 TEST(CudnnConvGpuTest, RandomGeometriesMatchTheCpuOnBothPaths) {
   std::mt19937 rng(2024);
   auto pick = [&](int lo, int hi) { return std::uniform_int_distribution<int>(lo, hi)(rng); };

@@ -131,6 +131,18 @@ HandlePool& handle_pool() {
 
 }  // namespace
 
+size_t release_pooled_handles() {
+  std::map<int, std::vector<std::unique_ptr<HandleLease::Entry>>> dead;
+  {
+    HandlePool& pool = handle_pool();
+    std::lock_guard<std::mutex> lock(pool.mu);
+    dead.swap(pool.free);
+  }
+  size_t n = 0;
+  for (const auto& [device, entries] : dead) n += entries.size();
+  return n;  // the entries' destructors destroy descriptors and handles, outside the lock
+}
+
 HandleLease::HandleLease(std::unique_ptr<Entry> e) : entry_(std::move(e)) {}
 HandleLease::HandleLease(HandleLease&& other) noexcept : entry_(std::move(other.entry_)) {}
 

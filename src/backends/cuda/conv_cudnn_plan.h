@@ -43,6 +43,9 @@ struct Descs {
 Result<std::unique_ptr<Descs>> make_descriptors(const CudnnApi& api, const CudnnConvParams& p,
                                                 std::string_view where);
 
+// release_cudnn_handles() (conv_cudnn.h).
+size_t release_pooled_handles();
+
 class HandleLease {
  public:
   // A handle for `device` (the current device), created when the pool has none free.
