@@ -15,9 +15,9 @@
 //   auto   cuDNN for the ungrouped convolutions of at least kAutoCudnnMinMacs multiply-adds
 //          that it supports, where it loads; else the JIT kernels (default). Measured on an H200
 //          (docs/cuda_backend.md): cuDNN's legacy API costs ~100 us of host time per call and its
-//          NCHW depthwise and batch-1 kernels were slower than the JIT ones (mobilenet_v3_small
-//          b1 7.3 ms vs 1.6 ms with graphs disabled), while batch-32 resnet18 convolutions ran
-//          faster on cuDNN (whole-graph replay 4.5 vs 5.7 ms fp32, 1.4 vs 3.5 ms fp16);
+//          NCHW depthwise and batch-1 kernels were no faster than the JIT ones (mobilenet_v3_small
+//          b1 fp32 with graphs disabled: 10.6 ms on cuDNN, 2.8 ms on JIT), while batch-32 resnet18
+//          ran faster on cuDNN (whole-graph replay 4.4 vs 5.6 ms fp32, 1.3 vs 3.5 ms fp16);
 //   cudnn  as auto, but a cuDNN that fails to load is an error (kUnavailable), not a fallback;
 //   jit    the JIT kernels only.
 // The algorithm for each concrete problem is cuDNN's heuristic choice (cudnnGetConvolutionForward-
