@@ -33,10 +33,6 @@ std::map<StatusCode, py::object>& error_classes() {
   throw py::error_already_set();
 }
 
-void check(const Status& s) {
-  if (!s.ok()) raise(s);
-}
-
 template <typename T>
 T take(Result<T> r) {
   if (!r.ok()) raise(r.status());

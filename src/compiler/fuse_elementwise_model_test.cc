@@ -29,7 +29,9 @@ TEST_P(FuseModelTest, FusedGraphComputesTheSameBits) {
     ASSERT_TRUE(imported.ok()) << imported.status().to_string();
     ir::Graph plain = std::move(imported).value();
     ASSERT_TRUE(fold_constants(plain, size_t{64} << 20, nullptr).ok());
-    if (precision != DType::kF32) ASSERT_TRUE(lower_precision(plain, precision, nullptr).ok());
+    if (precision != DType::kF32) {
+      ASSERT_TRUE(lower_precision(plain, precision, nullptr).ok());
+    }
     plain.prune();
     ir::Graph fused = plain;
     FuseStats stats;

@@ -99,7 +99,9 @@ TEST(FuseElementwiseTest, IntermediateWithOutsideConsumerEndsTheGroup) {
   EXPECT_EQ(count(g, "Exp"), 1);
   EXPECT_EQ(count(g, "Softmax"), 1);
   for (const ir::Node& n : g.nodes)
-    if (n.op == kFused) EXPECT_EQ(n.inputs, std::vector<int>{t});
+    if (n.op == kFused) {
+      EXPECT_EQ(n.inputs, std::vector<int>{t});
+    }
   ASSERT_TRUE(g.validate().ok());
 }
 
@@ -202,7 +204,11 @@ TEST(FuseElementwiseTest, GroupsKeepAtMostSixExternalInputs) {
   // y = x0 + x1 + ... + x7 as a chain of Adds: 8 inputs do not fit one kernel.
   ir::Graph g;
   std::vector<int> xs;
-  for (int k = 0; k < 8; ++k) xs.push_back(g.add_value("x" + std::to_string(k), DType::kF32, ir::Shape::of({5})));
+  for (int k = 0; k < 8; ++k) {
+    std::string name = "x";
+    name += std::to_string(k);  // not "x" + to_string(k): GCC 12 warns (-Wrestrict) on that here
+    xs.push_back(g.add_value(name, DType::kF32, ir::Shape::of({5})));
+  }
   g.inputs = xs;
   int acc = xs[0];
   for (int k = 1; k < 8; ++k) acc = add(g, "Add", {acc, xs[k]}, DType::kF32, "add" + std::to_string(k));
@@ -211,7 +217,9 @@ TEST(FuseElementwiseTest, GroupsKeepAtMostSixExternalInputs) {
   ASSERT_TRUE(fuse_elementwise(g, nullptr).ok());
   for (const ir::Node& n : g.nodes) {
     EXPECT_LE(n.inputs.size(), 6u);
-    if (n.op == kFused) EXPECT_TRUE(cpu::fused_program_decode(n).ok());
+    if (n.op == kFused) {
+      EXPECT_TRUE(cpu::fused_program_decode(n).ok());
+    }
   }
   EXPECT_LT(g.nodes.size(), before.nodes.size());
   std::vector<Tensor> in;
@@ -265,9 +273,10 @@ TEST(FuseElementwiseTest, SameGraphGivesSameResult) {
   for (size_t n = 0; n < a.nodes.size(); ++n) {
     EXPECT_EQ(a.nodes[n].op, b.nodes[n].op);
     EXPECT_EQ(a.nodes[n].inputs, b.nodes[n].inputs);
-    if (a.nodes[n].op == kFused)
+    if (a.nodes[n].op == kFused) {
       EXPECT_EQ(cpu::fused_program_text(*cpu::fused_program_decode(a.nodes[n])),
                 cpu::fused_program_text(*cpu::fused_program_decode(b.nodes[n])));
+    }
   }
 }
 

@@ -59,8 +59,9 @@ bool fully_inferred(const ir::Shape& s) {
 // Checks `actual` against the inferred facts of value `v`; binds symbols on first sight.
 void check_value(const std::string& where, const ir::Value& v, const Tensor& actual,
                  std::map<std::string, int64_t>* bindings) {
-  if (v.dtype != DType::kUndefined)
+  if (v.dtype != DType::kUndefined) {
     EXPECT_EQ(dtype_name(v.dtype), dtype_name(actual.dtype())) << where << ": dtype of '" << v.name << "'";
+  }
   if (!v.shape.rank_known) return;
   ASSERT_EQ(v.shape.dims.size(), actual.dims().size())
       << where << ": rank of '" << v.name << "': inferred " << v.shape.to_string() << ", actual "
@@ -234,8 +235,12 @@ TEST(ShapeInferenceModelTest, ConformanceCasesMatchCpuResults) {
                           "conformance, stripped, parameters frozen", "conformance, stripped, fused"};
     report(what[static_cast<int>(mode)], cov);
     EXPECT_GT(cov.ran, 900u);
-    if (mode == Mode::kDeclared) EXPECT_EQ(cov.outputs_full, cov.outputs);
-    if (mode == Mode::kStripped) EXPECT_GE(cov.outputs_full * 100, cov.outputs * 70);
+    if (mode == Mode::kDeclared) {
+      EXPECT_EQ(cov.outputs_full, cov.outputs);
+    }
+    if (mode == Mode::kStripped) {
+      EXPECT_GE(cov.outputs_full * 100, cov.outputs * 70);
+    }
     if (mode == Mode::kFrozen) {
       EXPECT_GE(cov.outputs_full * 100, cov.outputs * 99) << "graph outputs fully inferred";
       EXPECT_GE(cov.values_full * 100, cov.values * 99) << "values fully inferred";
@@ -286,7 +291,9 @@ TEST(ShapeInferenceModelTest, EnginesStoreInferredSymbolicShapes) {
       ASSERT_TRUE(m.ok()) << m.status().to_string();
       ASSERT_EQ(m->outputs.size(), 1u);
       auto it = expected.find(dir.filename().string());
-      if (it != expected.end()) EXPECT_EQ(m->outputs[0].shape.to_string(), it->second) << what;
+      if (it != expected.end()) {
+        EXPECT_EQ(m->outputs[0].shape.to_string(), it->second) << what;
+      }
       for (const ir::Node& n : m->graph.nodes)
         for (int id : n.outputs)
           if (id != ir::kNoValue) {

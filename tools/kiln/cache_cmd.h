@@ -15,8 +15,8 @@ struct CacheArgs {
   std::string path;    // empty: the runtime_cache setting in effect (KILN_RUNTIME_CACHE, per-user)
   bool json = false;
   // warm only
-  std::vector<std::string> engines;
-  std::vector<std::string> archs;  // "sm_90", ...
+  std::vector<std::string> engines = {};
+  std::vector<std::string> archs = {};  // "sm_90", ...
   bool generic_only = false;
   int threads = 0;
   bool progress = true;

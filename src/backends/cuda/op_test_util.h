@@ -114,7 +114,7 @@ struct OpCase {
   std::string op;
   ir::Attributes attrs;
   std::vector<Tensor> inputs;      // undefined: an omitted optional input
-  std::vector<bool> constant;      // per input: a graph constant (weights, shapes) or a runtime input
+  std::vector<bool> constant = {};  // per input: a graph constant (weights, shapes) or a runtime input
   int outputs = 1;
   double rtol = 1e-5, atol = 1e-6;
   bool expect_fallback = false;    // the op is expected to run on the CPU

@@ -181,8 +181,13 @@ TEST(SpecializeBench, FirstInference) {
   const char* model = std::getenv("KILN_BENCH_MODEL");
   if (!model) GTEST_SKIP() << "set KILN_BENCH_MODEL (encoder_L4_d256 | mobilenet_v3_small)";
   const bool encoder = std::string(model) == "encoder_L4_d256";
-  std::vector<uint8_t> bytes = encoder ? encoder_bytes()
-                                       : build(model, {{"x", {2, 3, 224, 224}, {2, 3, 224, 224}, {2, 3, 224, 224}}});
+  std::vector<uint8_t> bytes;
+  if (encoder) {
+    bytes = encoder_bytes();
+  } else {
+    const Dims image = {2, 3, 224, 224};
+    bytes = build(model, {{"x", image, image, image}});
+  }
   ASSERT_FALSE(bytes.empty());
   Tensor x = encoder ? ids(2, 77) : Tensor::zeros(DType::kF32, {2, 3, 224, 224});
   ASSERT_EQ(cudaFree(nullptr), cudaSuccess);  // the CUDA context itself is not what is measured
@@ -199,9 +204,10 @@ TEST(SpecializeBench, FirstInference) {
     run(**e, x, &ms);
     steady = std::min(steady, ms);
   }
+  const std::string cache = current_runtime_settings().runtime_cache.to_string();
   std::printf("[ first inference ] %s cache=%s: load+first run %.1f ms (load %.1f, context+first run %.1f; "
               "kernels compiled %llu, cache hits %llu, gemm tuning hits %llu), steady %.3f ms\n",
-              model, current_runtime_settings().runtime_cache.to_string().c_str(), total, load_ms, run_ms,
+              model, cache.c_str(), total, load_ms, run_ms,
               static_cast<unsigned long long>(counter(**e, "kernels_compiled")),
               static_cast<unsigned long long>(counter(**e, "cache_hits")),
               static_cast<unsigned long long>(counter(**e, "gemm_tuning_hits")), steady);

@@ -268,7 +268,10 @@ Result<FusedProgram> fused_program_decode(const ir::Node& node) {
 
 std::string fused_program_text(const FusedProgram& p) {
   std::string s = "in(";
-  for (size_t i = 0; i < p.inputs.size(); ++i) s += (i ? "," : "") + std::string(dtype_name(p.inputs[i]));
+  for (size_t i = 0; i < p.inputs.size(); ++i) {
+    if (i) s += ',';
+    s += dtype_name(p.inputs[i]);
+  }
   s += ")";
   const size_t ni = p.inputs.size();
   for (size_t k = 0; k < p.steps.size(); ++k) {
@@ -276,15 +279,21 @@ std::string fused_program_text(const FusedProgram& p) {
     s += ";t" + std::to_string(k) + "=" + st.op;
     if (!st.params.empty()) {
       s += "[";
-      for (size_t j = 0; j < st.params.size(); ++j) s += (j ? "," : "") + fmt_double(st.params[j]);
+      for (size_t j = 0; j < st.params.size(); ++j) {
+        if (j) s += ',';
+        s += fmt_double(st.params[j]);
+      }
       s += "]";
     }
     s += "(";
     for (size_t j = 0; j < st.args.size(); ++j) {
       const size_t v = static_cast<size_t>(st.args[j]);
-      s += (j ? "," : "") + (v < ni ? "x" + std::to_string(v) : "t" + std::to_string(v - ni));
+      if (j) s += ',';
+      s += v < ni ? 'x' : 't';
+      s += std::to_string(v < ni ? v : v - ni);
     }
-    s += "):" + std::string(dtype_name(st.dtype));
+    s += "):";
+    s += dtype_name(st.dtype);
   }
   return s;
 }

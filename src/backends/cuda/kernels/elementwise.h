@@ -43,7 +43,7 @@ struct ElementwiseSpec {
   bool wide_index = false;
   // Non-empty: a fused kernel computing this program (op and attrs are then ignored); `output`
   // must be the last step's dtype.
-  std::vector<FusedKernelStep> program;
+  std::vector<FusedKernelStep> program = {};
 };
 
 struct ElementwiseOpInfo {

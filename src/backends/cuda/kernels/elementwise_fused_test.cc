@@ -33,10 +33,18 @@ TEST(FusedKernelTest, ProgramOpsAgreeWithTheCudaTable) {
     EXPECT_EQ(info->arity, op.arity) << op.name;
     EXPECT_EQ(info->attrs, op.params) << op.name;
     EXPECT_EQ(info->bool_result, op.bool_result) << op.name;
-    if (op.types & cpu::kFuseFloat) EXPECT_TRUE(info->floats) << op.name;
-    if (op.types & cpu::kFuseInt) EXPECT_TRUE(info->ints) << op.name;
-    if (op.types & cpu::kFuseUint) EXPECT_TRUE(info->uints) << op.name;
-    if (op.types & cpu::kFuseBool) EXPECT_TRUE(info->bools) << op.name;
+    if (op.types & cpu::kFuseFloat) {
+      EXPECT_TRUE(info->floats) << op.name;
+    }
+    if (op.types & cpu::kFuseInt) {
+      EXPECT_TRUE(info->ints) << op.name;
+    }
+    if (op.types & cpu::kFuseUint) {
+      EXPECT_TRUE(info->uints) << op.name;
+    }
+    if (op.types & cpu::kFuseBool) {
+      EXPECT_TRUE(info->bools) << op.name;
+    }
   }
 }
 
