@@ -19,6 +19,7 @@ start=$(date +%s)
 # KILN_BENCH_STEP=build stops after the build (e.g. run in the background while other work uses
 # the GPU); =run skips it, reusing build/ from an earlier call on the same machine.
 STEP=${KILN_BENCH_STEP:-all}
+case $STEP in all|build|run) ;; *) echo "KILN_BENCH_STEP=$STEP: expected all, build or run" >&2; exit 2 ;; esac
 if [ "$STEP" != run ]; then
   if ! { cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release -DKILN_BUILD_TESTS=OFF &&
          ninja -C build -j"$(nproc)" kiln_python; } >>"$LOG" 2>&1; then

@@ -103,6 +103,17 @@ inline ::onnx::TensorProto* add_initializer_f32(::onnx::ModelProto& m, const std
   return t;
 }
 
+inline ::onnx::TensorProto* add_initializer_i64(::onnx::ModelProto& m, const std::string& name,
+                                                const std::vector<int64_t>& dims,
+                                                const std::vector<int64_t>& v) {
+  auto* t = m.mutable_graph()->add_initializer();
+  t->set_name(name);
+  t->set_data_type(::onnx::TensorProto::INT64);
+  for (int64_t d : dims) t->add_dims(d);
+  for (int64_t x : v) t->add_int64_data(x);
+  return t;
+}
+
 inline Result<ir::Graph> import_model(const ::onnx::ModelProto& m, const std::string& base_dir = "") {
   std::string bytes;
   m.SerializeToString(&bytes);

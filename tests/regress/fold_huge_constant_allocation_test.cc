@@ -23,11 +23,7 @@ namespace ot = onnx::testing;
 std::string constant_of_shape_model(const std::vector<int64_t>& shape) {
   ::onnx::ModelProto m = ot::make_model(17);
   ot::add_output(m, "n");
-  auto* t = m.mutable_graph()->add_initializer();
-  t->set_name("shape");
-  t->set_data_type(::onnx::TensorProto::INT64);
-  t->add_dims(static_cast<int64_t>(shape.size()));
-  for (int64_t d : shape) t->add_int64_data(d);
+  ot::add_initializer_i64(m, "shape", {static_cast<int64_t>(shape.size())}, shape);
   ot::add_node(m, "ConstantOfShape", {"shape"}, {"big"}, "cos");
   ot::add_node(m, "Shape", {"big"}, {"n"}, "shape_of");
   std::string bytes;

@@ -17,25 +17,15 @@ namespace {
 
 namespace ot = onnx::testing;
 
-::onnx::TensorProto* add_i64(::onnx::ModelProto& m, const std::string& name, std::vector<int64_t> dims,
-                             std::vector<int64_t> v) {
-  auto* t = m.mutable_graph()->add_initializer();
-  t->set_name(name);
-  t->set_data_type(::onnx::TensorProto::INT64);
-  for (int64_t d : dims) t->add_dims(d);
-  for (int64_t x : v) t->add_int64_data(x);
-  return t;
-}
-
 // x [1, 8] -> Shape -> Slice [2:3] (empty: x has rank 2) -> `op` with a one-element constant ->
 // Concat after Shape(x) -> Reshape(x): y = x.
 std::string model(const std::string& op, bool empty_first) {
   ::onnx::ModelProto m = ot::make_model(17);
   ot::add_input(m, "x", 1, {1, 8});
   ot::add_output(m, "y", 1, {1, 8});
-  add_i64(m, "two", {1}, {2});
-  add_i64(m, "three", {1}, {3});
-  add_i64(m, "k", {1}, {2});
+  ot::add_initializer_i64(m, "two", {1}, {2});
+  ot::add_initializer_i64(m, "three", {1}, {3});
+  ot::add_initializer_i64(m, "k", {1}, {2});
   ot::add_node(m, "Shape", {"x"}, {"s"}, "shape");
   ot::add_node(m, "Slice", {"s", "two", "three"}, {"e"}, "slice");  // [] : x has no dim 2
   if (empty_first) ot::add_node(m, op, {"e", "k"}, {"p"}, "arith");

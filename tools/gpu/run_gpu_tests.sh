@@ -75,7 +75,8 @@ report_cudnn() {
   "$1" --gtest_filter='CudnnBuildTest.*' 2>&1 | grep '\[ cudnn \]' | tee -a "$OUT/summary.txt"
 }
 if [ -n "$PREBUILT" ]; then
-  tar xJf "$PREBUILT" -C "$WORK"
+  [ -f "$PREBUILT" ] || { echo "run_gpu_tests.sh: --prebuilt $PREBUILT: no such file (make one with tools/gpu/make_bundle.sh)" >&2; exit 2; }
+  tar xJf "$PREBUILT" -C "$WORK" || { echo "run_gpu_tests.sh: $PREBUILT is not a bundle made by tools/gpu/make_bundle.sh" >&2; exit 2; }
   export LD_LIBRARY_PATH="$WORK/bundle/lib:$LD_LIBRARY_PATH"
   BIN="$WORK/bundle/bin"
   report_cudnn "$BIN/cuda_backend_test"
@@ -121,8 +122,7 @@ if [ "$SANITIZE" = 1 ]; then
   SAN=$(command -v compute-sanitizer || echo /usr/local/cuda/bin/compute-sanitizer)
   # Benchmarks and stress loops only repeat what the other tests cover, thousands of times.
   # kiln checks every CUDA call's result itself and probes on purpose (cudaFuncGetParamInfo past
-  # a kernel's last parameter, cudaGraphKernelNodeGetParams on library kernels): API errors are
-  # not reported, memory errors, leaks and races are.
+  # a kernel's last parameter): API errors are not reported, memory errors, leaks and races are.
   for tool in memcheck racecheck; do
     if [ "$tool" = memcheck ]; then
       extra="--leak-check full"

@@ -195,10 +195,6 @@ Result<GraphExecutor::Captured> GraphExecutor::capture(std::span<const Tensor> i
              "engine '" + options_.engine_name + "': a CUDA graph capture could not be analysed for buffer "
              "rebinding (" + rec.unanalysed_reason() + "); its I/O buffers are pinned: one graph per buffer set");
   }
-  if (rec.params_from_launch() > 0)
-    log_once(LogLevel::kInfo, "cuda-graph-params-from-launch:" + options_.engine_name,
-             "engine '" + options_.engine_name + "': " + std::to_string(rec.params_from_launch()) +
-                 " captured kernel nodes did not report their parameters; rebinding uses the launches' own");
   for (bool p : c.pinned) pinned_.fetch_add(p ? 1 : 0, std::memory_order_relaxed);
   return c;
 }

@@ -123,6 +123,9 @@ void Recorder::on_kernel(cudaKernel_t kernel, dim3 grid, dim3 block, size_t shar
     cudaGetLastError();
     return;
   }
+  // The node's grid, block, shared memory and function are the launch's own. (Not asked of the
+  // node: cudaGraphKernelNodeGetParams answers "invalid device function" for kernels from
+  // cudaLibraryLoadData, which every kiln kernel is.)
   LaunchRecord r;
   r.index = kernel_nodes.size() - 1;
   r.node = node;
@@ -152,19 +155,6 @@ void Recorder::on_kernel(cudaKernel_t kernel, dim3 grid, dim3 block, size_t shar
 }
 
 void Recorder::finish(cudaGraph_t graph) {
-  for (LaunchRecord& r : records) {
-    // The node's own parameters when CUDA reports them; else those the launch was made with (a
-    // node launched through a cudaKernel_t from a library can answer "invalid device function").
-    cudaKernelNodeParams p{};
-    if (cudaGraphKernelNodeGetParams(r.node, &p) == cudaSuccess && p.func) {
-      r.base = p;
-    } else {
-      cudaGetLastError();
-      ++params_from_launch_;
-    }
-    r.base.kernelParams = nullptr;
-    r.base.extra = nullptr;
-  }
   size_t n = 0;
   std::vector<cudaGraphNode_t> nodes;
   if (cudaGraphGetNodes(graph, nullptr, &n) == cudaSuccess) {
@@ -200,7 +190,7 @@ void Recorder::finish(cudaGraph_t graph) {
     }
   }
   cudaGetLastError();
-  if (unknown_) pinned_.assign(pinned_.size(), true);
+  if (unanalysed()) pin_all();
 }
 
 GraphEntry::~GraphEntry() {

@@ -65,8 +65,7 @@ struct Binding {
 struct LaunchRecord {
   size_t index = 0;              // among the capture's kiln launches
   cudaGraphNode_t node = nullptr;
-  cudaKernelNodeParams base{};   // func, grid, block, shared memory (as launched; the node's own
-                                 // when CUDA reports them)
+  cudaKernelNodeParams base{};   // func, grid, block, shared memory, as launched
   std::vector<uint8_t> bytes;    // the arguments, in the device-side parameter layout
   std::vector<size_t> offsets;   // of each parameter in `bytes`
   struct Patch {
@@ -96,27 +95,22 @@ class Recorder final : public CaptureHooks {
   std::vector<cudaGraphNode_t> kernel_nodes;  // every kiln launch, in order
   const std::vector<bool>& pinned() const { return pinned_; }
   // True when a launch or node could not be analysed (every binding is then pinned).
-  bool unanalysed() const { return unknown_; }
+  bool unanalysed() const { return !why_.empty(); }
   // Why the first thing that could not be analysed could not be (empty when analysed).
   const std::string& unanalysed_reason() const { return why_; }
-  // Launches whose node parameters CUDA did not report (rebound with the launch's own).
-  size_t params_from_launch() const { return params_from_launch_; }
   // Pins every binding: the graph is replayed only with the buffers it was captured with.
   void pin_all() { pinned_.assign(pinned_.size(), true); }
 
  private:
   void pin_pointer(const void* p);
-  void give_up(std::string why) {
-    if (!unknown_) why_ = std::move(why);
-    unknown_ = true;
+  void give_up(std::string why) {  // `why` is never empty
+    if (why_.empty()) why_ = std::move(why);
   }
 
   CaptureSlot& slot_;
   std::vector<Binding> bindings_;
   std::vector<bool> pinned_;
-  bool unknown_ = false;
   std::string why_;
-  size_t params_from_launch_ = 0;
 };
 
 // One instantiated graph in a program's LRU.
