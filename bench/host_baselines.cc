@@ -1,7 +1,8 @@
 // Raw CUDA host costs on this machine, for reading kiln_host_bench's numbers: a library kernel
 // (NVRTC-compiled, loaded with cudaLibraryLoadData like kiln's) launched with cudaLaunchKernel,
 // the same kernel through the driver's cuLaunchKernel on its CUfunction, cudaMemsetAsync, and a
-// 1x1024x1024 f32 cublasLtMatmul, each on a blocking and on a non-blocking stream.
+// 1x1024x1024 f32 cublasLtMatmul, each on a blocking and on a non-blocking stream; then each of
+// cuBLASLt's top algorithms for M x 1024 x 1024 Linears (KILN_BENCH_GEMM_M).
 #include "host_baselines.h"
 
 #include <cublasLt.h>
@@ -11,6 +12,8 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
+#include <string>
 #include <vector>
 
 #include "backends/cuda/nvrtc.h"
@@ -113,47 +116,68 @@ void print_host_baselines() {
     std::printf(" (host time per call, queued back to back)\n");
     cudaStreamDestroy(s);
   }
-  // kiln's layout of a Linear at batch 1 (Gemm transB=1: D^T[n,m] = W[n,k] x^T[k,m] column-major),
-  // f32 and f16: host and GPU time per call of each of the heuristic's top algorithms.
-  for (cudaDataType_t type : {CUDA_R_32F, CUDA_R_16F}) {
-    cublasLtMatmulDesc_t op2 = nullptr;
-    cublasLtMatrixLayout_t a2 = nullptr, b2 = nullptr, d2 = nullptr;
-    cublasLtMatmulDescCreate(&op2, CUBLAS_COMPUTE_32F, CUDA_R_32F);
-    const cublasOperation_t t = CUBLAS_OP_T, n = CUBLAS_OP_N;
-    cublasLtMatmulDescSetAttribute(op2, CUBLASLT_MATMUL_DESC_TRANSA, &t, sizeof t);
-    cublasLtMatmulDescSetAttribute(op2, CUBLASLT_MATMUL_DESC_TRANSB, &n, sizeof n);
-    cublasLtMatrixLayoutCreate(&a2, type, 1024, 1024, 1024);
-    cublasLtMatrixLayoutCreate(&b2, type, 1024, 1, 1024);
-    cublasLtMatrixLayoutCreate(&d2, type, 1024, 1, 1024);
-    cublasLtMatmulHeuristicResult_t top[8];
-    int got = 0;
-    cublasLtMatmulAlgoGetHeuristic(lt, op2, a2, b2, d2, d2, pref, 8, top, &got);
-    cudaStream_t s = nullptr;
-    cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking);
-    cudaEvent_t e0, e1;
-    cudaEventCreate(&e0);
-    cudaEventCreate(&e1);
-    for (int i = 0; i < got; ++i) {
-      auto call = [&] { cublasLtMatmul(lt, op2, &one, w, a2, x, b2, &zero, y, d2, y, d2, &top[i].algo, ws, ws_bytes, s); };
-      const double host = per_op_us(100, call, s);
-      cudaEventRecord(e0, s);
-      for (int r = 0; r < 100; ++r) call();
-      cudaEventRecord(e1, s);
-      cudaEventSynchronize(e1);
-      float ms = 0;
-      cudaEventElapsedTime(&ms, e0, e1);
-      std::printf("baseline: cuBLASLt %s 1x1024x1024 (kiln layout) heuristic #%d: host %.2f us, GPU %.2f us per "
-                  "call, workspace %zu\n",
-                  type == CUDA_R_32F ? "f32" : "f16", i, host, ms * 1e3 / 100, top[i].workspaceSize);
+  // kiln's layout of a Linear of M rows (Gemm transB=1: D^T[n,m] = W[n,k] x^T[k,m] column-major),
+  // n = k = 1024, f32 and f16, M from KILN_BENCH_GEMM_M (comma-separated, default 1,64): host time
+  // to enqueue and GPU time per call of each of the heuristic's top algorithms.
+  std::vector<int> rows;
+  {
+    const char* env = std::getenv("KILN_BENCH_GEMM_M");
+    std::string list = env && *env ? env : "1,64";
+    for (size_t p = 0; p < list.size();) {
+      size_t c = list.find(',', p);
+      const int m = std::atoi(list.substr(p, c - p).c_str());
+      if (m > 0 && m <= 4096) rows.push_back(m);
+      p = c == std::string::npos ? list.size() : c + 1;
     }
-    cudaEventDestroy(e0);
-    cudaEventDestroy(e1);
-    cudaStreamDestroy(s);
-    cublasLtMatrixLayoutDestroy(a2);
-    cublasLtMatrixLayoutDestroy(b2);
-    cublasLtMatrixLayoutDestroy(d2);
-    cublasLtMatmulDescDestroy(op2);
   }
+  float *xm = nullptr, *ym = nullptr;
+  cudaMalloc(reinterpret_cast<void**>(&xm), size_t{4096} * 1024 * 4);
+  cudaMalloc(reinterpret_cast<void**>(&ym), size_t{4096} * 1024 * 4);
+  for (int m : rows) {
+    for (cudaDataType_t type : {CUDA_R_32F, CUDA_R_16F}) {
+      cublasLtMatmulDesc_t op2 = nullptr;
+      cublasLtMatrixLayout_t a2 = nullptr, b2 = nullptr, d2 = nullptr;
+      cublasLtMatmulDescCreate(&op2, CUBLAS_COMPUTE_32F, CUDA_R_32F);
+      const cublasOperation_t t = CUBLAS_OP_T, n = CUBLAS_OP_N;
+      cublasLtMatmulDescSetAttribute(op2, CUBLASLT_MATMUL_DESC_TRANSA, &t, sizeof t);
+      cublasLtMatmulDescSetAttribute(op2, CUBLASLT_MATMUL_DESC_TRANSB, &n, sizeof n);
+      cublasLtMatrixLayoutCreate(&a2, type, 1024, 1024, 1024);
+      cublasLtMatrixLayoutCreate(&b2, type, 1024, static_cast<uint64_t>(m), 1024);
+      cublasLtMatrixLayoutCreate(&d2, type, 1024, static_cast<uint64_t>(m), 1024);
+      cublasLtMatmulHeuristicResult_t top[8];
+      int got = 0;
+      cublasLtMatmulAlgoGetHeuristic(lt, op2, a2, b2, d2, d2, pref, 8, top, &got);
+      cudaStream_t s = nullptr;
+      cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking);
+      cudaEvent_t e0, e1;
+      cudaEventCreate(&e0);
+      cudaEventCreate(&e1);
+      for (int i = 0; i < got; ++i) {
+        auto call = [&] {
+          cublasLtMatmul(lt, op2, &one, w, a2, xm, b2, &zero, ym, d2, ym, d2, &top[i].algo, ws, ws_bytes, s);
+        };
+        const double host = per_op_us(100, call, s);
+        cudaEventRecord(e0, s);
+        for (int r = 0; r < 100; ++r) call();
+        cudaEventRecord(e1, s);
+        cudaEventSynchronize(e1);
+        float ms = 0;
+        cudaEventElapsedTime(&ms, e0, e1);
+        std::printf("baseline: cuBLASLt %s %dx1024x1024 (kiln layout) heuristic #%d: host %.2f us, GPU %.2f us per "
+                    "call, workspace %zu\n",
+                    type == CUDA_R_32F ? "f32" : "f16", m, i, host, ms * 1e3 / 100, top[i].workspaceSize);
+      }
+      cudaEventDestroy(e0);
+      cudaEventDestroy(e1);
+      cudaStreamDestroy(s);
+      cublasLtMatrixLayoutDestroy(a2);
+      cublasLtMatrixLayoutDestroy(b2);
+      cublasLtMatrixLayoutDestroy(d2);
+      cublasLtMatmulDescDestroy(op2);
+    }
+  }
+  cudaFree(xm);
+  cudaFree(ym);
   cublasLtMatmulPreferenceDestroy(pref);
   cublasLtMatrixLayoutDestroy(la);
   cublasLtMatrixLayoutDestroy(lb);

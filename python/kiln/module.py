@@ -35,8 +35,24 @@ def _kind(x) -> str:
     return "numpy"
 
 
+# The stream handle kiln is given for a caller on the legacy default stream (cudaStreamLegacy):
+# kiln then orders its work after that stream and that stream after kiln's, and does not wait.
+_LEGACY_STREAM = 1
+
+
+def _torch_stream(torch, index: int) -> int:
+    """The raw handle of torch's current stream on device `index` (0: the legacy default)."""
+    raw = getattr(torch._C, "_cuda_getCurrentRawStream", None)
+    if raw is not None:
+        return raw(index)
+    return torch.cuda.current_stream(index).cuda_stream
+
+
 def _to_capsule(x):
-    """(capsule or array, kind, (DLPack device type, index), caller's CUDA stream handle or 0)."""
+    """(capsule or array, kind, (DLPack device type, index), CUDA stream handle for kiln or 0).
+
+    CUDA inputs are exported without a DLPack stream handshake (that costs an event per call):
+    kiln itself orders its work after the caller's current stream, whose handle it is given."""
     kind = _kind(x)
     if kind == "numpy":
         import numpy as np
@@ -46,15 +62,14 @@ def _to_capsule(x):
         import torch
         x = x.contiguous()
         if x.is_cuda:
-            # kiln runs on torch's current stream: the producer orders its work before it.
-            stream = torch.cuda.current_stream(x.device).cuda_stream
-            # DLPack names the legacy default stream 1 (torch's default stream has handle 0).
-            return x.__dlpack__(stream=stream or 1), kind, (2, x.device.index), stream
-        return x.__dlpack__(), kind, (1, 0), 0
+            index = x.device.index
+            stream = _torch_stream(torch, index)
+            return torch.utils.dlpack.to_dlpack(x), kind, (2, index), stream or _LEGACY_STREAM
+        return torch.utils.dlpack.to_dlpack(x), kind, (1, 0), 0
     import cupy
     x = cupy.ascontiguousarray(x)
     stream = cupy.cuda.get_current_stream().ptr
-    return x.__dlpack__(stream=stream or 1), kind, (2, x.device.id), stream
+    return x.toDlpack(), kind, (2, x.device.id), stream or _LEGACY_STREAM
 
 
 def _from_capsule(capsule, kind: str, device):
@@ -146,9 +161,9 @@ class Module:
         module_d = _rt._module_overrides(self)
         scope_d = _rt._scope_dict()
         _rt._record_call(self, xs, backend, device[1], call, module_d, scope_d)
-        # On CUDA kiln runs on the caller's current stream (torch / cupy), ordered after what the
-        # caller queued there, and returns without waiting; on the default stream (handle 0) it
-        # uses its own stream, which synchronises with the legacy default stream, and waits.
+        # On CUDA kiln runs ordered after what the caller queued on its current stream (torch /
+        # cupy; the legacy default stream included) and that stream waits for kiln's work: the
+        # call returns without waiting for the GPU, like a torch op.
         out = self._engine.run(capsules, backend, device[1], call, module_d, scope_d, stream)
         return [_from_capsule(c, kind, device) for c in out]
 

@@ -1,12 +1,14 @@
 // fuse_epilogues: folds the bias add and activation that follow a GEMM-like node into it, so a
 // backend runs them in the GEMM's epilogue (cuBLASLt) instead of as separate kernels.
 #include <algorithm>
+#include <cmath>
 #include <cstring>
 #include <string>
 
 #include "compiler/fuse_epilogue_internal.h"
 #include "compiler/passes.h"
 #include "core/half.h"
+#include "ir/shape_inference.h"
 
 namespace kiln::compiler {
 namespace epilogue {
@@ -174,6 +176,102 @@ bool fuse_matmul_bias(ir::Graph& g, Uses& u, std::vector<char>& removed, int p) 
   return true;
 }
 
+// Transpose(X, perm swapping the last two axes only) -> MatMul: the MatMul reads X and takes the
+// attribute kiln_trans_a / kiln_trans_b, so a GEMM reads X transposed in place (no copy).
+bool fold_matmul_transpose(ir::Graph& g, Uses& u, std::vector<char>& removed, int p) {
+  ir::Node& mm = g.nodes[static_cast<size_t>(p)];
+  if (mm.op != "MatMul" || mm.inputs.size() < 2 || !epilogue::is_float(compute_dtype(g, mm))) return false;
+  bool folded = false;
+  for (size_t k : {size_t{0}, size_t{1}}) {
+    const char* attr = k == 0 ? "kiln_trans_a" : "kiln_trans_b";
+    const int v = mm.inputs[k];
+    if (v < 0 || mm.attrs.has(attr) || u.count[v] != 1 || u.output[v]) continue;
+    if (k == 1 && mm.inputs[0] == v) continue;  // MatMul(t, t): both slots read it
+    const int t = u.producer[v];
+    if (t < 0 || removed[static_cast<size_t>(t)]) continue;
+    const ir::Node& tr = g.nodes[static_cast<size_t>(t)];
+    if (tr.op != "Transpose" || tr.inputs.size() != 1 || tr.outputs.size() != 1 || tr.inputs[0] < 0) continue;
+    const std::optional<Dims> xd = known_dims(g, tr.inputs[0]);
+    if (!xd || xd->size() < 2) continue;
+    const int64_t r = static_cast<int64_t>(xd->size());
+    std::vector<int64_t> perm = tr.attrs.get_ints("perm", {});
+    if (perm.empty() && r == 2) perm = {1, 0};  // no perm: the axes reversed
+    if (static_cast<int64_t>(perm.size()) != r) continue;
+    bool swap_last = true;
+    for (int64_t i = 0; i < r; ++i)
+      swap_last = swap_last && perm[static_cast<size_t>(i)] == (i < r - 2 ? i : (i == r - 2 ? r - 1 : r - 2));
+    if (!swap_last) continue;
+    const int x = tr.inputs[0];  // read once by the Transpose before, once by the MatMul now
+    --u.count[v];
+    u.reader[x] = p;
+    mm.inputs[k] = x;
+    mm.attrs.set_int(attr, 1);
+    removed[static_cast<size_t>(t)] = 1;
+    folded = true;
+  }
+  return folded;
+}
+
+// MatMul(A, B) (no bias, no activation) -> Mul by a constant single float value s (a scalar or
+// all-ones dims no longer than the product's rank) -> MatMul with kiln_alpha = s, the factor a GEMM
+// applies to A*B.
+bool fold_matmul_scale(ir::Graph& g, Uses& u, std::vector<char>& removed, int p) {
+  ir::Node& mm = g.nodes[static_cast<size_t>(p)];
+  if (mm.op != "MatMul" || mm.inputs.size() != 2 || mm.attrs.has("kiln_activation") || mm.attrs.has("kiln_alpha"))
+    return false;
+  const DType dt = compute_dtype(g, mm);
+  if (!epilogue::is_float(dt)) return false;
+  const std::optional<int> c = u.sole_reader(g, p);
+  if (!c || removed[static_cast<size_t>(*c)]) return false;
+  const ir::Node& mul = g.nodes[static_cast<size_t>(*c)];
+  if (mul.op != "Mul" || mul.inputs.size() != 2 || mul.outputs.size() != 1) return false;
+  const int mid = mm.outputs[0];
+  if (mul.inputs[0] == mul.inputs[1]) return false;
+  const int other = mul.inputs[0] == mid ? mul.inputs[1] : mul.inputs[0];
+  const Tensor* s = constant_of(g, other);
+  if (!s || s->dtype() != dt || s->numel() != 1) return false;
+  const std::optional<Dims> ad = known_dims(g, mm.inputs[0]), bd = known_dims(g, mm.inputs[1]);
+  if (!ad || !bd || ad->size() < 2 || bd->size() < 2) return false;
+  if (static_cast<size_t>(s->rank()) > std::max(ad->size(), bd->size())) return false;  // would raise the rank
+  const std::optional<std::vector<double>> v = epilogue::to_doubles(*s);
+  if (!v || !std::isfinite((*v)[0])) return false;
+  mm.attrs.set_float("kiln_alpha", (*v)[0]);
+  absorb(g, u, removed, p, *c);
+  return true;
+}
+
+// MatMul(A, B[, bias]) -> Add(., R) with R a value of exactly the product's dims and dtype (a
+// residual connection) -> MatMul(A, B, bias or none, R): a GEMM adds R in its epilogue (beta = 1),
+// before kiln_activation.
+bool fuse_matmul_residual(ir::Graph& g, Uses& u, std::vector<char>& removed, int p) {
+  ir::Node& mm = g.nodes[static_cast<size_t>(p)];
+  if (mm.op != "MatMul" || mm.inputs.size() < 2 || mm.inputs.size() > 3 || mm.attrs.has("kiln_activation"))
+    return false;
+  const DType dt = compute_dtype(g, mm);
+  if (!epilogue::is_float(dt)) return false;
+  const std::optional<int> c = u.sole_reader(g, p);
+  if (!c || removed[static_cast<size_t>(*c)]) return false;
+  const ir::Node& add = g.nodes[static_cast<size_t>(*c)];
+  if (add.op != "Add" || add.inputs.size() != 2 || add.outputs.size() != 1) return false;
+  const int mid = mm.outputs[0];
+  if (add.inputs[0] == add.inputs[1]) return false;
+  const int other = add.inputs[0] == mid ? add.inputs[1] : add.inputs[0];
+  if (other < 0 || g.values[other].dtype != dt) return false;
+  // Equal dims: each known and the same, or the same named (symbolic) dim.
+  const ir::Shape& os = g.values[mid].shape;
+  const ir::Shape& rs = g.values[other].shape;
+  if (!os.rank_known || !rs.rank_known || os.dims.size() < 2 || os.dims != rs.dims) return false;
+  for (const ir::Dim& d : os.dims)
+    if (!d.is_known() && d.symbol.empty()) return false;
+  if (mm.inputs.size() == 2) mm.inputs.push_back(-1);
+  mm.inputs.push_back(other);
+  // `other`'s use moves from the Add to the MatMul: its count is unchanged.
+  u.reader[other] = p;
+  absorb(g, u, removed, p, *c);
+  ++u.count[other];  // absorb() dropped the Add's reads
+  return true;
+}
+
 // Gemm / MatMul / Conv -> Relu, and Gemm / MatMul -> Gelu(approximate="tanh"): the activation
 // becomes the attribute kiln_activation. Exact (erf) Gelu has no GEMM epilogue and stays.
 bool fuse_activation(ir::Graph& g, Uses& u, std::vector<char>& removed, int p) {
@@ -203,13 +301,18 @@ Status fuse_epilogues(ir::Graph& graph, EpilogueStats* stats) {
   EpilogueStats local;
   if (!stats) stats = &local;
   KILN_RETURN_IF_ERROR(graph.validate());
+  // The patterns read value shapes; where inference cannot tell, they do not apply.
+  (void)ir::infer_shapes(graph, nullptr);
   Uses u = Uses::of(graph);
   std::vector<char> removed(graph.nodes.size(), 0);
   stats->batchnorm_folded += epilogue::fold_conv_batchnorm(graph, u, removed);
   for (size_t i = 0; i < graph.nodes.size(); ++i) {
     if (removed[i]) continue;
     const int p = static_cast<int>(i);
+    if (fold_matmul_transpose(graph, u, removed, p)) ++stats->transposes_folded;
+    if (fold_matmul_scale(graph, u, removed, p)) ++stats->matmul_scale;
     if (fuse_matmul_bias(graph, u, removed, p)) ++stats->matmul_bias;
+    if (fuse_matmul_residual(graph, u, removed, p)) ++stats->matmul_residual;
     if (fuse_activation(graph, u, removed, p)) ++stats->activations;
   }
   std::vector<ir::Node> kept;

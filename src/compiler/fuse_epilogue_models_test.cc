@@ -37,6 +37,7 @@ Result<std::vector<Tensor>> evaluate(const ir::Graph& g, const std::vector<Tenso
 struct Expected {
   const char* model;
   size_t matmul_bias, activations, batchnorm_folded;
+  size_t transposes_folded = 0, matmul_scale = 0, matmul_residual = 0;
 };
 
 class FuseEpilogueModelTest : public ::testing::TestWithParam<Expected> {};
@@ -51,13 +52,19 @@ TEST_P(FuseEpilogueModelTest, CountsAndReferenceOutputs) {
   const size_t before = g->nodes.size();
   EpilogueStats st;
   ASSERT_TRUE(fuse_epilogues(*g, &st).ok());
-  std::printf("[ epilogue ] %-20s nodes %zu -> %zu: matmul+bias %zu, activations %zu, batchnorm folded %zu\n",
-              e.model, before, g->nodes.size(), st.matmul_bias, st.activations, st.batchnorm_folded);
+  std::printf("[ epilogue ] %-20s nodes %zu -> %zu: matmul+bias %zu, activations %zu, batchnorm folded %zu, "
+              "transposes folded %zu, matmul scale %zu, residual %zu\n",
+              e.model, before, g->nodes.size(), st.matmul_bias, st.activations, st.batchnorm_folded,
+              st.transposes_folded, st.matmul_scale, st.matmul_residual);
   EXPECT_EQ(st.matmul_bias, e.matmul_bias);
   EXPECT_EQ(st.activations, e.activations);
   EXPECT_EQ(st.batchnorm_folded, e.batchnorm_folded);
   EXPECT_EQ(st.nodes_removed, before - g->nodes.size());
-  EXPECT_EQ(st.nodes_removed, e.matmul_bias + e.activations + e.batchnorm_folded);
+  EXPECT_EQ(st.transposes_folded, e.transposes_folded);
+  EXPECT_EQ(st.matmul_scale, e.matmul_scale);
+  EXPECT_EQ(st.matmul_residual, e.matmul_residual);
+  EXPECT_EQ(st.nodes_removed, e.matmul_bias + e.activations + e.batchnorm_folded + e.transposes_folded +
+                                  e.matmul_scale + e.matmul_residual);
   g->prune();
   ASSERT_TRUE(g->validate().ok());
   int sets = 0;
@@ -81,11 +88,13 @@ TEST_P(FuseEpilogueModelTest, CountsAndReferenceOutputs) {
 
 // mlp: Gemm -> exact (erf) Gelu written out as Div/Erf/Add/Mul: nothing to fuse.
 // tiny_cnn: Conv -> Relu three times. encoder: MatMul -> Add(bias) in each layer's attention input
-// projection and both feed-forward linears (4 layers x 3). mobilenet_v3_small: Conv -> Relu (its
+// projection and both feed-forward linears (4 layers x 3), and one residual Add per layer folded
+// into the feed-forward output MatMul (the attention block's residual Add reads its output
+// projection, a Gemm, through a Reshape and a Transpose: no pattern). mobilenet_v3_small: Conv -> Relu (its
 // BatchNormalizations were folded by the exporter; the other activations are HardSwish).
 INSTANTIATE_TEST_SUITE_P(SharedModels, FuseEpilogueModelTest,
                          ::testing::Values(Expected{"mlp", 0, 0, 0}, Expected{"tiny_cnn", 0, 3, 0},
-                                           Expected{"encoder_L4_d256", 12, 0, 0},
+                                           Expected{"encoder_L4_d256", 12, 0, 0, 0, 0, 4},
                                            Expected{"mobilenet_v3_small", 0, 14, 0}),
                          [](const ::testing::TestParamInfo<Expected>& i) { return std::string(i.param.model); });
 

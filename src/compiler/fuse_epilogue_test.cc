@@ -145,6 +145,133 @@ TEST(FuseEpilogueTest, ChainsBiasAndActivation) {
   }
 }
 
+// Attention scores: q [2, 4, 6, 8] @ Transpose(k [2, 4, 6, 8], perm) * scale, then @ v, then a
+// Linear with bias whose result is added to a residual [2, 4, 6, 5]: each pattern in one graph.
+struct Attention {
+  ir::Graph g;
+};
+
+Attention attention(std::vector<int64_t> perm, bool scale_first = false, float scale = 0.35f) {
+  Attention a;
+  ir::Graph& g = a.g;
+  const int q = g.add_value("q", DType::kF32, ir::Shape::of({2, 4, 6, 8}));
+  const int k = g.add_value("k", DType::kF32, ir::Shape::of({2, 4, 6, 8}));
+  const int v = g.add_value("v", DType::kF32, ir::Shape::of({2, 4, 6, 8}));
+  const int r = g.add_value("r", DType::kF32, ir::Shape::of({2, 4, 6, 5}));
+  g.inputs = {q, k, v, r};
+  const int s = g.add_constant("scale", Tensor::from_vector<float>(DType::kF32, {}, {scale}));
+  const int w = g.add_constant("W", rand_f32({8, 5}, 21));
+  const int b = g.add_constant("b", rand_f32({5}, 22));
+  const int kt = g.add_value("kt", DType::kF32), sc = g.add_value("sc", DType::kF32);
+  const int scaled = g.add_value("scaled", DType::kF32), ctx = g.add_value("ctx", DType::kF32);
+  const int proj = g.add_value("proj", DType::kF32), biased = g.add_value("biased", DType::kF32);
+  const int y = g.add_value("y", DType::kF32);
+  ir::Node tr{"tr", "Transpose", {}, {k}, {kt}};
+  if (!perm.empty()) tr.attrs.set_ints("perm", perm);
+  g.add_node(std::move(tr));
+  g.add_node(ir::Node{"scores", "MatMul", {}, {q, kt}, {sc}});
+  g.add_node(ir::Node{"scale", "Mul", {}, scale_first ? std::vector<int>{s, sc} : std::vector<int>{sc, s}, {scaled}});
+  g.add_node(ir::Node{"ctx", "MatMul", {}, {scaled, v}, {ctx}});
+  g.add_node(ir::Node{"proj", "MatMul", {}, {ctx, w}, {proj}});
+  g.add_node(ir::Node{"bias", "Add", {}, {proj, b}, {biased}});
+  g.add_node(ir::Node{"residual", "Add", {}, {r, biased}, {y}});
+  g.outputs = {y};
+  return a;
+}
+
+std::vector<Tensor> attention_inputs() {
+  return {rand_f32({2, 4, 6, 8}, 23), rand_f32({2, 4, 6, 8}, 24), rand_f32({2, 4, 6, 8}, 25),
+          rand_f32({2, 4, 6, 5}, 26)};
+}
+
+TEST(FuseEpilogueTest, TransposeScaleAndResidualFoldIntoMatMuls) {
+  for (bool scale_first : {false, true}) {
+    Attention a = attention({0, 1, 3, 2}, scale_first);
+    EpilogueStats st;
+    ir::Graph f = fuse_and_compare(a.g, attention_inputs(), &st);
+    EXPECT_EQ(st.transposes_folded, 1u);
+    EXPECT_EQ(st.matmul_scale, 1u);
+    EXPECT_EQ(st.matmul_bias, 1u);
+    EXPECT_EQ(st.matmul_residual, 1u);
+    EXPECT_EQ(st.nodes_removed, 4u);
+    ASSERT_EQ(f.nodes.size(), 3u);
+    EXPECT_EQ(count_op(f, "MatMul"), 3);
+    const ir::Node& scores = f.nodes[0];
+    EXPECT_EQ(scores.attrs.get_int("kiln_trans_b", 0), 1);
+    EXPECT_EQ(scores.attrs.get_int("kiln_trans_a", 0), 0);
+    EXPECT_FLOAT_EQ(static_cast<float>(scores.attrs.get_float("kiln_alpha", 1.0)), 0.35f);
+    EXPECT_EQ(scores.inputs[1], f.inputs[1]);  // reads k itself
+    const ir::Node& proj = f.nodes[2];
+    ASSERT_EQ(proj.inputs.size(), 4u);
+    EXPECT_EQ(proj.inputs[3], f.inputs[3]);
+    EXPECT_EQ(proj.outputs[0], f.outputs[0]);
+  }
+}
+
+TEST(FuseEpilogueTest, TransposeOfTheFirstOperandAndRankTwoDefaultPerm) {
+  ir::Graph g;
+  const int x = g.add_value("x", DType::kF32, ir::Shape::of({5, 3}));
+  g.inputs = {x};
+  const int w = g.add_constant("W", rand_f32({5, 4}, 31));
+  const int xt = g.add_value("xt", DType::kF32), y = g.add_value("y", DType::kF32);
+  g.add_node(ir::Node{"tr", "Transpose", {}, {x}, {xt}});  // no perm: reversed axes
+  g.add_node(ir::Node{"mm", "MatMul", {}, {xt, w}, {y}});
+  g.outputs = {y};
+  EpilogueStats st;
+  ir::Graph f = fuse_and_compare(g, {rand_f32({5, 3}, 32)}, &st);
+  ASSERT_EQ(f.nodes.size(), 1u);
+  EXPECT_EQ(f.nodes[0].attrs.get_int("kiln_trans_a", 0), 1);
+  EXPECT_EQ(st.transposes_folded, 1u);
+}
+
+TEST(FuseEpilogueTest, TransposeScaleAndResidualNonPatternsStay) {
+  // A permutation that moves more than the last two axes stays a Transpose.
+  {
+    ir::Graph g;
+    const int x = g.add_value("x", DType::kF32, ir::Shape::of({5, 4, 3}));
+    g.inputs = {x};
+    const int xt = g.add_value("xt", DType::kF32), y = g.add_value("y", DType::kF32);
+    ir::Node tr{"tr", "Transpose", {}, {x}, {xt}};
+    tr.attrs.set_ints("perm", {2, 1, 0});
+    g.add_node(std::move(tr));
+    g.add_node(ir::Node{"mm", "MatMul", {}, {xt, g.add_constant("W", rand_f32({5, 2}, 33))}, {y}});
+    g.outputs = {y};
+    EpilogueStats st;
+    ir::Graph f = fuse_and_compare(g, {rand_f32({5, 4, 3}, 34)}, &st);
+    EXPECT_EQ(st.transposes_folded, 0u);
+    EXPECT_EQ(count_op(f, "Transpose"), 1);
+  }
+  EpilogueStats st;
+  // The transposed value read twice keeps its Transpose.
+  {
+    Attention b = attention({0, 1, 3, 2});
+    const int kt = b.g.nodes[0].outputs[0];
+    const int extra = b.g.add_value("extra", DType::kF32);
+    b.g.add_node(ir::Node{"relu", "Relu", {}, {kt}, {extra}});
+    b.g.outputs.push_back(extra);
+    ir::Graph fb = fuse_and_compare(b.g, attention_inputs(), &st);
+    EXPECT_EQ(count_op(fb, "Transpose"), 1);
+  }
+  // A scale that is not a single value, and a residual of other dims (broadcast), stay.
+  ir::Graph g;
+  const int x = g.add_value("x", DType::kF32, ir::Shape::of({3, 4}));
+  const int r = g.add_value("r", DType::kF32, ir::Shape::of({1, 6}));
+  g.inputs = {x, r};
+  const int w = g.add_constant("W", rand_f32({4, 6}, 41));
+  const int s = g.add_constant("s", rand_f32({6}, 42));
+  const int p = g.add_value("p", DType::kF32), q = g.add_value("q", DType::kF32), y = g.add_value("y", DType::kF32);
+  g.add_node(ir::Node{"mm", "MatMul", {}, {x, w}, {p}});
+  g.add_node(ir::Node{"mul", "Mul", {}, {p, s}, {q}});
+  g.add_node(ir::Node{"mm2", "MatMul", {}, {q, g.add_constant("W2", rand_f32({6, 6}, 43))}, {g.add_value("p2", DType::kF32)}});
+  g.add_node(ir::Node{"add", "Add", {}, {g.nodes.back().outputs[0], r}, {y}});
+  g.outputs = {y};
+  EpilogueStats st2;
+  ir::Graph f2 = fuse_and_compare(g, {rand_f32({3, 4}, 44), rand_f32({1, 6}, 45)}, &st2);
+  EXPECT_EQ(st2.matmul_scale, 0u);
+  EXPECT_EQ(st2.matmul_residual, 0u);
+  EXPECT_EQ(f2.nodes.size(), 4u);
+}
+
 TEST(FuseEpilogueTest, ExactGeluIsNotMapped) {
   Linear l = linear(rand_f32({7}, 16), false, "Gelu:none");
   ir::Graph f = fuse_and_compare(l.g, {rand_f32({2, 3, 5}, 17)}, nullptr);

@@ -19,6 +19,9 @@ Status fold_constants(ir::Graph& graph, size_t max_bytes, FoldStats* stats);
 
 struct EpilogueStats {
   size_t matmul_bias = 0;       // MatMul -> Add(constant bias) became MatMul(x, W, bias)
+  size_t matmul_scale = 0;      // MatMul -> Mul(constant scalar) became kiln_alpha
+  size_t matmul_residual = 0;   // MatMul -> Add(same-shape value) became MatMul's 4th input
+  size_t transposes_folded = 0; // Transpose(last two axes) -> MatMul became kiln_trans_a/b
   size_t activations = 0;       // Relu / Gelu(tanh) became kiln_activation on Gemm/MatMul/Conv
   size_t batchnorm_folded = 0;  // BatchNormalization folded into the preceding Conv's W and B
   size_t nodes_removed = 0;
@@ -29,6 +32,12 @@ struct EpilogueStats {
 //    statistics): W and B are rescaled (in f64) and the BatchNormalization is removed;
 //  - MatMul(x, W) -> Add with a constant of shape [N] or [1, .., 1, N] (N = W's last dim; a single
 //    value is expanded to [N]) -> MatMul(x, W, bias), bias a 1-D [N] constant;
+//  - Transpose swapping only the last two axes -> MatMul (as A or B): MatMul reads the
+//    untransposed value, attribute kiln_trans_a / kiln_trans_b = 1;
+//  - MatMul(A, B) -> Mul by a constant single value s: attribute kiln_alpha = s (the product is
+//    scaled before any bias);
+//  - MatMul(A, B[, bias]) -> Add(., R), R a value of the product's exact dims and dtype:
+//    MatMul(A, B, bias or empty, R), R added after the bias, before the activation;
 //  - Gemm / MatMul / Conv -> Relu: attribute kiln_activation = "Relu";
 //  - Gemm / MatMul -> Gelu(approximate="tanh"): kiln_activation = "Gelu:tanh" (an exact, erf
 //    Gelu is never mapped to it).

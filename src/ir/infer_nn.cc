@@ -23,6 +23,12 @@ Status infer_matmul(InferContext& ctx) {
   if (a.dims.empty() || b.dims.empty())
     return ctx.error("inputs must have rank >= 1, got " + a.to_string() + " and " + b.to_string());
   std::vector<Dim> ad = a.dims, bd = b.dims;
+  // fuse_epilogues' kiln_trans_a / kiln_trans_b: the operand is read with its last two axes swapped.
+  for (auto [attr, dims] : {std::pair{"kiln_trans_a", &ad}, std::pair{"kiln_trans_b", &bd}}) {
+    if (ctx.attrs().get_int(attr, 0) == 0) continue;
+    if (dims->size() < 2) return ctx.error(std::string(attr) + " needs an operand of rank >= 2");
+    std::swap((*dims)[dims->size() - 1], (*dims)[dims->size() - 2]);
+  }
   const bool a_vec = ad.size() == 1, b_vec = bd.size() == 1;
   if (a_vec) ad.insert(ad.begin(), Dim::known(1));
   if (b_vec) bd.push_back(Dim::known(1));
@@ -348,7 +354,8 @@ Status infer_einsum(InferContext& ctx) {
 }  // namespace
 
 void add_nn_schemas(std::vector<OpSchema>& out) {
-  out.push_back({"MatMul", 2, 3, 1, 1, &infer_matmul});  // optional fused bias (fuse_epilogues)
+  // Optional fused bias and residual inputs (fuse_epilogues).
+  out.push_back({"MatMul", 2, 4, 1, 1, &infer_matmul});
   out.push_back({"Gemm", 2, 3, 1, 1, &infer_gemm});
   out.push_back({"Conv", 2, 3, 1, 1, &infer_conv});
   out.push_back({"MaxPool", 1, 1, 1, 2, &infer_pool});

@@ -206,7 +206,7 @@ Result<GemmRunner::Plan*> GemmRunner::plan_for(const GemmDesc& g, const std::str
   return p;
 }
 
-Status GemmRunner::run(const GemmDesc& g, const void* a, const void* b, void* d, const void* bias) {
+Status GemmRunner::run(const GemmDesc& g, const void* a, const void* b, void* d, const void* bias, const void* c) {
   if (g.m == 0 || g.n == 0 || g.batch == 0) return Status();
   KILN_RETURN_IF_ERROR(init());
   const size_t es = dtype_size(g.dtype);
@@ -217,6 +217,7 @@ Status GemmRunner::run(const GemmDesc& g, const void* a, const void* b, void* d,
                              alignment_of(nullptr, g.ldb * static_cast<int64_t>(es)),
                              alignment_of(nullptr, g.ldd * static_cast<int64_t>(es))});
   if (bias) align = std::min(align, alignment_of(bias, 0));
+  if (c) align = std::min(align, alignment_of(c, g.stride_d * static_cast<int64_t>(es)));
   char key[320];
   std::snprintf(key, sizeof key, "%d|%d%d|%lld,%lld,%lld|%lld,%lld,%lld|%lld|%lld,%lld,%lld|%d|%d|%u|%d",
                 static_cast<int>(g.dtype), g.trans_a, g.trans_b, static_cast<long long>(g.m),
@@ -237,7 +238,7 @@ Status GemmRunner::run(const GemmDesc& g, const void* a, const void* b, void* d,
   const void* alpha = g.dtype == DType::kF64 ? static_cast<const void*>(&g.alpha) : &alpha32;
   const void* beta = g.dtype == DType::kF64 ? static_cast<const void*>(&g.beta) : &beta32;
   return lt_status(cublasLtMatmul(static_cast<cublasLtHandle_t>(handle_), plan->op, alpha, b, plan->a, a, plan->b,
-                                  beta, d, plan->d, d, plan->d, &plan->algo, workspace_.get(), workspace_bytes_,
+                                  beta, c ? c : d, plan->d, d, plan->d, &plan->algo, workspace_.get(), workspace_bytes_,
                                   stream_->get()),
                    where + ": cublasLtMatmul");
 }

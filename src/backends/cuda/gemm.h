@@ -1,4 +1,5 @@
-// Row-major GEMM through cuBLASLt: D = alpha * op(A) * op(B) + beta * D (+ bias per column).
+// Row-major GEMM through cuBLASLt: D = alpha * op(A) * op(B) + beta * C (+ bias per column), C = D
+// unless given.
 //
 // kiln's tensors are row-major; cuBLASLt is column-major. A row-major [m, n] matrix is the
 // column-major [n, m] matrix with the same leading dimension, so D^T = op(B)^T * op(A)^T is
@@ -62,12 +63,14 @@ class GemmRunner {
   GemmRunner(const GemmRunner&) = delete;
   GemmRunner& operator=(const GemmRunner&) = delete;
 
-  // Enqueues the product on the runner's stream. `d` must hold D's old contents when beta != 0.
+  // Enqueues the product on the runner's stream. With beta != 0 the product adds beta * C, C
+  // laid out like D: `c` when given, else D's old contents (`d`).
   // Errors: kUnsupported for a dtype cuBLASLt is not used for here (integers: the caller falls
   // back) and for a problem (layout, epilogue, dtype) cuBLASLt has no algorithm for, remembered
   // per problem so that later calls decline at once; kDeviceError naming the cuBLASLt call and
   // the shape.
-  Status run(const GemmDesc& desc, const void* a, const void* b, void* d, const void* bias);
+  Status run(const GemmDesc& desc, const void* a, const void* b, void* d, const void* bias,
+             const void* c = nullptr);
 
   uint64_t plans_built() const { return plans_built_; }
   // Keeps algorithm choices in `cache` (may be null: none) for SM `sm`; `counters` (may be null)

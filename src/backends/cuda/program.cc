@@ -82,7 +82,8 @@ class CudaProgram final : public BackendProgram, public GraphTarget {
               std::vector<const OpHandler*> handlers, std::vector<std::vector<int>> frees,
               std::vector<Tensor> const_dev, bool allow_tf32)
       : graph_(std::move(graph)), info_(std::move(info)), pool_(std::move(pool)), handlers_(std::move(handlers)),
-        frees_(std::move(frees)), const_dev_(std::move(const_dev)), allow_tf32_(allow_tf32) {}
+        frees_(std::move(frees)), const_dev_(std::move(const_dev)), allow_tf32_(allow_tf32),
+        memos_(std::make_unique<NodeMemo[]>(graph_->nodes.size())) {}
 
   // Kernel variants and JIT (specializer.h); set once, before the first run.
   void set_specializer(std::shared_ptr<Specializer> spec) { spec_ = std::move(spec); }
@@ -360,7 +361,7 @@ class CudaProgram final : public BackendProgram, public GraphTarget {
             KILN_ASSIGN_OR_RETURN(in[k], dev_of(v, env));
           }
         }
-        ctx.set_node(&node, static_cast<int>(n));
+        ctx.set_node(&node, static_cast<int>(n), &memos_[n]);
         if (!output_of.empty()) {
           std::vector<Tensor> offers;
           for (int id : node.outputs)
@@ -468,6 +469,7 @@ class CudaProgram final : public BackendProgram, public GraphTarget {
   std::vector<std::vector<int>> frees_;     // per node: values dead after it runs
   std::vector<Tensor> const_dev_;           // per value id: the constant's device copy
   bool allow_tf32_;
+  std::unique_ptr<NodeMemo[]> memos_;       // per node: host work reused across runs (node_memo.h)
   std::shared_ptr<Specializer> spec_;
   mutable GemmTuningCounters tuning_;
   std::unique_ptr<GraphExecutor> graphs_;

@@ -2,6 +2,7 @@
 // optional bias input (a [N] vector added to every row of the result) and kiln_activation.
 #include <algorithm>
 
+#include "backends/cpu/cpu_backend.h"
 #include "backends/cpu/dispatch.h"
 #include "backends/cpu/ops/nn_common.h"
 #include "backends/cpu/ops/nn_epilogue.h"
@@ -18,7 +19,8 @@ Status too_large(const ir::Node& node, const std::string& what) {
 
 }  // namespace
 
-Status matmul(const ir::Node& node, std::span<const Tensor> in, std::span<Tensor> out) {
+// MatMul with the bias input and kiln_activation (nn_epilogue.h).
+static Status matmul_core(const ir::Node& node, std::span<const Tensor> in, std::span<Tensor> out) {
   const std::string ctx = node_context(node);
   if (!has_input(in, 0) || !has_input(in, 1)) return invalid_argument(ctx + ": needs inputs A and B");
   const Tensor& a = in[0];
@@ -103,6 +105,94 @@ Status matmul(const ir::Node& node, std::span<const Tensor> in, std::span<Tensor
     epilogue();
     return Status();
   });
+}
+
+namespace {
+
+// Input `t` with its last two axes swapped (a fresh tensor).
+Result<Tensor> swap_last_axes(const ir::Node& node, const Tensor& t, const char* attr) {
+  if (t.rank() < 2)
+    return invalid_argument(node_context(node) + ": " + attr + " needs an operand of rank >= 2, got " +
+                            dims_to_string(t.dims()));
+  ir::Node tr;
+  tr.op = "Transpose";
+  tr.name = node.name + "/" + attr;
+  std::vector<int64_t> perm(static_cast<size_t>(t.rank()));
+  for (size_t i = 0; i < perm.size(); ++i) perm[i] = static_cast<int64_t>(i);
+  std::swap(perm[perm.size() - 1], perm[perm.size() - 2]);
+  tr.attrs.set_ints("perm", perm);
+  Tensor in[] = {t};
+  Tensor res[1];
+  KILN_RETURN_IF_ERROR(run_node(tr, in, res));
+  return res[0];
+}
+
+}  // namespace
+
+// fuse_epilogues' MatMul extensions on top of matmul_core: kiln_trans_a / kiln_trans_b (an operand
+// read with its last two axes swapped), kiln_alpha (the product scaled before the bias) and a 4th
+// input R of the result's dims added after the bias, before kiln_activation.
+Status matmul(const ir::Node& node, std::span<const Tensor> in, std::span<Tensor> out) {
+  const bool ta = node.attrs.get_int("kiln_trans_a", 0) != 0, tb = node.attrs.get_int("kiln_trans_b", 0) != 0;
+  const double alpha = node.attrs.get_float("kiln_alpha", 1.0);
+  const bool residual = has_input(in, 3);
+  if (!ta && !tb && alpha == 1.0 && !residual) return matmul_core(node, in, out);
+  const std::string ctx = node_context(node);
+  if (!has_input(in, 0) || !has_input(in, 1)) return invalid_argument(ctx + ": needs inputs A and B");
+  if ((alpha != 1.0 || residual) && !dtype_is_float(in[0].dtype()))
+    return invalid_argument(ctx + ": kiln_alpha and a residual input need a float type, got " +
+                            std::string(dtype_name(in[0].dtype())));
+  Tensor a = in[0], b = in[1];
+  if (ta) {
+    KILN_ASSIGN_OR_RETURN(a, swap_last_axes(node, a, "kiln_trans_a"));
+  }
+  if (tb) {
+    KILN_ASSIGN_OR_RETURN(b, swap_last_axes(node, b, "kiln_trans_b"));
+  }
+  // The product alone, then alpha, bias, residual and activation in that order.
+  ir::Node core;
+  core.op = "MatMul";
+  core.name = node.name;
+  Tensor ab[] = {a, b};
+  Tensor y[1];
+  KILN_RETURN_IF_ERROR(matmul_core(core, ab, y));
+  KILN_ASSIGN_OR_RETURN(const Activation act, epilogue_activation(node));
+  if (act == Activation::kGeluTanh && !dtype_is_float(a.dtype()))
+    return invalid_argument(ctx + ": kiln_activation='Gelu:tanh' needs a float type, got " +
+                            std::string(dtype_name(a.dtype())));
+  const Tensor* bias = has_input(in, 2) ? &in[2] : nullptr;
+  const int64_t n = y[0].rank() > 0 ? y[0].dims().back() : 1;
+  if (bias && (bias->rank() != 1 || bias->dim(0) != n || bias->dtype() != a.dtype() || in[1].rank() < 2))
+    return invalid_argument(ctx + ": the bias input must be a 1-D " + std::string(dtype_name(a.dtype())) +
+                            " tensor of N = " + std::to_string(n) + " values with a B of rank >= 2, got " +
+                            std::string(dtype_name(bias->dtype())) + " " + dims_to_string(bias->dims()));
+  const Tensor* r = residual ? &in[3] : nullptr;
+  if (r && (r->dtype() != a.dtype() || r->dims() != y[0].dims()))
+    return invalid_argument(ctx + ": the residual input must be " + std::string(dtype_name(a.dtype())) + " " +
+                            dims_to_string(y[0].dims()) + " (the product's dims), got " +
+                            std::string(dtype_name(r->dtype())) + " " + dims_to_string(r->dims()));
+  Tensor result = y[0];
+  if (result.numel() > 0) {
+    KILN_RETURN_IF_ERROR(dispatch_numeric(node, a.dtype(), [&]<typename T>() -> Status {
+      T* py = result.data_as<T>();
+      const T* pb = bias ? bias->data_as<const T>() : nullptr;
+      const T* pr = r ? r->data_as<const T>() : nullptr;
+      const int64_t total = result.numel();
+      parallel_for(total, 1 << 14, [&](int64_t lo, int64_t hi) {
+        for (int64_t i = lo; i < hi; ++i) {
+          T v = py[i];
+          if (alpha != 1.0) v = static_cast<T>(static_cast<double>(v) * alpha);
+          if (pb) v += pb[i % n];
+          if (pr) v += pr[i];
+          py[i] = v;
+        }
+      });
+      apply_activation<T>(act, py, total);
+      return Status();
+    }));
+  }
+  out[0] = result;
+  return Status();
 }
 
 Status gemm_op(const ir::Node& node, std::span<const Tensor> in, std::span<Tensor> out) {

@@ -31,6 +31,7 @@ struct FusedKernelStep {
   std::vector<int> args;     // r < number of kernel inputs: input r; else step r - inputs
   DType dtype = DType::kUndefined;
   std::vector<double> attrs;  // the op's attributes; Literal: {value}
+  bool operator==(const FusedKernelStep&) const = default;
 };
 
 struct ElementwiseSpec {

@@ -24,6 +24,7 @@
 #include "backends/cuda/device.h"
 #include "backends/cuda/gemm.h"
 #include "backends/cuda/kernel_table.h"
+#include "backends/cuda/ops/node_memo.h"
 #include "ir/graph.h"
 #include "kiln/status.h"
 #include "kiln/tensor.h"
@@ -58,10 +59,17 @@ class RunContext {
       : device_(device), pool_(std::move(pool)), stream_(std::move(stream)), gemm_(gemm),
         error_flag_(error_flag), allow_tf32_(allow_tf32) {}
 
-  void set_node(const ir::Node* node, int index) {
+  void set_node(const ir::Node* node, int index, NodeMemo* memo = nullptr) {
     node_ = node;
     node_index_ = index;
+    memo_ = memo;
+    memo_ordinal_ = 0;
   }
+  // The node's memo (node_memo.h) kept by the program across runs; null when there is none.
+  NodeMemo* memo() const { return memo_; }
+  // 0, 1, 2, ... for successive calls within one node's run: tells a node's launches apart in
+  // its memo.
+  uint32_t next_memo_ordinal() { return memo_ordinal_++; }
   const ir::Node& node() const { return *node_; }
   // The code kernels report for this node in the error flag (node index + 1).
   int error_code() const { return node_index_ + 1; }
@@ -96,7 +104,8 @@ class RunContext {
   Status launch(const KernelVariant& kernel, unsigned grid, unsigned block, void** args,
                 size_t shared_bytes = 0);
   // ctx.gemm().run(...), or nothing when planning.
-  Status gemm_run(const GemmDesc& desc, const void* a, const void* b, void* d, const void* bias);
+  Status gemm_run(const GemmDesc& desc, const void* a, const void* b, void* d, const void* bias,
+                  const void* c = nullptr);
   // cudaMemsetAsync on this run's stream, or nothing when planning.
   Status memset(void* ptr, size_t bytes);
 
@@ -127,6 +136,8 @@ class RunContext {
   bool allow_tf32_;
   const ir::Node* node_ = nullptr;
   int node_index_ = 0;
+  NodeMemo* memo_ = nullptr;
+  uint32_t memo_ordinal_ = 0;
   uint64_t launches_ = 0;
   uint64_t cudnn_convs_ = 0, jit_convs_ = 0;
   KernelProvider* provider_ = nullptr;

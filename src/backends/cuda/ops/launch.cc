@@ -1,6 +1,8 @@
 #include "backends/cuda/ops/launch.h"
 
+#include <bit>
 #include <cstdlib>
+#include <memory>
 
 #include "backends/cuda/kernels/common.h"
 #include "backends/cuda/kernels/elementwise.h"
@@ -94,6 +96,20 @@ void coalesce(Dims& dims, std::vector<std::vector<int64_t>>& strides) {
   strides = std::move(ns);
 }
 
+// What launch_spec derives from a spec, dims and strides: reused through the node's memo while
+// they stay the same.
+struct EwLaunch {
+  std::string op;
+  std::vector<k::FusedKernelStep> program;
+  bool flat = true;
+  k::StridedArgs st{};
+  unsigned grid = 0;
+  KernelVariant variant;
+};
+
+constexpr uint32_t kEwLaunchKind = 0x45570000;  // + the launch's ordinal within its node
+constexpr int kEwBlock = 256;
+
 // Launches the kernel of `spec` (op or program and output set; inputs, layout and index width
 // filled in here).
 Status launch_spec(RunContext& ctx, k::ElementwiseSpec spec, void* out, const Dims& dims,
@@ -101,72 +117,106 @@ Status launch_spec(RunContext& ctx, k::ElementwiseSpec spec, void* out, const Di
   const int64_t n = dims_numel(dims);
   if (n == 0) return Status();
   if (inputs.size() > 6) return unsupported(ctx.where() + ": more than 6 inputs for one CUDA elementwise kernel");
-  for (const auto& in : inputs) spec.inputs.push_back(in.dtype);
 
-  // Flat when the output is contiguous and each input is contiguous or one broadcast element.
-  const std::vector<int64_t> contig = contiguous_strides(dims);
-  auto same_walk = [&](const std::vector<int64_t>& s, const std::vector<int64_t>& ref) {
-    for (size_t d = 0; d < dims.size(); ++d)
-      if (dims[d] != 1 && s[d] != ref[d]) return false;
-    return true;
-  };
-  const std::vector<int64_t> zeros(dims.size(), 0);
-  bool flat = same_walk(out_strides, contig);
-  std::vector<bool> scalar;
-  for (const auto& in : inputs) {
-    if (!flat) break;
-    if (same_walk(in.strides, contig)) {
-      scalar.push_back(false);
-    } else if (same_walk(in.strides, zeros)) {
-      scalar.push_back(true);
+  // The memo: everything below depends on the op, program, attributes, dtypes, dims and strides.
+  NodeMemo* memo = ctx.memo();
+  std::vector<int64_t> sig;
+  uint32_t kind = 0;
+  std::shared_ptr<const EwLaunch> plan;
+  if (memo) {
+    kind = kEwLaunchKind + ctx.next_memo_ordinal();
+    sig.reserve(4 + dims.size() * (2 + inputs.size()) + inputs.size() + spec.attrs.size());
+    sig.push_back(static_cast<int64_t>(spec.output));
+    sig.push_back(static_cast<int64_t>(dims.size()));
+    sig.insert(sig.end(), dims.begin(), dims.end());
+    sig.insert(sig.end(), out_strides.begin(), out_strides.end());
+    for (const auto& in : inputs) {
+      sig.push_back(static_cast<int64_t>(in.dtype));
+      sig.insert(sig.end(), in.strides.begin(), in.strides.end());
+    }
+    sig.push_back(static_cast<int64_t>(spec.attrs.size()));
+    for (double a : spec.attrs) sig.push_back(std::bit_cast<int64_t>(a));
+    if (std::shared_ptr<const void> v = memo->find(kind, sig)) {
+      auto e = std::static_pointer_cast<const EwLaunch>(v);
+      if (e->op == spec.op && e->program == spec.program) plan = std::move(e);
+    }
+  }
+  if (!plan) {
+    auto e = std::make_shared<EwLaunch>();
+    e->op = spec.op;
+    e->program = spec.program;
+    for (const auto& in : inputs) spec.inputs.push_back(in.dtype);
+    // Flat when the output is contiguous and each input is contiguous or one broadcast element.
+    const std::vector<int64_t> contig = contiguous_strides(dims);
+    auto same_walk = [&](const std::vector<int64_t>& s, const std::vector<int64_t>& ref) {
+      for (size_t d = 0; d < dims.size(); ++d)
+        if (dims[d] != 1 && s[d] != ref[d]) return false;
+      return true;
+    };
+    const std::vector<int64_t> zeros(dims.size(), 0);
+    bool flat = same_walk(out_strides, contig);
+    std::vector<bool> scalar;
+    for (const auto& in : inputs) {
+      if (!flat) break;
+      if (same_walk(in.strides, contig)) {
+        scalar.push_back(false);
+      } else if (same_walk(in.strides, zeros)) {
+        scalar.push_back(true);
+      } else {
+        flat = false;
+      }
+    }
+    k::StridedArgs st{};
+    int64_t max_offset = n;
+    if (flat) {
+      spec.layout = k::Layout::kFlat;
+      spec.scalar_inputs = scalar;
     } else {
-      flat = false;
+      spec.layout = k::Layout::kStrided;
+      Dims cd = dims;
+      std::vector<std::vector<int64_t>> strides = {out_strides};
+      for (const auto& in : inputs) strides.push_back(in.strides);
+      coalesce(cd, strides);
+      if (cd.size() > static_cast<size_t>(k::kMaxRank))
+        return unsupported(ctx.where() + ": a strided view of rank " + std::to_string(cd.size()) +
+                           " after merging dims (the CUDA kernels take up to 8)");
+      st.rank = static_cast<int32_t>(cd.size());
+      for (size_t d = 0; d < cd.size(); ++d) {
+        st.dims[d] = cd[d];
+        for (size_t o = 0; o < strides.size(); ++o) st.strides[o][d] = strides[o][d];
+      }
+      for (const auto& s : strides) {
+        int64_t span = 0;
+        for (size_t d = 0; d < cd.size(); ++d) span += std::llabs(s[d]) * (cd[d] - 1);
+        max_offset = std::max(max_offset, span + 1);
+      }
     }
+    spec.wide_index = max_offset >= (int64_t{1} << 31) - 1;
+    e->flat = flat;
+    e->st = st;
+    e->grid = k::grid_for(n, kEwBlock, ctx.device().multiprocessors);
+    std::string key = k::elementwise_key(spec);
+    KernelTable::Builder build = [spec = std::move(spec)] { return k::elementwise_source(spec); };
+    if (flat) {  // contiguous: nothing to fold, specialising would not gain
+      e->variant = KernelVariant{std::move(key), std::move(build), {}, {}};
+    } else {  // broadcasts and views: baked dims and strides turn the per-element index math into constants
+      k::Bake bake{{k::bake_strided("st", st, static_cast<int>(inputs.size()) + 1), k::bake_i64("n", n)}, kEwBlock};
+      e->variant = specialisable(std::move(key), std::move(build), std::move(bake));
+    }
+    plan = e;
+    if (memo) memo->put(kind, std::move(sig), std::move(e));
   }
-  k::StridedArgs st{};
-  int64_t max_offset = n;
-  if (flat) {
-    spec.layout = k::Layout::kFlat;
-    spec.scalar_inputs = scalar;
-  } else {
-    spec.layout = k::Layout::kStrided;
-    Dims cd = dims;
-    std::vector<std::vector<int64_t>> strides = {out_strides};
-    for (const auto& in : inputs) strides.push_back(in.strides);
-    coalesce(cd, strides);
-    if (cd.size() > static_cast<size_t>(k::kMaxRank))
-      return unsupported(ctx.where() + ": a strided view of rank " + std::to_string(cd.size()) +
-                         " after merging dims (the CUDA kernels take up to 8)");
-    st.rank = static_cast<int32_t>(cd.size());
-    for (size_t d = 0; d < cd.size(); ++d) {
-      st.dims[d] = cd[d];
-      for (size_t o = 0; o < strides.size(); ++o) st.strides[o][d] = strides[o][d];
-    }
-    for (const auto& s : strides) {
-      int64_t span = 0;
-      for (size_t d = 0; d < cd.size(); ++d) span += std::llabs(s[d]) * (cd[d] - 1);
-      max_offset = std::max(max_offset, span + 1);
-    }
-  }
-  spec.wide_index = max_offset >= (int64_t{1} << 31) - 1;
   std::vector<void*> args;
   void* out_ptr = out;
   std::vector<const void*> in_ptrs;
   for (const auto& in : inputs) in_ptrs.push_back(in.data);
   args.push_back(&out_ptr);
   for (auto& p : in_ptrs) args.push_back(&p);
-  if (!flat) args.push_back(&st);
+  k::StridedArgs st = plan->st;
+  if (!plan->flat) args.push_back(&st);
   long long count = n;
   args.push_back(&count);
-  const int block = 256;
-  const unsigned grid = k::grid_for(n, block, ctx.device().multiprocessors);
-  KernelTable::Builder build = [spec] { return k::elementwise_source(spec); };
-  if (flat)  // contiguous: nothing to fold, specialising would not gain
-    return ctx.launch(k::elementwise_key(spec), build, grid, block, args.data());
-  // Broadcasts and views: baked dims and strides turn the per-element index math into constants.
-  k::Bake bake{{k::bake_strided("st", st, static_cast<int>(inputs.size()) + 1), k::bake_i64("n", n)}, block};
-  return ctx.launch(specialisable(k::elementwise_key(spec), std::move(build), std::move(bake)), grid, block,
-                    args.data());
+  return ctx.launch(plan->variant, plan->grid, kEwBlock, args.data());
 }
 
 }  // namespace

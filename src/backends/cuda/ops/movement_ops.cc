@@ -223,7 +223,21 @@ class SplitHandler final : public OpHandler {
     }
     const std::vector<int64_t> xs = contiguous_strides(x.dims());
     const int64_t es = static_cast<int64_t>(dtype_size(x.dtype()));
+    // Every dim before the axis is 1: each piece is a contiguous run of x, so the outputs are
+    // views of x's memory (they keep it alive) and nothing is copied or launched.
+    int64_t outer = 1;
+    for (int64_t d = 0; d < axis; ++d) outer *= x.dim(d);
     int64_t pos = 0;
+    if (outer == 1 && x.storage()) {
+      for (size_t i = 0; i < sizes.size(); ++i) {
+        Dims dims = x.dims();
+        dims[static_cast<size_t>(axis)] = sizes[i];
+        char* p = static_cast<char*>(x.data()) + pos * xs[static_cast<size_t>(axis)] * es;
+        out[i] = Tensor::wrap(x.dtype(), std::move(dims), p, x.storage(), x.device());
+        pos += sizes[i];
+      }
+      return Status();
+    }
     for (size_t i = 0; i < sizes.size(); ++i) {
       Dims dims = x.dims();
       dims[static_cast<size_t>(axis)] = sizes[i];

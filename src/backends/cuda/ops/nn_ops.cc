@@ -38,21 +38,34 @@ Result<GemmActivation> gemm_activation(const ir::Node& node) {
   return GemmActivation::kNone;
 }
 
+// MatMul with fuse_epilogues' extensions: a [N] bias input, kiln_trans_a / kiln_trans_b (an
+// operand stored with its last two axes swapped: cuBLASLt reads it transposed), kiln_alpha (the
+// product's factor), a 4th input R of the result's dims (cuBLASLt's C with beta = 1) and
+// kiln_activation.
 class MatMulHandler final : public OpHandler {
  public:
   Status run(RunContext& ctx, std::span<const Tensor> in, std::span<Tensor> out) const override {
     if (in.size() < 2 || !in[0].defined() || !in[1].defined()) return invalid_argument(ctx.where() + ": takes A and B");
+    const ir::Node& node = ctx.node();
     Tensor a = in[0], b = in[1];
     if (a.dtype() != b.dtype()) return invalid_argument(ctx.where() + ": A and B have different dtypes");
     if (!gemm_dtype(a.dtype())) return unsupported(ctx.where() + ": dtype " + std::string(dtype_name(a.dtype())));
     if (a.rank() == 0 || b.rank() == 0) return invalid_argument(ctx.where() + ": MatMul of a scalar");
+    const bool ta = node.attrs.get_int("kiln_trans_a", 0) != 0, tb = node.attrs.get_int("kiln_trans_b", 0) != 0;
+    if ((ta && a.rank() < 2) || (tb && b.rank() < 2))
+      return invalid_argument(ctx.where() + ": kiln_trans_a / kiln_trans_b need operands of rank >= 2");
     const bool a_vec = a.rank() == 1, b_vec = b.rank() == 1;
     if (a_vec) a = a.reshaped({1, a.dim(0)});
     if (b_vec) b = b.reshaped({b.dim(0), 1});
-    const int64_t m = a.dim(a.rank() - 2), kk = a.dim(a.rank() - 1), n = b.dim(b.rank() - 1);
-    if (b.dim(b.rank() - 2) != kk)
+    // Stored dims (rows, cols) of each matrix, and the product's m, k, n.
+    const int64_t a_rows = a.dim(a.rank() - 2), a_cols = a.dim(a.rank() - 1);
+    const int64_t b_rows = b.dim(b.rank() - 2), b_cols = b.dim(b.rank() - 1);
+    const int64_t m = ta ? a_cols : a_rows, kk = ta ? a_rows : a_cols, n = tb ? b_rows : b_cols;
+    if ((tb ? b_cols : b_rows) != kk)
       return invalid_argument(ctx.where() + ": A " + dims_to_string(in[0].dims()) + " and B " +
-                              dims_to_string(in[1].dims()) + " do not multiply");
+                              dims_to_string(in[1].dims()) + " do not multiply" +
+                              (ta || tb ? " (kiln_trans_a=" + std::to_string(ta) + ", kiln_trans_b=" + std::to_string(tb) + ")"
+                                        : std::string()));
     const Dims ab(a.dims().begin(), a.dims().end() - 2), bb(b.dims().begin(), b.dims().end() - 2);
     const size_t br = std::max(ab.size(), bb.size());
     Dims batch(br, 1);
@@ -67,35 +80,44 @@ class MatMulHandler final : public OpHandler {
     Dims od = batch;
     if (!a_vec) od.push_back(m);
     if (!b_vec) od.push_back(n);
-    // Fused epilogue (fuse_epilogues): a [N] bias input and kiln_activation.
+    // Fused epilogue (fuse_epilogues): a [N] bias input, a residual input and kiln_activation.
     const Tensor bias = in.size() > 2 ? in[2] : Tensor();
     if (bias.defined() && (b_vec || bias.rank() != 1 || bias.dim(0) != n || bias.dtype() != a.dtype()))
       return invalid_argument(ctx.where() + ": the bias input must be 1-D with N = " + std::to_string(n) +
                               " values of A's dtype and B of rank >= 2, got " + dims_to_string(bias.dims()));
-    KILN_ASSIGN_OR_RETURN(const GemmActivation act, gemm_activation(ctx.node()));
+    const Tensor residual = in.size() > 3 ? in[3] : Tensor();
+    if (residual.defined() && (residual.dtype() != a.dtype() || residual.dims() != od))
+      return invalid_argument(ctx.where() + ": the residual input must be " + std::string(dtype_name(a.dtype())) + " " +
+                              dims_to_string(od) + " (the product's dims), got " +
+                              std::string(dtype_name(residual.dtype())) + " " + dims_to_string(residual.dims()));
+    KILN_ASSIGN_OR_RETURN(const GemmActivation act, gemm_activation(node));
     KILN_ASSIGN_OR_RETURN(Tensor y, ctx.alloc(a.dtype(), od));
     GemmDesc g;
     g.dtype = a.dtype();
     g.allow_tf32 = ctx.allow_tf32();
     g.act = act;
     g.bias = bias.defined();
+    g.alpha = node.attrs.get_float("kiln_alpha", 1.0);
+    g.beta = residual.defined() ? 1.0 : 0.0;
+    g.trans_a = ta;
+    g.trans_b = tb;
     g.n = n;
     g.k = kk;
-    g.lda = kk;
-    g.ldb = n;
+    g.lda = a_cols;
+    g.ldb = b_cols;
     g.ldd = n;
     const int64_t nbatch = dims_numel(batch);
-    if (dims_numel(bb) == 1) {  // B shared by every batch entry: one GEMM with the batch folded into m
+    if (dims_numel(bb) == 1 && !ta) {  // B shared by every batch entry: one GEMM with the batch folded into m
       g.m = m * nbatch;
     } else {
       g.m = m;
       g.batch = nbatch;
       g.stride_d = m * n;
       // Each side is either full (its batch dims equal the result's) or shared (one matrix).
-      auto prepare = [&](Tensor& t, const Dims& tb, int64_t rows, int64_t cols, int64_t* stride) -> Status {
-        Dims padded(br - tb.size(), 1);
-        padded.insert(padded.end(), tb.begin(), tb.end());
-        if (dims_numel(tb) == 1) {
+      auto prepare = [&](Tensor& t, const Dims& tb_dims, int64_t rows, int64_t cols, int64_t* stride) -> Status {
+        Dims padded(br - tb_dims.size(), 1);
+        padded.insert(padded.end(), tb_dims.begin(), tb_dims.end());
+        if (dims_numel(tb_dims) == 1) {
           *stride = 0;
         } else if (padded == batch) {
           *stride = rows * cols;
@@ -114,16 +136,17 @@ class MatMulHandler final : public OpHandler {
         }
         return Status();
       };
-      KILN_RETURN_IF_ERROR(prepare(a, ab, m, kk, &g.stride_a));
-      KILN_RETURN_IF_ERROR(prepare(b, bb, kk, n, &g.stride_b));
+      KILN_RETURN_IF_ERROR(prepare(a, ab, a_rows, a_cols, &g.stride_a));
+      KILN_RETURN_IF_ERROR(prepare(b, bb, b_rows, b_cols, &g.stride_b));
     }
     if (y.numel() > 0) {
-      if (kk == 0 && g.bias) {
-        return unsupported(ctx.where() + ": K = 0 with a fused bias");
+      if (kk == 0 && (g.bias || residual.defined())) {
+        return unsupported(ctx.where() + ": K = 0 with a fused bias or residual");
       } else if (kk == 0) {  // Relu(0) = Gelu(0) = 0
         KILN_RETURN_IF_ERROR(ctx.memset(y.data(), y.nbytes()));
       } else {
-        Status s = ctx.gemm_run(g, a.data(), b.data(), y.data(), g.bias ? bias.data() : nullptr);
+        Status s = ctx.gemm_run(g, a.data(), b.data(), y.data(), g.bias ? bias.data() : nullptr,
+                                residual.defined() ? residual.data() : nullptr);
         if (!s.ok()) return s.with_context(ctx.where());
       }
     }

@@ -92,12 +92,16 @@ Status RunContext::launch(const KernelVariant& v, unsigned grid, unsigned block,
   return Status();
 }
 
-Status RunContext::gemm_run(const GemmDesc& desc, const void* a, const void* b, void* d, const void* bias) {
+Status RunContext::gemm_run(const GemmDesc& desc, const void* a, const void* b, void* d, const void* bias,
+                            const void* c) {
   if (planning_) return Status();
-  if (hooks_) hooks_->on_library(a, b, d, bias);
-  if (!profile_on_) return gemm_->run(desc, a, b, d, bias);
+  if (hooks_) {
+    hooks_->on_library(a, b, d, bias);
+    if (c) hooks_->on_library(c, nullptr, nullptr, nullptr);
+  }
+  if (!profile_on_) return gemm_->run(desc, a, b, d, bias, c);
   const uint64_t t0 = profile_now_ns();
-  Status s = gemm_->run(desc, a, b, d, bias);
+  Status s = gemm_->run(desc, a, b, d, bias, c);
   profile_.gemm_ns += profile_now_ns() - t0;
   return s;
 }

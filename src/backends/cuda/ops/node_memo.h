@@ -1,0 +1,68 @@
+// NodeMemo: host-side work a node's handler did on an earlier run that later runs reuse (a
+// decoded attribute program; the kernel variant, key strings and launch geometry an elementwise
+// launch derived from its dims and strides), so a steady-state call builds no key strings and
+// parses no attributes. A program keeps one per node for its lifetime.
+//
+// Entries are keyed by (kind, signature): the signature holds every value the stored result was
+// derived from that can change between runs (dims, strides, dtypes, attribute bits); whatever
+// else the result depends on must be fixed for the node, or compared by the caller on a hit.
+// Values are immutable once stored. Thread-safe: concurrent runs of one program share it. At most
+// kMaxEntries per node (dynamic shapes cycle through them; the oldest is replaced).
+#pragma once
+
+#include <algorithm>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <span>
+#include <vector>
+
+namespace kiln::cuda {
+
+class NodeMemo {
+ public:
+  static constexpr size_t kMaxEntries = 8;
+
+  // The value stored under (kind, sig), or null.
+  std::shared_ptr<const void> find(uint32_t kind, std::span<const int64_t> sig) const {
+    std::lock_guard<std::mutex> lock(mu_);
+    for (const Entry& e : entries_)
+      if (e.kind == kind && e.sig.size() == sig.size() && std::equal(sig.begin(), sig.end(), e.sig.begin()))
+        return e.value;
+    return nullptr;
+  }
+
+  // Stores `value` under (kind, sig), replacing an entry of the same key or, when full, the oldest.
+  void put(uint32_t kind, std::vector<int64_t> sig, std::shared_ptr<const void> value) {
+    std::lock_guard<std::mutex> lock(mu_);
+    for (Entry& e : entries_) {
+      if (e.kind == kind && e.sig == sig) {
+        e.value = std::move(value);
+        return;
+      }
+    }
+    if (entries_.size() < kMaxEntries) {
+      entries_.push_back(Entry{kind, std::move(sig), std::move(value)});
+      return;
+    }
+    entries_[next_] = Entry{kind, std::move(sig), std::move(value)};
+    next_ = (next_ + 1) % kMaxEntries;
+  }
+
+  size_t size() const {
+    std::lock_guard<std::mutex> lock(mu_);
+    return entries_.size();
+  }
+
+ private:
+  struct Entry {
+    uint32_t kind = 0;
+    std::vector<int64_t> sig;
+    std::shared_ptr<const void> value;
+  };
+  mutable std::mutex mu_;
+  std::vector<Entry> entries_;
+  size_t next_ = 0;
+};
+
+}  // namespace kiln::cuda
