@@ -91,6 +91,15 @@ if [ -n "$PREBUILT" ]; then
       | tee -a "$OUT/summary.txt"
     echo "cuda_gpu_test exit $rc after $(( $(date +%s) - start )) s" | tee -a "$OUT/summary.txt"
     [ $rc -ne 0 ] && status=1
+    # The cuDNN tests again with the backend (graph) API off: the legacy API path stays tested.
+    if [ -z "${GTEST_FILTER:-}" ]; then
+      echo "=== cuda_gpu_test, cuDNN tests with KILN_CUDNN_GRAPH=0" | tee -a "$OUT/summary.txt"
+      KILN_CUDNN_GRAPH=0 "$BIN/cuda_gpu_test" --gtest_filter='CudnnConvGpuTest.*:Models/CudnnModelTest.*' \
+        > "$OUT/cuda_gpu_test_legacy_cudnn.log" 2>&1
+      rc=$?
+      grep -E "^\[  (PASSED|FAILED) |^\[  FAILED  \]" "$OUT/cuda_gpu_test_legacy_cudnn.log" | tee -a "$OUT/summary.txt"
+      [ $rc -ne 0 ] && status=1
+    fi
   fi
 else
   BUILD="$ROOT/build-gpu"

@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <cstdlib>
+#include <string>
 
 #include "backends/cuda/conv_cudnn.h"
 #include "backends/cuda/conv_cudnn_plan.h"
@@ -12,7 +14,7 @@
 namespace kiln::cuda {
 namespace {
 
-std::atomic<uint64_t> g_cudnn_convs{0}, g_jit_convs{0};
+std::atomic<uint64_t> g_cudnn_convs{0}, g_jit_convs{0}, g_graph_convs{0};
 
 // Leaves the convolution to the JIT kernels (counted for real runs, not for host-only planning).
 bool decline(RunContext& ctx) {
@@ -70,6 +72,29 @@ Result<bool> run(RunContext& ctx, const CudnnApi& api, const CudnnConvParams& p,
   KILN_ASSIGN_OR_RETURN(HandleLease lease, HandleLease::take(api, ctx.device().index, where));
   KILN_RETURN_IF_ERROR(cudnn_status(api.cudnnSetStream(lease.handle(), ctx.stream()), "cudnnSetStream", where));
   const std::string key = cudnn_conv_key(p, ctx.allow_tf32(), ctx.device().index);
+  if (graph_api_enabled() && GraphPlan::aligned(x.data(), w.data(), bias.data(), y.data())) {
+    KILN_ASSIGN_OR_RETURN(std::shared_ptr<const GraphPlan> plan,
+                          graph_plan(api, lease.handle(), p, ctx.allow_tf32(), key, where));
+    if (plan) {
+      Tensor ws;
+      if (plan->workspace() > 0) {
+        KILN_ASSIGN_OR_RETURN(ws, ctx.alloc(DType::kU8, {static_cast<int64_t>(plan->workspace())}));
+      }
+      if (CaptureHooks* hooks = ctx.capture_hooks()) hooks->on_library(x.data(), w.data(), y.data(), bias.data());
+      const bool profiling = ctx.profiling();
+      const auto t0 = profiling ? std::chrono::steady_clock::now() : std::chrono::steady_clock::time_point();
+      Status s = plan->execute(lease.handle(), x.data(), w.data(), bias.data(), y.data(),
+                               ws.defined() ? ws.data() : nullptr, where);
+      if (profiling)
+        ctx.add_library_ns(static_cast<uint64_t>(
+            std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() - t0).count()));
+      KILN_RETURN_IF_ERROR(s);
+      g_cudnn_convs.fetch_add(1, std::memory_order_relaxed);
+      g_graph_convs.fetch_add(1, std::memory_order_relaxed);
+      ctx.count_conv(true);
+      return true;
+    }
+  }
   KILN_ASSIGN_OR_RETURN(Descs * d, lease.descriptors(key, p, where));
   std::optional<Choice> choice = cached_choice(key);
   if (!choice) {
@@ -113,6 +138,18 @@ Result<bool> run(RunContext& ctx, const CudnnApi& api, const CudnnConvParams& p,
 #endif  // KILN_HAVE_CUDNN
 
 }  // namespace
+
+bool graph_api_enabled() {
+#ifdef KILN_HAVE_CUDNN
+  static const bool on = [] {
+    const char* v = std::getenv("KILN_CUDNN_GRAPH");
+    return !(v && std::string(v) == "0");
+  }();
+  return on;
+#else
+  return false;
+#endif
+}
 
 bool auto_prefers_cudnn(const kernels::WindowArgs& g) {
   if (g.groups != 1) return false;
@@ -170,6 +207,7 @@ Status cudnn_check_descriptors(const CudnnConvParams& p) {
 
 size_t release_cudnn_handles() {
 #ifdef KILN_HAVE_CUDNN
+  release_graph_plans();
   return release_pooled_handles();
 #else
   return 0;
@@ -179,6 +217,7 @@ size_t release_cudnn_handles() {
 ConvStats conv_stats() {
   ConvStats s = plan_stats();
   s.cudnn_convs = g_cudnn_convs.load(std::memory_order_relaxed);
+  s.graph_convs = g_graph_convs.load(std::memory_order_relaxed);
   s.jit_convs = g_jit_convs.load(std::memory_order_relaxed);
   return s;
 }

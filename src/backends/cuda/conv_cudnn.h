@@ -105,9 +105,15 @@ Status cudnn_check_descriptors(const CudnnConvParams& p);
 Result<bool> cudnn_conv(RunContext& ctx, const Tensor& x, const Tensor& w, const Tensor& bias,
                         const kernels::WindowArgs& geom, Tensor& y);
 
+// Whether convolutions on cuDNN go through its backend (graph) API first (an execution plan per
+// problem, cached; conv_cudnn_plan.h), else the legacy API. KILN_CUDNN_GRAPH=0 turns it off (read
+// once; default on). False in builds without cuDNN.
+bool graph_api_enabled();
+
 // Process-wide counts of real runs (host-only planning counts nothing), for tests and diagnosis.
 struct ConvStats {
   uint64_t cudnn_convs = 0;      // convolutions enqueued on cuDNN
+  uint64_t graph_convs = 0;      // of those, through a backend-API execution plan (conv_cudnn_plan.h)
   uint64_t jit_convs = 0;        // convolutions left to the JIT kernels
   uint64_t algo_choices = 0;     // problems whose algorithm was chosen (heuristic or measured)
   uint64_t measured = 0;         // of those, chosen by timing (Find)

@@ -88,6 +88,41 @@ Result<Choice> choose(const CudnnApi& api, cudnnHandle_t h, const Descs& d, cons
 // Sets the choice's math type on the convolution descriptor.
 Status apply_math(const CudnnApi& api, const Descs& d, const Choice& c, std::string_view where);
 
+// cuDNN's backend (graph) API for one problem (conv_cudnn_graph.cc): an execution plan for the
+// convolution with its bias and ReLU fused in, built once per process and shared by every handle
+// of the device; a call then costs one variant pack and cudnnBackendExecute.
+// (f32 engines that convert inputs to TF32 are skipped unless the engine allows TF32).
+class GraphPlan {
+ public:
+  ~GraphPlan();
+  GraphPlan(const GraphPlan&) = delete;
+  GraphPlan& operator=(const GraphPlan&) = delete;
+  size_t workspace() const { return workspace_; }
+  // Whether the pointers meet the plan's alignment (16 bytes; null counts as aligned).
+  static bool aligned(const void* x, const void* w, const void* bias, const void* y);
+  // Enqueues the plan on `h` (its stream set); `bias` is read only by plans with a bias.
+  Status execute(cudnnHandle_t h, const void* x, const void* w, const void* bias, void* y, void* ws,
+                 std::string_view where) const;
+
+ private:
+  friend Result<std::shared_ptr<const GraphPlan>> graph_plan(const CudnnApi&, cudnnHandle_t, const CudnnConvParams&,
+                                                            bool, const std::string&, std::string_view);
+  explicit GraphPlan(const CudnnApi& api) : api_(api) {}
+  const CudnnApi& api_;
+  cudnnBackendDescriptor_t plan_ = nullptr;
+  size_t workspace_ = 0;
+  bool bias_ = false;
+};
+
+// The plan for `key` (cudnn_conv_key), built on first use with handle `h`; null when no engine
+// of cuDNN takes the fused problem without compiling at run time (remembered: later calls use
+// the legacy API at once). Errors: a cuDNN call that failed other than by declining.
+Result<std::shared_ptr<const GraphPlan>> graph_plan(const CudnnApi& api, cudnnHandle_t h, const CudnnConvParams& p,
+                                                   bool allow_tf32, const std::string& key, std::string_view where);
+// Drops every cached plan (they name the handle they were built with): release_cudnn_handles()
+// calls it first. Returns how many there were.
+size_t release_graph_plans();
+
 #endif  // KILN_HAVE_CUDNN
 
 }  // namespace kiln::cuda

@@ -23,7 +23,9 @@ namespace kiln::cuda {
   X(cudnnGetConvolutionForwardAlgorithm_v7) X(cudnnFindConvolutionForwardAlgorithmEx)                  \
   X(cudnnGetConvolutionForwardWorkspaceSize) X(cudnnConvolutionForward)                                \
   X(cudnnConvolutionBiasActivationForward) X(cudnnAddTensor) X(cudnnCreateActivationDescriptor)        \
-  X(cudnnSetActivationDescriptor) X(cudnnDestroyActivationDescriptor) X(cudnnActivationForward)
+  X(cudnnSetActivationDescriptor) X(cudnnDestroyActivationDescriptor) X(cudnnActivationForward)        \
+  X(cudnnBackendCreateDescriptor) X(cudnnBackendDestroyDescriptor) X(cudnnBackendSetAttribute)         \
+  X(cudnnBackendGetAttribute) X(cudnnBackendFinalize) X(cudnnBackendExecute)
 
 struct CudnnApi {
 #define KILN_CUDNN_MEMBER(f) decltype(&::f) f = nullptr;

@@ -130,6 +130,8 @@ Status GraphExecutor::check_output_buffers(std::span<const Tensor> buffers, cons
 }
 
 Status GraphExecutor::check_flag(int* flag, cudaStream_t stream) const {
+  if (!target_->uses_error_flag())
+    return cuda_status(cudaStreamSynchronize(stream), "cudaStreamSynchronize (end of run)");
   int failed = 0;
   KILN_CUDA_RETURN_IF_ERROR(cudaMemcpyAsync(&failed, flag, sizeof(int), cudaMemcpyDeviceToHost, stream),
                             "cudaMemcpyAsync (error flag)");

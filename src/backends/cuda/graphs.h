@@ -91,6 +91,8 @@ class GraphTarget {
   virtual std::unique_ptr<GemmRunner> make_gemm(std::shared_ptr<Stream> stream) const = 0;
   // Whether the kernels for these inputs are final (no specialised kernel will be swapped in).
   virtual bool kernels_final(std::span<const Tensor> inputs) const = 0;
+  // Whether a run may write the error flag (else it is neither reset nor read).
+  virtual bool uses_error_flag() const = 0;
 };
 
 struct GraphOptions {

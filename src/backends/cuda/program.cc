@@ -83,7 +83,9 @@ class CudaProgram final : public BackendProgram, public GraphTarget {
               std::vector<Tensor> const_dev, bool allow_tf32)
       : graph_(std::move(graph)), info_(std::move(info)), pool_(std::move(pool)), handlers_(std::move(handlers)),
         frees_(std::move(frees)), const_dev_(std::move(const_dev)), allow_tf32_(allow_tf32),
-        memos_(std::make_unique<NodeMemo[]>(graph_->nodes.size())) {}
+        memos_(std::make_unique<NodeMemo[]>(graph_->nodes.size())) {
+    for (const OpHandler* h : handlers_) uses_flag_ = uses_flag_ || (h && h->writes_error_flag());
+  }
 
   // Kernel variants and JIT (specializer.h); set once, before the first run.
   void set_specializer(std::shared_ptr<Specializer> spec) { spec_ = std::move(spec); }
@@ -132,6 +134,8 @@ class CudaProgram final : public BackendProgram, public GraphTarget {
     if (spec_) gemm->set_tuning_cache(spec_->options().cache, info_.sm, &tuning_);
     return gemm;
   }
+
+  bool uses_error_flag() const override { return uses_flag_; }
 
   bool kernels_final(std::span<const Tensor> inputs) const override {
     return !spec_ || spec_->kernels_final(Specializer::signature_of(inputs));
@@ -229,6 +233,7 @@ class CudaProgram final : public BackendProgram, public GraphTarget {
   // Reads the slot's error flag, waiting for the stream.
   Status finish(RunSlot& slot) const {
     const cudaStream_t stream = slot.stream->get();
+    if (!uses_flag_) return cuda_status(cudaStreamSynchronize(stream), "cudaStreamSynchronize (end of run)");
     int failed = 0;
     KILN_CUDA_RETURN_IF_ERROR(
         cudaMemcpyAsync(&failed, slot.error_flag.get(), sizeof(int), cudaMemcpyDeviceToHost, stream),
@@ -320,7 +325,8 @@ class CudaProgram final : public BackendProgram, public GraphTarget {
     }
     device_io = device_io || env.device_outputs;
     int* flag = env.error_flag;
-    KILN_CUDA_RETURN_IF_ERROR(cudaMemsetAsync(flag, 0, sizeof(int), stream), "cudaMemsetAsync (error flag)");
+    if (uses_flag_)
+      KILN_CUDA_RETURN_IF_ERROR(cudaMemsetAsync(flag, 0, sizeof(int), stream), "cudaMemsetAsync (error flag)");
     RunContext ctx(info_, pool_, env.stream, env.gemm, flag, allow_tf32_);
     ctx.set_capture_hooks(env.hooks);
     if (host_profile_enabled()) ctx.enable_profile();
@@ -470,6 +476,7 @@ class CudaProgram final : public BackendProgram, public GraphTarget {
   std::vector<Tensor> const_dev_;           // per value id: the constant's device copy
   bool allow_tf32_;
   std::unique_ptr<NodeMemo[]> memos_;       // per node: host work reused across runs (node_memo.h)
+  bool uses_flag_ = false;                  // a node may write the error flag (a Gather)
   std::shared_ptr<Specializer> spec_;
   mutable GemmTuningCounters tuning_;
   std::unique_ptr<GraphExecutor> graphs_;

@@ -153,6 +153,9 @@ class OpHandler {
   virtual ~OpHandler() = default;
   // True when input `i` is read on the host.
   virtual bool host_input(const ir::Node& node, size_t i) const { return false; }
+  // True when the handler's kernels may write the run's error flag (RunContext::error_flag):
+  // programs without such a node neither reset nor read the flag.
+  virtual bool writes_error_flag() const { return false; }
   virtual Status run(RunContext& ctx, std::span<const Tensor> in, std::span<Tensor> out) const = 0;
 };
 

@@ -255,6 +255,7 @@ class SplitHandler final : public OpHandler {
 
 class GatherHandler final : public OpHandler {
  public:
+  bool writes_error_flag() const override { return true; }  // an index out of range
   Status run(RunContext& ctx, std::span<const Tensor> in, std::span<Tensor> out) const override {
     if (in.size() < 2 || !in[0].defined() || !in[1].defined()) return invalid_argument(ctx.where() + ": takes data and indices");
     const Tensor& data = in[0];
