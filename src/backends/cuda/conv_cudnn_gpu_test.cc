@@ -127,12 +127,12 @@ TEST(CudnnConvGpuTest, HandPickedCasesMatchTheCpuOnBothPaths) {
       }
 }
 
-// The backend (graph) API path (conv_cudnn_graph.cc) is the one taken for half-precision problems
-// cuDNN has a precompiled engine for: fused bias + ReLU, bias only, and a plain convolution, each
-// matching the CPU (check_conv) and counted as a graph convolution. KILN_CUDNN_GRAPH=0 turns the
-// path off (the legacy API then runs everything; tools/gpu/run_gpu_tests.sh runs this suite once
-// that way too).
-TEST(CudnnConvGpuTest, HalfConvolutionsRunThroughTheGraphApi) {
+// The backend (graph) API path (conv_cudnn_graph.cc) is the one taken for f16 problems cuDNN has a
+// precompiled engine for: fused bias + ReLU, bias only, and a plain convolution, each matching the
+// CPU (check_conv) and counted as a graph convolution; bf16 and f32 stay on the legacy API (its
+// bf16 and f32 plans were wrong or imprecise on the H200 machine). KILN_CUDNN_GRAPH=0 turns the
+// path off (tools/gpu/run_gpu_tests.sh runs the cuDNN suites once that way too).
+TEST(CudnnConvGpuTest, F16ConvolutionsRunThroughTheGraphApi) {
   if (!cudnn_runtime_version().ok()) GTEST_SKIP() << "no cuDNN on this machine";
   for (const ConvCase& c : {fixed_cases()[0], fixed_cases()[3], fixed_cases()[1], fixed_cases()[11]}) {
     for (DType dt : {DType::kF16, DType::kBF16, DType::kF32}) {
@@ -141,9 +141,7 @@ TEST(CudnnConvGpuTest, HalfConvolutionsRunThroughTheGraphApi) {
       const uint64_t graph = conv_stats().graph_convs - before.graph_convs;
       std::printf("[ cudnn    ] %-22s %-4s graph API: %s\n", c.what.c_str(), std::string(dtype_name(dt)).c_str(),
                   graph ? "yes" : "no (legacy API)");
-      if (dt == DType::kF16) {
-        EXPECT_EQ(graph, graph_api_enabled() ? 1u : 0u) << c.what;
-      }
+      EXPECT_EQ(graph, dt == DType::kF16 && graph_api_enabled() ? 1u : 0u) << c.what;
     }
   }
 }

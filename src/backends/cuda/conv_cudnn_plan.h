@@ -90,8 +90,8 @@ Status apply_math(const CudnnApi& api, const Descs& d, const Choice& c, std::str
 
 // cuDNN's backend (graph) API for one problem (conv_cudnn_graph.cc): an execution plan for the
 // convolution with its bias and ReLU fused in, built once per process and shared by every handle
-// of the device; a call then costs one variant pack and cudnnBackendExecute.
-// (f32 engines that convert inputs to TF32 are skipped unless the engine allows TF32).
+// of the device; a call then costs one variant pack and cudnnBackendExecute. conv_cudnn.cc uses
+// it for f16 problems only.
 class GraphPlan {
  public:
   ~GraphPlan();

@@ -117,6 +117,41 @@ TEST(CudaEpilogueGpuTest, MatMulTransposedOperandsAlphaAndResidual) {
   }
 }
 
+// GEMM autotuning (GemmRunner::set_autotune): a static-shape program times cuBLASLt's candidates
+// for a problem once per process (then every program reuses the choice), with results matching
+// the CPU; a dynamic program under lazy takes the heuristic's choice and times nothing.
+TEST(CudaEpilogueGpuTest, StaticProgramsTimeGemmCandidatesOnce) {
+  if (std::getenv("KILN_GEMM_AUTOTUNE")) GTEST_SKIP() << "KILN_GEMM_AUTOTUNE overrides the policy";
+  // A problem no other test uses, so that this process has not timed it yet.
+  OpCase c{"MatMul", {}, {random_tensor(DType::kF32, {37, 96}, -1, 1, 21), random_tensor(DType::kF32, {96, 200}, -1, 1, 22)}, {false, true}};
+  c.rtol = c.atol = 1e-4;
+  std::shared_ptr<const ir::Graph> g = one_node_graph(c);
+  auto cpu = cpu::create_cpu_backend();
+  auto ref = cpu->prepare(g, {});
+  ASSERT_TRUE(ref.ok());
+  std::vector<Tensor> want;
+  ASSERT_TRUE((*ref)->run(runtime_inputs(c), &want).ok());
+  auto timed = [](const BackendProgram& p) { return p.counters().at("gemm_tuning_timed"); };
+  PrepareOptions dynamic_opts;
+  dynamic_opts.settings.runtime_cache = RuntimeCacheSetting::none();
+  PrepareOptions static_opts = dynamic_opts;
+  static_opts.static_shapes = true;
+  const Tensor x = to_device(c.inputs[0]);
+  const PrepareOptions* order[] = {&dynamic_opts, &static_opts, &static_opts};
+  const uint64_t expected_timed[] = {0, 1, 0};  // the second static program takes the first's choice
+  for (int i = 0; i < 3; ++i) {
+    auto prog = cuda_backend()->prepare(g, *order[i]);
+    ASSERT_TRUE(prog.ok()) << prog.status().to_string();
+    for (int call = 0; call < 3; ++call) {
+      std::vector<Tensor> got;
+      const std::vector<Tensor> in = {x};
+      ASSERT_TRUE((*prog)->run(in, &got).ok());
+      expect_close(got[0], want[0], c.rtol, c.atol, "MatMul call " + std::to_string(call));
+    }
+    EXPECT_EQ(timed(**prog), expected_timed[i]) << "program " << i;
+  }
+}
+
 // Gemm: C as a [N] row (bias epilogue), as a [M, 1] column (prefilled, beta), none; alpha != 1.
 TEST(CudaEpilogueGpuTest, GemmActivations) {
   for (DType dt : kTypes) {

@@ -3,7 +3,13 @@
 #include <cublasLt.h>
 
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
+#include <map>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <vector>
 
 #include "backends/cuda/device.h"
 
@@ -54,10 +60,37 @@ cublasLtEpilogue_t epilogue_of(const GemmDesc& g) {
 
 }  // namespace
 
+namespace {
+
+constexpr int kTuneCandidates = 8;
+
+struct TimedChoices {
+  std::mutex mu;
+  std::map<CacheKey, cublasLtMatmulAlgo_t> by_key;
+};
+
+TimedChoices& timed_choices() {
+  static TimedChoices* t = new TimedChoices();  // lives as long as the process
+  return *t;
+}
+
+std::optional<cublasLtMatmulAlgo_t> timed_choice(const CacheKey& key) {
+  TimedChoices& t = timed_choices();
+  std::lock_guard<std::mutex> lock(t.mu);
+  auto it = t.by_key.find(key);
+  if (it == t.by_key.end()) return std::nullopt;
+  return it->second;
+}
+
+}  // namespace
+
 struct GemmRunner::Plan {
   cublasLtMatmulDesc_t op = nullptr;
   cublasLtMatrixLayout_t a = nullptr, b = nullptr, d = nullptr;
   cublasLtMatmulAlgo_t algo{};
+  std::vector<cublasLtMatmulAlgo_t> candidates;  // the heuristic's, in its order, while untuned
+  CacheKey tuning_key;                            // runtime-cache key of the choice
+  bool needs_tuning = false;
   ~Plan() {
     if (a) cublasLtMatrixLayoutDestroy(a);
     if (b) cublasLtMatrixLayoutDestroy(b);
@@ -68,6 +101,15 @@ struct GemmRunner::Plan {
 
 GemmRunner::GemmRunner(std::shared_ptr<DevicePool> pool, std::shared_ptr<Stream> stream)
     : pool_(std::move(pool)), stream_(std::move(stream)) {}
+
+void GemmRunner::set_autotune(bool on) {
+  static const int forced = [] {
+    const char* v = std::getenv("KILN_GEMM_AUTOTUNE");
+    if (!v || !*v) return -1;
+    return std::string(v) == "0" ? 0 : 1;
+  }();
+  autotune_ = forced < 0 ? on : forced == 1;
+}
 
 void GemmRunner::set_tuning_cache(std::shared_ptr<RuntimeCache> cache, int sm, GemmTuningCounters* counters) {
   tuning_cache_ = std::move(cache);
@@ -169,7 +211,14 @@ Result<GemmRunner::Plan*> GemmRunner::plan_for(const GemmDesc& g, const std::str
   const CacheKey tuning_key = make_tuning_key("cublaslt-matmul|" + key + "|ws=" + std::to_string(workspace_bytes_),
                                               static_cast<int>(cublasLtGetVersion()), arch);
   bool tuned = false;
-  if (tuning_cache_) {
+  // A choice timed earlier in this process (by any runner) comes first, so that every program and
+  // run slot of the process computes a problem with the same algorithm (bitwise-equal results
+  // between programs, with or without a runtime cache).
+  if (std::optional<cublasLtMatmulAlgo_t> algo = timed_choice(tuning_key)) {
+    plan->algo = *algo;
+    tuned = true;
+  }
+  if (tuning_cache_ && !tuned) {
     if (std::optional<CacheValue> v = tuning_cache_->lookup(tuning_key);
         v && v->bytes->size() == sizeof(cublasLtMatmulAlgo_t)) {
       cublasLtMatmulAlgo_t algo;
@@ -185,25 +234,87 @@ Result<GemmRunner::Plan*> GemmRunner::plan_for(const GemmDesc& g, const std::str
     if (tuning_counters_) (tuned ? tuning_counters_->hits : tuning_counters_->misses).fetch_add(1);
   }
   if (!tuned) {
-    cublasLtMatmulHeuristicResult_t result{};
+    cublasLtMatmulHeuristicResult_t results[kTuneCandidates] = {};
     int found = 0;
     KILN_RETURN_IF_ERROR(lt_status(
         cublasLtMatmulAlgoGetHeuristic(static_cast<cublasLtHandle_t>(handle_), plan->op, plan->a, plan->b, plan->d,
-                                       plan->d, pref, 1, &result, &found),
+                                       plan->d, pref, autotune_ ? kTuneCandidates : 1, results, &found),
         where + ": cublasLtMatmulAlgoGetHeuristic"));
     if (found == 0) return unsupported(where + ": cuBLASLt has no algorithm for this shape");
-    plan->algo = result.algo;
-    if (tuning_cache_) {
-      Status s = tuning_cache_->insert(
-          tuning_key, std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(&result.algo), sizeof result.algo),
-          CacheEntryMeta{CacheEntryKind::kTuning, "cublaslt " + shape_text(g), arch});
-      (void)s;  // a full or read-only cache only costs the heuristic next time
+    plan->algo = results[0].algo;
+    plan->tuning_key = tuning_key;
+    if (autotune_ && found > 1) {
+      for (int i = 0; i < found; ++i) plan->candidates.push_back(results[i].algo);
+      plan->needs_tuning = true;  // run() times them on the first call's operands
+    } else {
+      remember(*plan, g);
     }
   }
   ++plans_built_;
   Plan* p = plan.get();
   plans_[key] = std::move(plan);
   return p;
+}
+
+void GemmRunner::remember(const Plan& plan, const GemmDesc& g) {
+  if (!tuning_cache_) return;
+  const std::string arch = "sm_" + std::to_string(tuning_sm_);
+  Status s = tuning_cache_->insert(
+      plan.tuning_key, std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(&plan.algo), sizeof plan.algo),
+      CacheEntryMeta{CacheEntryKind::kTuning, "cublaslt " + shape_text(g), arch});
+  (void)s;  // a full or read-only cache only costs the heuristic next time
+}
+
+Status GemmRunner::tune(Plan& plan, const GemmDesc& g, const void* a, const void* b, void* d, const void* c,
+                        const void* alpha, const void* beta) {
+  const cudaStream_t stream = stream_->get();
+  cudaEvent_t start = nullptr, stop = nullptr;
+  KILN_CUDA_RETURN_IF_ERROR(cudaEventCreate(&start), "cudaEventCreate (GEMM tuning)");
+  if (cudaEventCreate(&stop) != cudaSuccess) {
+    cudaEventDestroy(start);
+    return device_error("cudaEventCreate (GEMM tuning) failed");
+  }
+  auto matmul = [&](const cublasLtMatmulAlgo_t& algo) {
+    return cublasLtMatmul(static_cast<cublasLtHandle_t>(handle_), plan.op, alpha, b, plan.a, a, plan.b, beta,
+                          c ? c : d, plan.d, d, plan.d, &algo, workspace_.get(), workspace_bytes_, stream);
+  };
+  int best = -1;
+  float best_ms = 0;
+  Status failure;
+  for (size_t i = 0; i < plan.candidates.size(); ++i) {
+    if (matmul(plan.candidates[i]) != CUBLAS_STATUS_SUCCESS) continue;  // warm-up; an algorithm may decline
+    constexpr int kRuns = 3;
+    bool ok = cudaEventRecord(start, stream) == cudaSuccess;
+    for (int r = 0; ok && r < kRuns; ++r) ok = matmul(plan.candidates[i]) == CUBLAS_STATUS_SUCCESS;
+    ok = ok && cudaEventRecord(stop, stream) == cudaSuccess;
+    const cudaError_t sync = cudaEventSynchronize(stop);
+    if (sync != cudaSuccess) {
+      failure = cuda_status(sync, "cudaEventSynchronize (GEMM tuning, " + shape_text(g) + ")");
+      break;
+    }
+    float ms = 0;
+    if (!ok || cudaEventElapsedTime(&ms, start, stop) != cudaSuccess) continue;
+    if (best < 0 || ms < best_ms) {
+      best = static_cast<int>(i);
+      best_ms = ms;
+    }
+  }
+  cudaEventDestroy(start);
+  cudaEventDestroy(stop);
+  cudaGetLastError();
+  KILN_RETURN_IF_ERROR(failure);
+  if (best >= 0) plan.algo = plan.candidates[static_cast<size_t>(best)];
+  {
+    TimedChoices& t = timed_choices();
+    std::lock_guard<std::mutex> lock(t.mu);
+    auto [it, inserted] = t.by_key.emplace(plan.tuning_key, plan.algo);
+    if (!inserted) plan.algo = it->second;  // another runner timed it first: the same choice everywhere
+  }
+  plan.candidates.clear();
+  plan.needs_tuning = false;
+  if (tuning_counters_) tuning_counters_->timed.fetch_add(1, std::memory_order_relaxed);
+  remember(plan, g);
+  return Status();
 }
 
 Status GemmRunner::run(const GemmDesc& g, const void* a, const void* b, void* d, const void* bias, const void* c) {
@@ -237,6 +348,17 @@ Status GemmRunner::run(const GemmDesc& g, const void* a, const void* b, void* d,
   float alpha32 = static_cast<float>(g.alpha), beta32 = static_cast<float>(g.beta);
   const void* alpha = g.dtype == DType::kF64 ? static_cast<const void*>(&g.alpha) : &alpha32;
   const void* beta = g.dtype == DType::kF64 ? static_cast<const void*>(&g.beta) : &beta32;
+  if (plan->needs_tuning) {
+    // Timing reruns the product: only where that cannot change D's inputs (D is not also C), and
+    // never inside a capture (it waits for the stream).
+    cudaStreamCaptureStatus capture = cudaStreamCaptureStatusNone;
+    const bool capturing = cudaStreamIsCapturing(stream_->get(), &capture) != cudaSuccess ||
+                           capture != cudaStreamCaptureStatusNone;
+    cudaGetLastError();
+    if (!capturing && (g.beta == 0.0 || (c && c != d))) {
+      KILN_RETURN_IF_ERROR(tune(*plan, g, a, b, d, c, alpha, beta).with_context(where));
+    }
+  }
   return lt_status(cublasLtMatmul(static_cast<cublasLtHandle_t>(handle_), plan->op, alpha, b, plan->a, a, plan->b,
                                   beta, c ? c : d, plan->d, d, plan->d, &plan->algo, workspace_.get(), workspace_bytes_,
                                   stream_->get()),

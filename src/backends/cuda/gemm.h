@@ -54,6 +54,7 @@ struct GemmDesc {
 struct GemmTuningCounters {
   std::atomic<uint64_t> hits{0};    // algorithm choices taken from the runtime cache
   std::atomic<uint64_t> misses{0};  // problems the heuristic had to decide (then cached)
+  std::atomic<uint64_t> timed{0};   // of those, decided by timing the heuristic's candidates
 };
 
 class GemmRunner {
@@ -76,6 +77,12 @@ class GemmRunner {
   // Keeps algorithm choices in `cache` (may be null: none) for SM `sm`; `counters` (may be null)
   // counts hits and misses. Call before the first run.
   void set_tuning_cache(std::shared_ptr<RuntimeCache> cache, int sm, GemmTuningCounters* counters);
+  // Autotuning: a problem met for the first time (not in the runtime cache) times up to 8 of the
+  // heuristic's candidates on its own operands, on the runner's stream, and keeps the fastest
+  // (then cached like any choice). Skipped inside a CUDA graph capture and when D is also the
+  // accumulator (beta != 0 without a separate C): then the heuristic's first choice, not cached.
+  // KILN_GEMM_AUTOTUNE=0/1 (read once) overrides `on`. Call before the first run.
+  void set_autotune(bool on);
   // Creates the cuBLASLt handle and allocates the workspace (run() does it on first use). A
   // runner whose work is captured into a CUDA graph must be initialised before the capture.
   Status init();
@@ -83,6 +90,10 @@ class GemmRunner {
  private:
   struct Plan;
   Result<Plan*> plan_for(const GemmDesc& desc, const std::string& key, unsigned align);
+  // Times plan.candidates on the call's operands and keeps the fastest in plan.algo.
+  Status tune(Plan& plan, const GemmDesc& desc, const void* a, const void* b, void* d, const void* c,
+              const void* alpha, const void* beta);
+  void remember(const Plan& plan, const GemmDesc& desc);
 
   std::shared_ptr<DevicePool> pool_;
   std::shared_ptr<Stream> stream_;
@@ -95,6 +106,7 @@ class GemmRunner {
   std::shared_ptr<RuntimeCache> tuning_cache_;
   int tuning_sm_ = 0;
   GemmTuningCounters* tuning_counters_ = nullptr;
+  bool autotune_ = false;
 };
 
 }  // namespace kiln::cuda

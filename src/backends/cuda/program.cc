@@ -87,6 +87,11 @@ class CudaProgram final : public BackendProgram, public GraphTarget {
     for (const OpHandler* h : handlers_) uses_flag_ = uses_flag_ || (h && h->writes_error_flag());
   }
 
+  // Whether GEMM problems met for the first time time cuBLASLt's candidates (GemmRunner::
+  // set_autotune): static-shape engines and the eager strategy, where a first call may wait; a
+  // dynamic engine under lazy or none takes the heuristic's choice. Set once, before the first run.
+  void set_gemm_autotune(bool on) { autotune_gemm_ = on; }
+
   // Kernel variants and JIT (specializer.h); set once, before the first run.
   void set_specializer(std::shared_ptr<Specializer> spec) { spec_ = std::move(spec); }
   // CUDA graphs and caller streams (graphs.h); set once, before the first run.
@@ -101,6 +106,7 @@ class CudaProgram final : public BackendProgram, public GraphTarget {
     if (spec_) spec_->add_counters(c);
     c["gemm_tuning_hits"] += tuning_.hits.load(std::memory_order_relaxed);
     c["gemm_tuning_misses"] += tuning_.misses.load(std::memory_order_relaxed);
+    c["gemm_tuning_timed"] += tuning_.timed.load(std::memory_order_relaxed);
     if (graphs_) graphs_->add_counters(c);
     c["conv_cudnn"] += cudnn_convs_.load(std::memory_order_relaxed);
     c["conv_jit"] += jit_convs_.load(std::memory_order_relaxed);
@@ -132,6 +138,7 @@ class CudaProgram final : public BackendProgram, public GraphTarget {
   std::unique_ptr<GemmRunner> make_gemm(std::shared_ptr<Stream> stream) const override {
     auto gemm = std::make_unique<GemmRunner>(pool_, std::move(stream));
     if (spec_) gemm->set_tuning_cache(spec_->options().cache, info_.sm, &tuning_);
+    gemm->set_autotune(autotune_gemm_);
     return gemm;
   }
 
@@ -216,6 +223,7 @@ class CudaProgram final : public BackendProgram, public GraphTarget {
     KILN_ASSIGN_OR_RETURN(slot->stream, Stream::create(info_.index));
     slot->gemm = std::make_unique<GemmRunner>(pool_, slot->stream);
     if (spec_) slot->gemm->set_tuning_cache(spec_->options().cache, info_.sm, &tuning_);
+    slot->gemm->set_autotune(autotune_gemm_);
     KILN_ASSIGN_OR_RETURN(slot->error_flag, pool_->alloc_bytes(sizeof(int), slot->stream));
     return slot;
   }
@@ -477,6 +485,7 @@ class CudaProgram final : public BackendProgram, public GraphTarget {
   bool allow_tf32_;
   std::unique_ptr<NodeMemo[]> memos_;       // per node: host work reused across runs (node_memo.h)
   bool uses_flag_ = false;                  // a node may write the error flag (a Gather)
+  bool autotune_gemm_ = false;
   std::shared_ptr<Specializer> spec_;
   mutable GemmTuningCounters tuning_;
   std::unique_ptr<GraphExecutor> graphs_;
@@ -541,6 +550,8 @@ class CudaBackend final : public Backend {
     auto program = std::make_unique<CudaProgram>(graph, info_, pool_, std::move(handlers), std::move(frees),
                                                  std::move(const_dev), options.allow_tf32);
     program->set_specializer(make_specializer(*graph, info_, options, g_host_limit.load()));
+    program->set_gemm_autotune(options.static_shapes ||
+                               options.settings.kernel_specialization == KernelSpecializationStrategy::kEager);
     GraphOptions graph_options;
     graph_options.device = info_.index;
     graph_options.engine_name = options.engine_name;
