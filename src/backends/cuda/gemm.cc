@@ -91,6 +91,7 @@ struct GemmRunner::Plan {
   std::vector<cublasLtMatmulAlgo_t> candidates;  // the heuristic's, in its order, while untuned
   CacheKey tuning_key;                            // runtime-cache key of the choice
   bool needs_tuning = false;
+  int calls = 0;  // runs while untuned
   ~Plan() {
     if (a) cublasLtMatrixLayoutDestroy(a);
     if (b) cublasLtMatrixLayoutDestroy(b);
@@ -102,13 +103,13 @@ struct GemmRunner::Plan {
 GemmRunner::GemmRunner(std::shared_ptr<DevicePool> pool, std::shared_ptr<Stream> stream)
     : pool_(std::move(pool)), stream_(std::move(stream)) {}
 
-void GemmRunner::set_autotune(bool on) {
+void GemmRunner::set_autotune(Autotune mode) {
   static const int forced = [] {
     const char* v = std::getenv("KILN_GEMM_AUTOTUNE");
     if (!v || !*v) return -1;
     return std::string(v) == "0" ? 0 : 1;
   }();
-  autotune_ = forced < 0 ? on : forced == 1;
+  autotune_ = forced < 0 ? mode : forced == 1 ? Autotune::kFirstCall : Autotune::kOff;
 }
 
 void GemmRunner::set_tuning_cache(std::shared_ptr<RuntimeCache> cache, int sm, GemmTuningCounters* counters) {
@@ -238,12 +239,13 @@ Result<GemmRunner::Plan*> GemmRunner::plan_for(const GemmDesc& g, const std::str
     int found = 0;
     KILN_RETURN_IF_ERROR(lt_status(
         cublasLtMatmulAlgoGetHeuristic(static_cast<cublasLtHandle_t>(handle_), plan->op, plan->a, plan->b, plan->d,
-                                       plan->d, pref, autotune_ ? kTuneCandidates : 1, results, &found),
+                                       plan->d, pref, autotune_ != Autotune::kOff ? kTuneCandidates : 1, results,
+                                       &found),
         where + ": cublasLtMatmulAlgoGetHeuristic"));
     if (found == 0) return unsupported(where + ": cuBLASLt has no algorithm for this shape");
     plan->algo = results[0].algo;
     plan->tuning_key = tuning_key;
-    if (autotune_ && found > 1) {
+    if (autotune_ != Autotune::kOff && found > 1) {
       for (int i = 0; i < found; ++i) plan->candidates.push_back(results[i].algo);
       plan->needs_tuning = true;  // run() times them on the first call's operands
     } else {
@@ -348,7 +350,7 @@ Status GemmRunner::run(const GemmDesc& g, const void* a, const void* b, void* d,
   float alpha32 = static_cast<float>(g.alpha), beta32 = static_cast<float>(g.beta);
   const void* alpha = g.dtype == DType::kF64 ? static_cast<const void*>(&g.alpha) : &alpha32;
   const void* beta = g.dtype == DType::kF64 ? static_cast<const void*>(&g.beta) : &beta32;
-  if (plan->needs_tuning) {
+  if (plan->needs_tuning && ++plan->calls >= (autotune_ == Autotune::kSecondCall ? 2 : 1)) {
     // Timing reruns the product: only where that cannot change D's inputs (D is not also C), and
     // never inside a capture (it waits for the stream).
     cudaStreamCaptureStatus capture = cudaStreamCaptureStatusNone;

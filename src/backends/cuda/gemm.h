@@ -77,12 +77,15 @@ class GemmRunner {
   // Keeps algorithm choices in `cache` (may be null: none) for SM `sm`; `counters` (may be null)
   // counts hits and misses. Call before the first run.
   void set_tuning_cache(std::shared_ptr<RuntimeCache> cache, int sm, GemmTuningCounters* counters);
-  // Autotuning: a problem met for the first time (not in the runtime cache) times up to 8 of the
-  // heuristic's candidates on its own operands, on the runner's stream, and keeps the fastest
-  // (then cached like any choice). Skipped inside a CUDA graph capture and when D is also the
-  // accumulator (beta != 0 without a separate C): then the heuristic's first choice, not cached.
-  // KILN_GEMM_AUTOTUNE=0/1 (read once) overrides `on`. Call before the first run.
-  void set_autotune(bool on);
+  // Autotuning: a problem not in the runtime cache times up to 8 of the heuristic's candidates on
+  // its own operands, on the runner's stream, and keeps the fastest (then cached like any choice
+  // and shared by every runner of the process) - on its first call (kFirstCall) or, so that a
+  // first call at a new shape pays nothing, on its second (kSecondCall); until then the
+  // heuristic's first choice runs. Skipped inside a CUDA graph capture and when D is also the
+  // accumulator (beta != 0 without a separate C). KILN_GEMM_AUTOTUNE=0 turns it off, =1 makes it
+  // kFirstCall (read once). Call before the first run.
+  enum class Autotune : uint8_t { kOff, kFirstCall, kSecondCall };
+  void set_autotune(Autotune mode);
   // Creates the cuBLASLt handle and allocates the workspace (run() does it on first use). A
   // runner whose work is captured into a CUDA graph must be initialised before the capture.
   Status init();
@@ -106,7 +109,7 @@ class GemmRunner {
   std::shared_ptr<RuntimeCache> tuning_cache_;
   int tuning_sm_ = 0;
   GemmTuningCounters* tuning_counters_ = nullptr;
-  bool autotune_ = false;
+  Autotune autotune_ = Autotune::kOff;
 };
 
 }  // namespace kiln::cuda

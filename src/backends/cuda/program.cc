@@ -87,10 +87,11 @@ class CudaProgram final : public BackendProgram, public GraphTarget {
     for (const OpHandler* h : handlers_) uses_flag_ = uses_flag_ || (h && h->writes_error_flag());
   }
 
-  // Whether GEMM problems met for the first time time cuBLASLt's candidates (GemmRunner::
-  // set_autotune): static-shape engines and the eager strategy, where a first call may wait; a
-  // dynamic engine under lazy or none takes the heuristic's choice. Set once, before the first run.
-  void set_gemm_autotune(bool on) { autotune_gemm_ = on; }
+  // When GEMM problems time cuBLASLt's candidates (GemmRunner::set_autotune): on their first call
+  // for static-shape engines and the eager strategy (a first call may wait there), on their second
+  // under lazy (a first call at a new shape never waits), never under none. Set once, before the
+  // first run.
+  void set_gemm_autotune(GemmRunner::Autotune mode) { autotune_gemm_ = mode; }
 
   // Kernel variants and JIT (specializer.h); set once, before the first run.
   void set_specializer(std::shared_ptr<Specializer> spec) { spec_ = std::move(spec); }
@@ -485,7 +486,7 @@ class CudaProgram final : public BackendProgram, public GraphTarget {
   bool allow_tf32_;
   std::unique_ptr<NodeMemo[]> memos_;       // per node: host work reused across runs (node_memo.h)
   bool uses_flag_ = false;                  // a node may write the error flag (a Gather)
-  bool autotune_gemm_ = false;
+  GemmRunner::Autotune autotune_gemm_ = GemmRunner::Autotune::kOff;
   std::shared_ptr<Specializer> spec_;
   mutable GemmTuningCounters tuning_;
   std::unique_ptr<GraphExecutor> graphs_;
@@ -550,8 +551,11 @@ class CudaBackend final : public Backend {
     auto program = std::make_unique<CudaProgram>(graph, info_, pool_, std::move(handlers), std::move(frees),
                                                  std::move(const_dev), options.allow_tf32);
     program->set_specializer(make_specializer(*graph, info_, options, g_host_limit.load()));
-    program->set_gemm_autotune(options.static_shapes ||
-                               options.settings.kernel_specialization == KernelSpecializationStrategy::kEager);
+    const KernelSpecializationStrategy strategy = options.settings.kernel_specialization;
+    program->set_gemm_autotune(options.static_shapes || strategy == KernelSpecializationStrategy::kEager
+                                   ? GemmRunner::Autotune::kFirstCall
+                               : strategy == KernelSpecializationStrategy::kLazy ? GemmRunner::Autotune::kSecondCall
+                                                                                 : GemmRunner::Autotune::kOff);
     GraphOptions graph_options;
     graph_options.device = info_.index;
     graph_options.engine_name = options.engine_name;
