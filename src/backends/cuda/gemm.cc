@@ -91,7 +91,7 @@ struct GemmRunner::Plan {
   std::vector<cublasLtMatmulAlgo_t> candidates;  // the heuristic's, in its order, while untuned
   CacheKey tuning_key;                            // runtime-cache key of the choice
   bool needs_tuning = false;
-  int calls = 0;  // runs while untuned
+  uint64_t first_run = 0;  // the runner's run count when the plan was built
   ~Plan() {
     if (a) cublasLtMatrixLayoutDestroy(a);
     if (b) cublasLtMatrixLayoutDestroy(b);
@@ -253,6 +253,7 @@ Result<GemmRunner::Plan*> GemmRunner::plan_for(const GemmDesc& g, const std::str
     }
   }
   ++plans_built_;
+  plan->first_run = runs_;
   Plan* p = plan.get();
   plans_[key] = std::move(plan);
   return p;
@@ -350,7 +351,9 @@ Status GemmRunner::run(const GemmDesc& g, const void* a, const void* b, void* d,
   float alpha32 = static_cast<float>(g.alpha), beta32 = static_cast<float>(g.beta);
   const void* alpha = g.dtype == DType::kF64 ? static_cast<const void*>(&g.alpha) : &alpha32;
   const void* beta = g.dtype == DType::kF64 ? static_cast<const void*>(&g.beta) : &beta32;
-  if (plan->needs_tuning && ++plan->calls >= (autotune_ == Autotune::kSecondCall ? 2 : 1)) {
+  // kSecondCall: a later program run than the one that met the problem (the same problem recurs
+  // within one run: an encoder's layers).
+  if (plan->needs_tuning && (autotune_ != Autotune::kSecondCall || runs_ > plan->first_run)) {
     // Timing reruns the product: only where that cannot change D's inputs (D is not also C), and
     // never inside a capture (it waits for the stream).
     cudaStreamCaptureStatus capture = cudaStreamCaptureStatusNone;

@@ -86,6 +86,8 @@ class GemmRunner {
   // kFirstCall (read once). Call before the first run.
   enum class Autotune : uint8_t { kOff, kFirstCall, kSecondCall };
   void set_autotune(Autotune mode);
+  // Marks the start of a program run (one walk of the graph): kSecondCall counts these.
+  void begin_run() { ++runs_; }
   // Creates the cuBLASLt handle and allocates the workspace (run() does it on first use). A
   // runner whose work is captured into a CUDA graph must be initialised before the capture.
   Status init();
@@ -110,6 +112,7 @@ class GemmRunner {
   int tuning_sm_ = 0;
   GemmTuningCounters* tuning_counters_ = nullptr;
   Autotune autotune_ = Autotune::kOff;
+  uint64_t runs_ = 0;
 };
 
 }  // namespace kiln::cuda

@@ -336,6 +336,7 @@ class CudaProgram final : public BackendProgram, public GraphTarget {
     int* flag = env.error_flag;
     if (uses_flag_)
       KILN_CUDA_RETURN_IF_ERROR(cudaMemsetAsync(flag, 0, sizeof(int), stream), "cudaMemsetAsync (error flag)");
+    if (env.gemm) env.gemm->begin_run();
     RunContext ctx(info_, pool_, env.stream, env.gemm, flag, allow_tf32_);
     ctx.set_capture_hooks(env.hooks);
     if (host_profile_enabled()) ctx.enable_profile();
