@@ -206,32 +206,38 @@ Result<GemmRunner::Plan*> GemmRunner::plan_for(const GemmDesc& g, const std::str
   for (auto attr : {CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES,
                     CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES})
     cublasLtMatmulPreferenceSetAttribute(pref, attr, &al, sizeof al);
-  // The algorithm: from the runtime cache when an earlier process chose one for this exact
-  // problem (and cuBLASLt still accepts it), else the heuristic's first choice, then cached.
+  // The algorithm: a timed choice (this process's, else the runtime cache's), else - without
+  // autotuning - the heuristic's first choice an earlier process cached, else the heuristic now.
+  // Timed and heuristic choices have keys of their own, so an old heuristic entry never stands in
+  // for a timing.
   const std::string arch = "sm_" + std::to_string(tuning_sm_);
-  const CacheKey tuning_key = make_tuning_key("cublaslt-matmul|" + key + "|ws=" + std::to_string(workspace_bytes_),
-                                              static_cast<int>(cublasLtGetVersion()), arch);
+  const std::string problem = key + "|ws=" + std::to_string(workspace_bytes_);
+  const int lt_version = static_cast<int>(cublasLtGetVersion());
+  const CacheKey timed_key = make_tuning_key("cublaslt-matmul-timed|" + problem, lt_version, arch);
+  const CacheKey heuristic_key = make_tuning_key("cublaslt-matmul|" + problem, lt_version, arch);
   bool tuned = false;
   // A choice timed earlier in this process (by any runner) comes first, so that every program and
   // run slot of the process computes a problem with the same algorithm (bitwise-equal results
   // between programs, with or without a runtime cache).
-  if (std::optional<cublasLtMatmulAlgo_t> algo = timed_choice(tuning_key)) {
+  if (std::optional<cublasLtMatmulAlgo_t> algo = timed_choice(timed_key)) {
     plan->algo = *algo;
     tuned = true;
   }
+  auto from_cache = [&](const CacheKey& k) {
+    std::optional<CacheValue> v = tuning_cache_->lookup(k);
+    if (!v || v->bytes->size() != sizeof(cublasLtMatmulAlgo_t)) return false;
+    cublasLtMatmulAlgo_t algo;
+    std::memcpy(&algo, v->bytes->data(), sizeof algo);
+    cublasLtMatmulHeuristicResult_t check{};
+    if (cublasLtMatmulAlgoCheck(static_cast<cublasLtHandle_t>(handle_), plan->op, plan->a, plan->b, plan->d, plan->d,
+                                &algo, &check) != CUBLAS_STATUS_SUCCESS ||
+        check.workspaceSize > workspace_bytes_)
+      return false;
+    plan->algo = algo;
+    return true;
+  };
   if (tuning_cache_ && !tuned) {
-    if (std::optional<CacheValue> v = tuning_cache_->lookup(tuning_key);
-        v && v->bytes->size() == sizeof(cublasLtMatmulAlgo_t)) {
-      cublasLtMatmulAlgo_t algo;
-      std::memcpy(&algo, v->bytes->data(), sizeof algo);
-      cublasLtMatmulHeuristicResult_t check{};
-      if (cublasLtMatmulAlgoCheck(static_cast<cublasLtHandle_t>(handle_), plan->op, plan->a, plan->b, plan->d,
-                                  plan->d, &algo, &check) == CUBLAS_STATUS_SUCCESS &&
-          check.workspaceSize <= workspace_bytes_) {
-        plan->algo = algo;
-        tuned = true;
-      }
-    }
+    tuned = from_cache(timed_key) || (autotune_ == Autotune::kOff && from_cache(heuristic_key));
     if (tuning_counters_) (tuned ? tuning_counters_->hits : tuning_counters_->misses).fetch_add(1);
   }
   if (!tuned) {
@@ -244,7 +250,8 @@ Result<GemmRunner::Plan*> GemmRunner::plan_for(const GemmDesc& g, const std::str
         where + ": cublasLtMatmulAlgoGetHeuristic"));
     if (found == 0) return unsupported(where + ": cuBLASLt has no algorithm for this shape");
     plan->algo = results[0].algo;
-    plan->tuning_key = tuning_key;
+    // One candidate is as good as timed.
+    plan->tuning_key = autotune_ != Autotune::kOff ? timed_key : heuristic_key;
     if (autotune_ != Autotune::kOff && found > 1) {
       for (int i = 0; i < found; ++i) plan->candidates.push_back(results[i].algo);
       plan->needs_tuning = true;  // run() times them on the first call's operands
