@@ -5,7 +5,8 @@
 
 Patterns: elementwise chains (Gelu written out, a chain with a Where and a Cast, integer and
 boolean ops), MatMul+Add (becomes MatMul with a bias input), MatMul+Add+Relu and Gemm+Relu
-(kiln_activation), Conv+BatchNormalization+Relu (folded, then kiln_activation on the Conv). Each is
+(kiln_activation), Conv+BatchNormalization+Relu (folded, then kiln_activation on the Conv),
+attention with a residual (kiln_trans_b, kiln_alpha, MatMul's residual input). Each is
 a few hundred bytes, so libFuzzer mutates the graph rather than the weights. tools/fuzz.sh also
 builds engines from them (fp32 and fp16), which hold kiln.FusedElementwise nodes.
 """
@@ -106,6 +107,20 @@ def seeds():
     ], [vi("x", F, ["n", 2, 4, 4])], [vi("y", F, ["n", 2, 4, 4])],
         [const("cw", w(2, 2, 1, 1)), const("cb", w(2)), const("g", w(2)), const("be", w(2)),
          const("mu", w(2)), const("var", np.abs(w(2)) + 0.5)])
+    # Attention scores and a residual: Transpose (last two axes) into MatMul (kiln_trans_b), a
+    # scalar Mul (kiln_alpha), MatMul + Add(bias) + Add(residual, a 4th MatMul input); the batch
+    # dim is symbolic, so the residual's dims match by name.
+    out["attention_residual"] = model("attention_residual", [
+        helper.make_node("Transpose", ["k"], ["kt"], perm=[0, 1, 3, 2]),
+        helper.make_node("MatMul", ["q", "kt"], ["s"]),
+        helper.make_node("Mul", ["s", "scale"], ["p"]),
+        helper.make_node("Softmax", ["p"], ["a"], axis=-1),
+        helper.make_node("MatMul", ["a", "k"], ["c"]),
+        helper.make_node("MatMul", ["c", "w"], ["o"]),
+        helper.make_node("Add", ["o", "b"], ["ob"]),
+        helper.make_node("Add", ["q", "ob"], ["y"]),
+    ], [vi("q", F, ["n", 2, 3, 4]), vi("k", F, ["n", 2, 3, 4])], [vi("y", F, ["n", 2, 3, 4])],
+        [const("scale", np.float32(0.5)), const("w", w(4, 4)), const("b", w(4))])
     return out
 
 
