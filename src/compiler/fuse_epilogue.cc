@@ -4,6 +4,7 @@
 #include <cmath>
 #include <cstring>
 #include <string>
+#include <string_view>
 
 #include "compiler/fuse_epilogue_internal.h"
 #include "compiler/passes.h"
@@ -123,17 +124,31 @@ void absorb(ir::Graph& g, Uses& u, std::vector<char>& removed, int p, int c) {
   removed[static_cast<size_t>(c)] = 1;
 }
 
+// The node that alone reads node `p`'s first output when it is a binary `op` not yet absorbed,
+// and its other operand.
+struct BinaryReader {
+  int node;
+  int other;
+};
+
+std::optional<BinaryReader> binary_reader(const ir::Graph& g, const Uses& u, const std::vector<char>& removed, int p,
+                                          std::string_view op) {
+  const std::optional<int> c = u.sole_reader(g, p);
+  if (!c || removed[static_cast<size_t>(*c)]) return std::nullopt;
+  const ir::Node& n = g.nodes[static_cast<size_t>(*c)];
+  if (n.op != op || n.inputs.size() != 2 || n.outputs.size() != 1) return std::nullopt;
+  const int mid = g.nodes[static_cast<size_t>(p)].outputs[0];
+  return BinaryReader{*c, n.inputs[0] == mid ? n.inputs[1] : n.inputs[0]};
+}
+
 // MatMul(x, W) -> Add(., b) with b a constant [N] or [1, .., 1, N] (N = W's last dim, or b a
 // single element, expanded to N) -> MatMul(x, W, b).
 bool fuse_matmul_bias(ir::Graph& g, Uses& u, std::vector<char>& removed, int p) {
   ir::Node& mm = g.nodes[static_cast<size_t>(p)];
   if (mm.op != "MatMul" || mm.inputs.size() != 2 || mm.attrs.has("kiln_activation")) return false;
-  const std::optional<int> c = u.sole_reader(g, p);
-  if (!c || removed[static_cast<size_t>(*c)]) return false;
-  const ir::Node& add = g.nodes[static_cast<size_t>(*c)];
-  if (add.op != "Add" || add.inputs.size() != 2 || add.outputs.size() != 1) return false;
-  const int mid = mm.outputs[0];
-  const int other = add.inputs[0] == mid ? add.inputs[1] : add.inputs[0];
+  const std::optional<BinaryReader> add = binary_reader(g, u, removed, p, "Add");
+  if (!add) return false;
+  const int other = add->other;
   const Tensor* bias = constant_of(g, other);
   const DType dt = compute_dtype(g, mm);
   if (!bias || !epilogue::is_float(dt) || bias->dtype() != dt || bias->rank() == 0) return false;
@@ -172,7 +187,7 @@ bool fuse_matmul_bias(ir::Graph& g, Uses& u, std::vector<char>& removed, int p) 
   }
   ++u.count[bias_id];
   mm.inputs.push_back(bias_id);
-  absorb(g, u, removed, p, *c);
+  absorb(g, u, removed, p, add->node);
   return true;
 }
 
@@ -221,14 +236,9 @@ bool fold_matmul_scale(ir::Graph& g, Uses& u, std::vector<char>& removed, int p)
     return false;
   const DType dt = compute_dtype(g, mm);
   if (!epilogue::is_float(dt)) return false;
-  const std::optional<int> c = u.sole_reader(g, p);
-  if (!c || removed[static_cast<size_t>(*c)]) return false;
-  const ir::Node& mul = g.nodes[static_cast<size_t>(*c)];
-  if (mul.op != "Mul" || mul.inputs.size() != 2 || mul.outputs.size() != 1) return false;
-  const int mid = mm.outputs[0];
-  if (mul.inputs[0] == mul.inputs[1]) return false;
-  const int other = mul.inputs[0] == mid ? mul.inputs[1] : mul.inputs[0];
-  const Tensor* s = constant_of(g, other);
+  const std::optional<BinaryReader> mul = binary_reader(g, u, removed, p, "Mul");
+  if (!mul) return false;
+  const Tensor* s = constant_of(g, mul->other);
   if (!s || s->dtype() != dt || s->numel() != 1) return false;
   const std::optional<Dims> ad = known_dims(g, mm.inputs[0]), bd = known_dims(g, mm.inputs[1]);
   if (!ad || !bd || ad->size() < 2 || bd->size() < 2) return false;
@@ -236,7 +246,7 @@ bool fold_matmul_scale(ir::Graph& g, Uses& u, std::vector<char>& removed, int p)
   const std::optional<std::vector<double>> v = epilogue::to_doubles(*s);
   if (!v || !std::isfinite((*v)[0])) return false;
   mm.attrs.set_float("kiln_alpha", (*v)[0]);
-  absorb(g, u, removed, p, *c);
+  absorb(g, u, removed, p, mul->node);
   return true;
 }
 
@@ -249,13 +259,9 @@ bool fuse_matmul_residual(ir::Graph& g, Uses& u, std::vector<char>& removed, int
     return false;
   const DType dt = compute_dtype(g, mm);
   if (!epilogue::is_float(dt)) return false;
-  const std::optional<int> c = u.sole_reader(g, p);
-  if (!c || removed[static_cast<size_t>(*c)]) return false;
-  const ir::Node& add = g.nodes[static_cast<size_t>(*c)];
-  if (add.op != "Add" || add.inputs.size() != 2 || add.outputs.size() != 1) return false;
-  const int mid = mm.outputs[0];
-  if (add.inputs[0] == add.inputs[1]) return false;
-  const int other = add.inputs[0] == mid ? add.inputs[1] : add.inputs[0];
+  const std::optional<BinaryReader> add = binary_reader(g, u, removed, p, "Add");
+  if (!add) return false;
+  const int mid = mm.outputs[0], other = add->other;
   if (other < 0 || g.values[other].dtype != dt) return false;
   // Equal dims: each known and the same, or the same named (symbolic) dim.
   const ir::Shape& os = g.values[mid].shape;
@@ -267,7 +273,7 @@ bool fuse_matmul_residual(ir::Graph& g, Uses& u, std::vector<char>& removed, int
   mm.inputs.push_back(other);
   // `other`'s use moves from the Add to the MatMul: its count is unchanged.
   u.reader[other] = p;
-  absorb(g, u, removed, p, *c);
+  absorb(g, u, removed, p, add->node);
   ++u.count[other];  // absorb() dropped the Add's reads
   return true;
 }

@@ -3,6 +3,7 @@
 
 #include <initializer_list>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "ir/graph.h"
@@ -92,26 +93,32 @@ inline void set_floats(::onnx::NodeProto* n, const std::string& name, std::vecto
   for (float x : v) a->add_floats(x);
 }
 
-inline ::onnx::TensorProto* add_initializer_f32(::onnx::ModelProto& m, const std::string& name,
-                                                const std::vector<int64_t>& dims,
-                                                const std::vector<float>& v) {
+// An initializer of `dims` holding `v` (float -> FLOAT, int64_t -> INT64).
+template <typename T>
+inline ::onnx::TensorProto* add_initializer(::onnx::ModelProto& m, const std::string& name,
+                                            const std::vector<int64_t>& dims, const std::vector<T>& v) {
+  static_assert(std::is_same_v<T, float> || std::is_same_v<T, int64_t>);
   auto* t = m.mutable_graph()->add_initializer();
   t->set_name(name);
-  t->set_data_type(::onnx::TensorProto::FLOAT);
   for (int64_t d : dims) t->add_dims(d);
-  for (float x : v) t->add_float_data(x);
+  if constexpr (std::is_same_v<T, float>) {
+    t->set_data_type(::onnx::TensorProto::FLOAT);
+    for (float x : v) t->add_float_data(x);
+  } else {
+    t->set_data_type(::onnx::TensorProto::INT64);
+    for (int64_t x : v) t->add_int64_data(x);
+  }
   return t;
 }
 
+inline ::onnx::TensorProto* add_initializer_f32(::onnx::ModelProto& m, const std::string& name,
+                                                const std::vector<int64_t>& dims, const std::vector<float>& v) {
+  return add_initializer(m, name, dims, v);
+}
+
 inline ::onnx::TensorProto* add_initializer_i64(::onnx::ModelProto& m, const std::string& name,
-                                                const std::vector<int64_t>& dims,
-                                                const std::vector<int64_t>& v) {
-  auto* t = m.mutable_graph()->add_initializer();
-  t->set_name(name);
-  t->set_data_type(::onnx::TensorProto::INT64);
-  for (int64_t d : dims) t->add_dims(d);
-  for (int64_t x : v) t->add_int64_data(x);
-  return t;
+                                                const std::vector<int64_t>& dims, const std::vector<int64_t>& v) {
+  return add_initializer(m, name, dims, v);
 }
 
 inline Result<ir::Graph> import_model(const ::onnx::ModelProto& m, const std::string& base_dir = "") {

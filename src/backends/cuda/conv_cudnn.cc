@@ -3,11 +3,11 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
-#include <cstdlib>
 #include <string>
 
 #include "backends/cuda/conv_cudnn.h"
 #include "backends/cuda/conv_cudnn_plan.h"
+#include "backends/cuda/device.h"
 #include "backends/cuda/ops/handler.h"
 #include "core/logging.h"
 
@@ -143,10 +143,7 @@ Result<bool> run(RunContext& ctx, const CudnnApi& api, const CudnnConvParams& p,
 
 bool graph_api_enabled() {
 #ifdef KILN_HAVE_CUDNN
-  static const bool on = [] {
-    const char* v = std::getenv("KILN_CUDNN_GRAPH");
-    return !(v && std::string(v) == "0");
-  }();
+  static const bool on = env_switch("KILN_CUDNN_GRAPH").value_or(true);
   return on;
 #else
   return false;

@@ -1,5 +1,9 @@
 #include "backends/cuda/device.h"
 
+#include <cstdlib>
+
+#include "core/logging.h"
+
 namespace kiln::cuda {
 
 Status cuda_status(cudaError_t err, std::string_view what) {
@@ -45,6 +49,15 @@ Result<DeviceInfo> device_open(int device) {
   info.total_memory = prop.totalGlobalMem;
   info.shared_memory_per_block = prop.sharedMemPerBlock;
   return info;
+}
+
+std::optional<bool> env_switch(const char* var) {
+  const char* v = std::getenv(var);
+  if (!v || !*v) return std::nullopt;
+  const std::string value = v;
+  if (value == "0" || value == "1") return value == "1";
+  log_warning(std::string(var) + "='" + value + "': expected 0 or 1; ignored");
+  return std::nullopt;
 }
 
 }  // namespace kiln::cuda

@@ -7,6 +7,7 @@
 
 #include <cuda_runtime_api.h>
 
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -38,5 +39,9 @@ Status cuda_status(cudaError_t err, std::string_view what);
 
 #define KILN_CUDA_RETURN_IF_ERROR(call, what) \
   KILN_RETURN_IF_ERROR(::kiln::cuda::cuda_status((call), (what)))
+
+// A 0/1 switch from the environment variable `var` (callers read it once): nullopt when unset or
+// empty; any other value is logged as ignored and gives nullopt.
+std::optional<bool> env_switch(const char* var);
 
 }  // namespace kiln::cuda

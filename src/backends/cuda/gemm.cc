@@ -3,7 +3,6 @@
 #include <cublasLt.h>
 
 #include <cstdio>
-#include <cstdlib>
 #include <cstring>
 #include <map>
 #include <mutex>
@@ -104,12 +103,8 @@ GemmRunner::GemmRunner(std::shared_ptr<DevicePool> pool, std::shared_ptr<Stream>
     : pool_(std::move(pool)), stream_(std::move(stream)) {}
 
 void GemmRunner::set_autotune(Autotune mode) {
-  static const int forced = [] {
-    const char* v = std::getenv("KILN_GEMM_AUTOTUNE");
-    if (!v || !*v) return -1;
-    return std::string(v) == "0" ? 0 : 1;
-  }();
-  autotune_ = forced < 0 ? mode : forced == 1 ? Autotune::kFirstCall : Autotune::kOff;
+  static const std::optional<bool> forced = env_switch("KILN_GEMM_AUTOTUNE");
+  autotune_ = !forced ? mode : *forced ? Autotune::kFirstCall : Autotune::kOff;
 }
 
 void GemmRunner::set_tuning_cache(std::shared_ptr<RuntimeCache> cache, int sm, GemmTuningCounters* counters) {
@@ -350,11 +345,13 @@ Status GemmRunner::run(const GemmDesc& g, const void* a, const void* b, void* d,
   Result<Plan*> planned = plan_for(g, key, align);
   if (!planned.ok() && planned.status().code() == StatusCode::kUnsupported) declined_.insert(key);
   KILN_ASSIGN_OR_RETURN(Plan * plan, std::move(planned));
-  const std::string where = "cuBLASLt GEMM (" + shape_text(g) + ")";
-  if (g.bias)
-    KILN_RETURN_IF_ERROR(lt_status(
-        cublasLtMatmulDescSetAttribute(plan->op, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &bias, sizeof bias),
-        where + ": BIAS_POINTER"));
+  // Named only when a call fails: steady-state calls build no strings.
+  auto where = [&g] { return "cuBLASLt GEMM (" + shape_text(g) + ")"; };
+  if (g.bias) {
+    const cublasStatus_t s =
+        cublasLtMatmulDescSetAttribute(plan->op, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &bias, sizeof bias);
+    if (s != CUBLAS_STATUS_SUCCESS) return lt_status(s, where() + ": BIAS_POINTER");
+  }
   float alpha32 = static_cast<float>(g.alpha), beta32 = static_cast<float>(g.beta);
   const void* alpha = g.dtype == DType::kF64 ? static_cast<const void*>(&g.alpha) : &alpha32;
   const void* beta = g.dtype == DType::kF64 ? static_cast<const void*>(&g.beta) : &beta32;
@@ -368,13 +365,14 @@ Status GemmRunner::run(const GemmDesc& g, const void* a, const void* b, void* d,
                            capture != cudaStreamCaptureStatusNone;
     cudaGetLastError();
     if (!capturing && (g.beta == 0.0 || (c && c != d))) {
-      KILN_RETURN_IF_ERROR(tune(*plan, g, a, b, d, c, alpha, beta).with_context(where));
+      Status s = tune(*plan, g, a, b, d, c, alpha, beta);
+      if (!s.ok()) return s.with_context(where());
     }
   }
-  return lt_status(cublasLtMatmul(static_cast<cublasLtHandle_t>(handle_), plan->op, alpha, b, plan->a, a, plan->b,
-                                  beta, c ? c : d, plan->d, d, plan->d, &plan->algo, workspace_.get(), workspace_bytes_,
-                                  stream_->get()),
-                   where + ": cublasLtMatmul");
+  const cublasStatus_t s = cublasLtMatmul(static_cast<cublasLtHandle_t>(handle_), plan->op, alpha, b, plan->a, a,
+                                          plan->b, beta, c ? c : d, plan->d, d, plan->d, &plan->algo,
+                                          workspace_.get(), workspace_bytes_, stream_->get());
+  return s == CUBLAS_STATUS_SUCCESS ? Status() : lt_status(s, where() + ": cublasLtMatmul");
 }
 
 }  // namespace kiln::cuda

@@ -120,12 +120,12 @@ Status launch_spec(RunContext& ctx, k::ElementwiseSpec spec, void* out, const Di
 
   // The memo: everything below depends on the op, program, attributes, dtypes, dims and strides.
   NodeMemo* memo = ctx.memo();
-  std::vector<int64_t> sig;
+  thread_local std::vector<int64_t> sig;  // reused: a steady-state call allocates nothing for it
+  sig.clear();
   uint32_t kind = 0;
   std::shared_ptr<const EwLaunch> plan;
   if (memo) {
     kind = kEwLaunchKind + ctx.next_memo_ordinal();
-    sig.reserve(4 + dims.size() * (2 + inputs.size()) + inputs.size() + spec.attrs.size());
     sig.push_back(static_cast<int64_t>(spec.output));
     sig.push_back(static_cast<int64_t>(dims.size()));
     sig.insert(sig.end(), dims.begin(), dims.end());
@@ -204,7 +204,7 @@ Status launch_spec(RunContext& ctx, k::ElementwiseSpec spec, void* out, const Di
       e->variant = specialisable(std::move(key), std::move(build), std::move(bake));
     }
     plan = e;
-    if (memo) memo->put(kind, std::move(sig), std::move(e));
+    if (memo) memo->put(kind, sig, std::move(e));
   }
   std::vector<void*> args;
   void* out_ptr = out;
