@@ -10,10 +10,12 @@
 #include <cuda_runtime_api.h>
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "backends/cuda/nvrtc.h"
@@ -157,9 +159,19 @@ void print_host_baselines() {
           cublasLtMatmul(lt, op2, &one, w, a2, xm, b2, &zero, ym, d2, ym, d2, &top[i].algo, ws, ws_bytes, s);
         };
         const double host = per_op_us(100, call, s);
+        // The stream waits on a host function while the 100 calls are queued, so the GPU runs
+        // them back to back: GPU time alone, not the host's queuing rate.
+        std::atomic<int> released{0};
+        cudaLaunchHostFunc(
+            s,
+            [](void* p) {
+              while (static_cast<std::atomic<int>*>(p)->load(std::memory_order_acquire) == 0) std::this_thread::yield();
+            },
+            &released);
         cudaEventRecord(e0, s);
         for (int r = 0; r < 100; ++r) call();
         cudaEventRecord(e1, s);
+        released.store(1, std::memory_order_release);
         cudaEventSynchronize(e1);
         float ms = 0;
         cudaEventElapsedTime(&ms, e0, e1);

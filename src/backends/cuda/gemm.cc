@@ -2,12 +2,15 @@
 
 #include <cublasLt.h>
 
+#include <atomic>
+#include <chrono>
 #include <cstdio>
 #include <cstring>
 #include <map>
 #include <mutex>
 #include <optional>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "backends/cuda/device.h"
@@ -270,6 +273,21 @@ void GemmRunner::remember(const Plan& plan, const GemmDesc& g) {
   (void)s;  // a full or read-only cache only costs the heuristic next time
 }
 
+// Holds a stream until the host releases it: while the timed calls are queued behind it, the GPU
+// waits, so it then runs them back to back and the events between them measure GPU time alone
+// (queuing a small GEMM takes the host longer than running it, so without the hold the events
+// measure the host's queuing rate, the same for every candidate). A host function may not call
+// CUDA; it only waits on the flag, at most a second (a safety net: tune() always releases it).
+struct StreamHold {
+  std::atomic<int> released{0};
+  static void CUDART_CB wait(void* p) {
+    auto* self = static_cast<StreamHold*>(p);
+    const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(1);
+    while (self->released.load(std::memory_order_acquire) == 0 && std::chrono::steady_clock::now() < give_up)
+      std::this_thread::yield();
+  }
+};
+
 Status GemmRunner::tune(Plan& plan, const GemmDesc& g, const void* a, const void* b, void* d, const void* c,
                         const void* alpha, const void* beta) {
   const cudaStream_t stream = stream_->get();
@@ -288,18 +306,22 @@ Status GemmRunner::tune(Plan& plan, const GemmDesc& g, const void* a, const void
   Status failure;
   for (size_t i = 0; i < plan.candidates.size(); ++i) {
     if (matmul(plan.candidates[i]) != CUBLAS_STATUS_SUCCESS) continue;  // warm-up; an algorithm may decline
-    constexpr int kRuns = 3;
+    constexpr int kRuns = 5;
+    StreamHold hold;
+    const bool held = cudaLaunchHostFunc(stream, &StreamHold::wait, &hold) == cudaSuccess;
     bool ok = cudaEventRecord(start, stream) == cudaSuccess;
     for (int r = 0; ok && r < kRuns; ++r) ok = matmul(plan.candidates[i]) == CUBLAS_STATUS_SUCCESS;
     ok = ok && cudaEventRecord(stop, stream) == cudaSuccess;
-    const cudaError_t sync = cudaEventSynchronize(stop);
+    hold.released.store(1, std::memory_order_release);  // before any wait: the stream must move on
+    const cudaError_t sync = cudaStreamSynchronize(stream);  // `hold` is not used after this
     if (sync != cudaSuccess) {
-      failure = cuda_status(sync, "cudaEventSynchronize (GEMM tuning, " + shape_text(g) + ")");
+      failure = cuda_status(sync, "cudaStreamSynchronize (GEMM tuning, " + shape_text(g) + ")");
       break;
     }
     float ms = 0;
-    if (!ok || cudaEventElapsedTime(&ms, start, stop) != cudaSuccess) continue;
-    if (best < 0 || ms < best_ms) {
+    if (!held || !ok || cudaEventElapsedTime(&ms, start, stop) != cudaSuccess) continue;
+    // A later candidate must be clearly faster (1%): the heuristic's order breaks near-ties.
+    if (best < 0 || ms < best_ms * 0.99f) {
       best = static_cast<int>(i);
       best_ms = ms;
     }

@@ -145,6 +145,12 @@ class CudaProgram final : public BackendProgram, public GraphTarget {
 
   bool uses_error_flag() const override { return uses_flag_; }
 
+  // KILN_CUDA_HOST_PROFILE: time spent preparing the program (do_prepare), per phase.
+  void add_host_ns(const std::string& phase, uint64_t ns) const {
+    std::lock_guard<std::mutex> lock(mu_);
+    host_ns_[phase] += ns;
+  }
+
   bool kernels_final(std::span<const Tensor> inputs) const override {
     return !spec_ || spec_->kernels_final(Specializer::signature_of(inputs));
   }
@@ -515,6 +521,15 @@ class CudaBackend final : public Backend {
                                                      const PrepareOptions& options) const override {
     const ir::Graph& g = *graph;
     KILN_RETURN_IF_ERROR(g.validate());
+    const bool profile = host_profile_enabled();
+    uint64_t t_phase = profile ? now_ns() : 0;
+    std::vector<std::pair<const char*, uint64_t>> phases;  // KILN_CUDA_HOST_PROFILE
+    auto phase_done = [&](const char* name) {
+      if (!profile) return;
+      const uint64_t t = now_ns();
+      phases.emplace_back(name, t - t_phase);
+      t_phase = t;
+    };
     RestoreDevice restore;
     KILN_RETURN_IF_ERROR(device_set(info_.index));
     const cpu::KernelRegistry& cpu_kernels = cpu::kernel_registry();
@@ -549,9 +564,11 @@ class CudaBackend final : public Backend {
       const_dev[id] = *dev;
     }
     KILN_CUDA_RETURN_IF_ERROR(cudaStreamSynchronize(stream->get()), "cudaStreamSynchronize (constant upload)");
+    phase_done("prepare.upload_constants");
     auto program = std::make_unique<CudaProgram>(graph, info_, pool_, std::move(handlers), std::move(frees),
                                                  std::move(const_dev), options.allow_tf32);
     program->set_specializer(make_specializer(*graph, info_, options, g_host_limit.load()));
+    phase_done("prepare.kernels");
     const KernelSpecializationStrategy strategy = options.settings.kernel_specialization;
     program->set_gemm_autotune(options.static_shapes || strategy == KernelSpecializationStrategy::kEager
                                    ? GemmRunner::Autotune::kFirstCall
@@ -565,6 +582,8 @@ class CudaBackend final : public Backend {
     KILN_ASSIGN_OR_RETURN(std::unique_ptr<GraphExecutor> graphs,
                           GraphExecutor::create(std::move(graph_options), graph, pool_, program.get()));
     program->set_graphs(std::move(graphs), options.settings);
+    phase_done("prepare.graphs");
+    for (const auto& [name, ns] : phases) program->add_host_ns(name, ns);
     return std::unique_ptr<BackendProgram>(std::move(program));
   }
 
