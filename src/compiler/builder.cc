@@ -114,6 +114,17 @@ Result<std::vector<uint8_t>> build_from_graph(ir::Graph graph, std::string defau
   KILN_RETURN_IF_ERROR(resolve_profiles(graph, options, &model.inputs, report));
   if (progress) progress("optimize", 0.3);
   if (options.optimization_level > 0) {
+    // An input whose profile has min == max has one shape: pin it in the graph, so shape
+    // inference makes the model's shape arithmetic (Shape -> Gather -> Concat -> Reshape)
+    // constant and folding removes it, as if the model had been exported with that shape.
+    bool pinned = false;
+    for (format::Binding& b : model.inputs) {
+      if (b.min.empty() || b.min != b.max || b.shape.fully_known()) continue;
+      b.shape = ir::Shape::of(b.min);
+      graph.values[static_cast<size_t>(b.value)].shape = b.shape;
+      pinned = true;
+    }
+    if (pinned) KILN_RETURN_IF_ERROR(ir::infer_shapes(graph, nullptr));
     compiler::FoldStats fold;
     KILN_RETURN_IF_ERROR(compiler::fold_constants(graph, kMaxFoldBytes, &fold));
     KILN_RETURN_IF_ERROR(compiler::fuse_epilogues(graph, nullptr));

@@ -1,3 +1,4 @@
+#include <optional>
 #include <vector>
 
 #include "backends/cpu/cpu_backend.h"
@@ -6,20 +7,38 @@
 
 namespace kiln::compiler {
 
+namespace {
+
+// Shape and Size read only their input's dims: when shape inference knows every dim (a static
+// profile pins the graph's inputs, builder.cc), they are constants. The CPU kernel computes them
+// from a data-less stand-in of the input.
+std::optional<Tensor> dims_only_input(const ir::Graph& graph, const ir::Node& node) {
+  if ((node.op != "Shape" && node.op != "Size") || node.inputs.size() != 1 || node.inputs[0] < 0) return std::nullopt;
+  const ir::Value& v = graph.values[static_cast<size_t>(node.inputs[0])];
+  std::optional<Dims> dims = v.shape.concrete();
+  if (!dims) return std::nullopt;
+  return Tensor::wrap(v.dtype == DType::kUndefined ? DType::kF32 : v.dtype, *dims, nullptr);
+}
+
+}  // namespace
+
 Status fold_constants(ir::Graph& graph, size_t max_bytes, FoldStats* stats) {
   std::vector<ir::Node> kept;
   kept.reserve(graph.nodes.size());
   for (ir::Node& node : graph.nodes) {
+    std::optional<Tensor> stand_in = dims_only_input(graph, node);
     bool all_const = !node.inputs.empty();
     for (int id : node.inputs)
       if (id >= 0 && graph.values[id].constant < 0) all_const = false;
-    if (!all_const || !cpu::kernel_registry().find(node.op)) {
+    if ((!all_const && !stand_in) || !cpu::kernel_registry().find(node.op)) {
       kept.push_back(std::move(node));
       continue;
     }
     std::vector<Tensor> in(node.inputs.size());
     for (size_t k = 0; k < node.inputs.size(); ++k)
-      if (node.inputs[k] >= 0) in[k] = graph.constants[graph.values[node.inputs[k]].constant];
+      if (node.inputs[k] >= 0 && graph.values[node.inputs[k]].constant >= 0)
+        in[k] = graph.constants[graph.values[node.inputs[k]].constant];
+    if (stand_in && !in[0].defined()) in[0] = *stand_in;
     std::vector<Tensor> out(node.outputs.size());
     // Results over max_bytes are not kept: never let the kernel allocate them in the first
     // place (a tiny model could otherwise make the builder allocate gigabytes to discard).

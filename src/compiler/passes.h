@@ -15,6 +15,8 @@ struct FoldStats {
 // constants, as long as each result stays under `max_bytes`. No tensor over `max_bytes` is
 // allocated while evaluating (ScopedAllocationLimit): such a node is kept. Other kernel errors
 // are returned (a constant subgraph that cannot be evaluated would fail at every run as well).
+// Shape and Size count as constant where their input's shape is fully known (Value::shape, as
+// shape inference left it): a static profile makes a dynamic model's shape arithmetic constant.
 Status fold_constants(ir::Graph& graph, size_t max_bytes, FoldStats* stats);
 
 struct EpilogueStats {
