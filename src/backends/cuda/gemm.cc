@@ -2,6 +2,7 @@
 
 #include <cublasLt.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstdio>
@@ -89,6 +90,7 @@ std::optional<cublasLtMatmulAlgo_t> timed_choice(const CacheKey& key) {
 struct GemmRunner::Plan {
   cublasLtMatmulDesc_t op = nullptr;
   cublasLtMatrixLayout_t a = nullptr, b = nullptr, d = nullptr;
+  cublasLtMatmulPreference_t pref = nullptr;      // workspace and alignment limits
   cublasLtMatmulAlgo_t algo{};
   std::vector<cublasLtMatmulAlgo_t> candidates;  // the heuristic's, in its order, while untuned
   CacheKey tuning_key;                            // runtime-cache key of the choice
@@ -98,6 +100,7 @@ struct GemmRunner::Plan {
     if (a) cublasLtMatrixLayoutDestroy(a);
     if (b) cublasLtMatrixLayoutDestroy(b);
     if (d) cublasLtMatrixLayoutDestroy(d);
+    if (pref) cublasLtMatmulPreferenceDestroy(pref);
     if (op) cublasLtMatmulDescDestroy(op);
   }
 };
@@ -128,6 +131,18 @@ Status GemmRunner::init() {
   handle_ = h;
   KILN_ASSIGN_OR_RETURN(workspace_, pool_->alloc_bytes(kWorkspaceBytes, stream_));
   workspace_bytes_ = kWorkspaceBytes;
+  return Status();
+}
+
+Status GemmRunner::fetch_candidates(Plan& plan, int count) const {
+  cublasLtMatmulHeuristicResult_t results[kTuneCandidates] = {};
+  int found = 0;
+  const cublasStatus_t s =
+      cublasLtMatmulAlgoGetHeuristic(static_cast<cublasLtHandle_t>(handle_), plan.op, plan.a, plan.b, plan.d, plan.d,
+                                     plan.pref, std::min(count, kTuneCandidates), results, &found);
+  if (s != CUBLAS_STATUS_SUCCESS) return lt_status(s, "cublasLtMatmulAlgoGetHeuristic");
+  plan.candidates.clear();
+  for (int i = 0; i < found; ++i) plan.candidates.push_back(results[i].algo);
   return Status();
 }
 
@@ -192,12 +207,9 @@ Result<GemmRunner::Plan*> GemmRunner::plan_for(const GemmDesc& g, const std::str
   KILN_RETURN_IF_ERROR(layout(&plan->b, g.trans_a ? m : k, g.trans_a ? k : m, g.lda, g.stride_a, "A"));
   KILN_RETURN_IF_ERROR(layout(&plan->d, n, m, g.ldd, g.stride_d, "D"));
 
-  cublasLtMatmulPreference_t pref = nullptr;
-  KILN_RETURN_IF_ERROR(lt_status(cublasLtMatmulPreferenceCreate(&pref), where + ": cublasLtMatmulPreferenceCreate"));
-  struct PrefGuard {
-    cublasLtMatmulPreference_t p;
-    ~PrefGuard() { cublasLtMatmulPreferenceDestroy(p); }
-  } guard{pref};
+  KILN_RETURN_IF_ERROR(
+      lt_status(cublasLtMatmulPreferenceCreate(&plan->pref), where + ": cublasLtMatmulPreferenceCreate"));
+  cublasLtMatmulPreference_t pref = plan->pref;
   uint64_t ws = workspace_bytes_;
   cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &ws, sizeof ws);
   uint32_t al = align;
@@ -239,21 +251,19 @@ Result<GemmRunner::Plan*> GemmRunner::plan_for(const GemmDesc& g, const std::str
     if (tuning_counters_) (tuned ? tuning_counters_->hits : tuning_counters_->misses).fetch_add(1);
   }
   if (!tuned) {
-    cublasLtMatmulHeuristicResult_t results[kTuneCandidates] = {};
-    int found = 0;
-    KILN_RETURN_IF_ERROR(lt_status(
-        cublasLtMatmulAlgoGetHeuristic(static_cast<cublasLtHandle_t>(handle_), plan->op, plan->a, plan->b, plan->d,
-                                       plan->d, pref, autotune_ != Autotune::kOff ? kTuneCandidates : 1, results,
-                                       &found),
-        where + ": cublasLtMatmulAlgoGetHeuristic"));
-    if (found == 0) return unsupported(where + ": cuBLASLt has no algorithm for this shape");
-    plan->algo = results[0].algo;
+    // kSecondCall asks for the heuristic's first choice only (asking for 8 costs a first call at a
+    // new shape tens of microseconds per problem); the candidates come when it is timed.
+    Status h = fetch_candidates(*plan, autotune_ == Autotune::kFirstCall ? kTuneCandidates : 1);
+    if (!h.ok()) return h.with_context(where);
+    if (plan->candidates.empty()) return unsupported(where + ": cuBLASLt has no algorithm for this shape");
+    plan->algo = plan->candidates[0];
     // One candidate is as good as timed.
     plan->tuning_key = autotune_ != Autotune::kOff ? timed_key : heuristic_key;
-    if (autotune_ != Autotune::kOff && found > 1) {
-      for (int i = 0; i < found; ++i) plan->candidates.push_back(results[i].algo);
-      plan->needs_tuning = true;  // run() times them on the first call's operands
+    if (autotune_ == Autotune::kSecondCall || (autotune_ == Autotune::kFirstCall && plan->candidates.size() > 1)) {
+      if (autotune_ == Autotune::kSecondCall) plan->candidates.clear();  // asked for when timed
+      plan->needs_tuning = true;  // run() times the candidates on a call's operands
     } else {
+      plan->candidates.clear();
       remember(*plan, g);
     }
   }
@@ -387,8 +397,18 @@ Status GemmRunner::run(const GemmDesc& g, const void* a, const void* b, void* d,
                            capture != cudaStreamCaptureStatusNone;
     cudaGetLastError();
     if (!capturing && (g.beta == 0.0 || (c && c != d))) {
-      Status s = tune(*plan, g, a, b, d, c, alpha, beta);
-      if (!s.ok()) return s.with_context(where());
+      if (plan->candidates.empty()) {  // kSecondCall: the heuristic's candidates, asked for now
+        Status s = fetch_candidates(*plan, kTuneCandidates);
+        if (!s.ok()) return s.with_context(where());
+      }
+      if (plan->candidates.size() > 1) {
+        Status s = tune(*plan, g, a, b, d, c, alpha, beta);
+        if (!s.ok()) return s.with_context(where());
+      } else {  // one candidate is as good as timed
+        plan->candidates.clear();
+        plan->needs_tuning = false;
+        remember(*plan, g);
+      }
     }
   }
   const cublasStatus_t s = cublasLtMatmul(static_cast<cublasLtHandle_t>(handle_), plan->op, alpha, b, plan->a, a,

@@ -95,6 +95,8 @@ class GemmRunner {
  private:
   struct Plan;
   Result<Plan*> plan_for(const GemmDesc& desc, const std::string& key, unsigned align);
+  // Fills plan.candidates with cuBLASLt's heuristic for it: up to `count` algorithms, best first.
+  Status fetch_candidates(Plan& plan, int count) const;
   // Times plan.candidates on the call's operands and keeps the fastest in plan.algo.
   Status tune(Plan& plan, const GemmDesc& desc, const void* a, const void* b, void* d, const void* c,
               const void* alpha, const void* beta);

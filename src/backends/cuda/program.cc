@@ -13,6 +13,7 @@
 #include "backends/cuda/graphs.h"
 #include "backends/cuda/ops/handler.h"
 #include "backends/cuda/ops/launch.h"
+#include "backends/cuda/shape_memo.h"
 #include "backends/cuda/specializer.h"
 #include "core/logging.h"
 
@@ -83,8 +84,10 @@ class CudaProgram final : public BackendProgram, public GraphTarget {
               std::vector<Tensor> const_dev, bool allow_tf32)
       : graph_(std::move(graph)), info_(std::move(info)), pool_(std::move(pool)), handlers_(std::move(handlers)),
         frees_(std::move(frees)), const_dev_(std::move(const_dev)), allow_tf32_(allow_tf32),
-        memos_(std::make_unique<NodeMemo[]>(graph_->nodes.size())) {
+        memos_(std::make_unique<NodeMemo[]>(graph_->nodes.size())),
+        shape_only_(ShapeMemo::shape_only_nodes(*graph_)) {
     for (const OpHandler* h : handlers_) uses_flag_ = uses_flag_ || (h && h->writes_error_flag());
+    for (bool b : shape_only_) any_shape_only_ = any_shape_only_ || b;
   }
 
   // When GEMM problems time cuBLASLt's candidates (GemmRunner::set_autotune): on their first call
@@ -112,6 +115,8 @@ class CudaProgram final : public BackendProgram, public GraphTarget {
     c["conv_cudnn"] += cudnn_convs_.load(std::memory_order_relaxed);
     c["conv_jit"] += jit_convs_.load(std::memory_order_relaxed);
     c["device_checks"] += device_checks_.load(std::memory_order_relaxed);
+    c["shape_memo_hits"] += shape_memo_hits_.load(std::memory_order_relaxed);
+    c["shape_memo_signatures"] += shape_memo_.size();
     c["device_switches"] += device_switches_.load(std::memory_order_relaxed);
     if (host_profile_enabled()) {
       std::lock_guard<std::mutex> lock(mu_);
@@ -358,9 +363,37 @@ class CudaProgram final : public BackendProgram, public GraphTarget {
     const bool profile = host_profile_enabled();
     const uint64_t t_walk = profile ? now_ns() : 0;
     std::map<std::string, uint64_t> node_ns;
+    // Values that follow from the input shapes alone (shape_memo.h): taken from the memo at a seen
+    // signature, recorded at a new one.
+    std::string signature;
+    std::shared_ptr<const ShapeMemo::Entry> memo;
+    std::shared_ptr<ShapeMemo::Entry> record;
+    size_t memo_pos = 0, record_bytes = 0;
+    if (any_shape_only_) {
+      signature = Specializer::signature_of(inputs);
+      memo = shape_memo_.find(signature);
+      if (memo && !memo->usable) memo = nullptr;
+      if (!memo && !shape_memo_.find(signature)) record = std::make_shared<ShapeMemo::Entry>();
+    }
     for (size_t n = 0; n < g.nodes.size(); ++n) {
       const ir::Node& node = g.nodes[n];
       const OpHandler* handler = handlers_[n];
+      if (memo && shape_only_[n]) {
+        bool complete = true;
+        for (int id : node.outputs) {
+          if (id < 0) continue;
+          if (memo_pos >= memo->values.size()) {
+            complete = false;
+            break;
+          }
+          Value& v = vals[static_cast<size_t>(id)];
+          v = Value();
+          v.host = memo->values[memo_pos++];
+        }
+        if (!complete) return internal_error("shape memo: fewer values than the program's shape-only nodes");
+        for (int id : frees_[n]) vals[static_cast<size_t>(id)] = Value();
+        continue;
+      }
       bool any_input = false, all_host_small = true;
       for (int id : node.inputs) {
         if (id < 0) continue;
@@ -436,8 +469,25 @@ class CudaProgram final : public BackendProgram, public GraphTarget {
         Value& v = vals[static_cast<size_t>(id)];
         v = Value();
         (out[k].device().type == DeviceType::kCuda ? v.dev : v.host) = std::move(out[k]);
+        if (record && shape_only_[n]) {
+          record_bytes += v.host.defined() ? v.host.nbytes() : 0;
+          if (!v.host.defined() || record_bytes > ShapeMemo::kMaxBytes) {
+            record->usable = false;
+            record->values.clear();
+            shape_memo_.put(signature, std::move(record));  // not memoisable: runs as before
+            record = nullptr;
+          } else {
+            record->values.push_back(v.host);
+          }
+        }
       }
       for (int id : frees_[n]) vals[static_cast<size_t>(id)] = Value();
+    }
+    if (record) {
+      record->usable = true;
+      shape_memo_.put(signature, std::move(record));
+    } else if (memo) {
+      shape_memo_hits_.fetch_add(1, std::memory_order_relaxed);
     }
 
     ctx.offer({});
@@ -504,6 +554,10 @@ class CudaProgram final : public BackendProgram, public GraphTarget {
   mutable std::vector<std::unique_ptr<RunSlot>> free_slots_;
   mutable std::map<std::string, uint64_t> fallbacks_by_op_;
   mutable std::map<std::string, uint64_t> host_ns_;  // KILN_CUDA_HOST_PROFILE: host time per phase/op
+  const std::vector<bool> shape_only_;  // per node: its outputs follow from the input shapes alone
+  bool any_shape_only_ = false;
+  mutable ShapeMemo shape_memo_;
+  mutable std::atomic<uint64_t> shape_memo_hits_{0};
   mutable std::atomic<uint64_t> gpu_nodes_{0}, host_nodes_{0}, fallback_nodes_{0}, uploads_{0}, downloads_{0},
       launches_{0}, cudnn_convs_{0}, jit_convs_{0};
 };

@@ -95,6 +95,27 @@ bool wait_idle(const Engine& e, double seconds) {
   return true;
 }
 
+// The shape arithmetic of a dynamic export (Shape -> Gather -> Concat ...) runs once per input
+// signature; later calls at that signature take its values from the program's shape memo, and
+// every call still computes what the CPU backend does.
+TEST(SpecializeGpuTest, ShapeArithmeticIsMemoisedPerSignature) {
+  const std::vector<uint8_t> bytes = encoder_bytes();
+  ASSERT_FALSE(bytes.empty());
+  auto gpu = load(bytes, KernelSpecializationStrategy::kNone);
+  Result<std::shared_ptr<Engine>> cpu = Engine::load_from_memory(bytes);
+  ASSERT_TRUE(gpu && cpu.ok());
+  const std::vector<std::pair<int64_t, int64_t>> shapes = {{2, 77}, {1, 33}, {2, 77}, {1, 33}, {3, 5}, {2, 77}};
+  for (auto [b, s] : shapes) {
+    const Tensor x = ids(b, s);
+    std::vector<Tensor> got = run(*gpu, x);
+    Result<std::vector<Tensor>> want = (*cpu)->run(std::span<const Tensor>(&x, 1), RunOptions{});
+    ASSERT_TRUE(want.ok()) << want.status().to_string();
+    EXPECT_LT(max_diff(got, *want), 1e-3) << "at " << b << "x" << s;
+  }
+  EXPECT_EQ(counter(*gpu, "shape_memo_signatures"), 3u);
+  EXPECT_GE(counter(*gpu, "shape_memo_hits"), 3u) << "calls at a signature seen before";
+}
+
 TEST(SpecializeGpuTest, LazyNeverWaitsEagerCompilesNoneNeverCompilesSameResults) {
   const std::vector<uint8_t> bytes = encoder_bytes();
   ASSERT_FALSE(bytes.empty());
