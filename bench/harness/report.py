@@ -106,7 +106,9 @@ def scenario_tables(rows: List[dict]) -> str:
         out.append(f"### dynamic shapes ({model}): new shapes in order; first call / steady p50, ms\n")
         if any("settle_ms" in r for r in mrows):
             out.append("Each process first makes one untimed call at a size outside the sweep (start-up is "
-                       "the start-up table's business); kiln_static builds a fresh engine per shape. For "
+                       "the start-up table's business); kiln_static builds a fresh engine per shape. The first "
+                       "call is one sample; steady is the p50 of 100 calls after 5 warm-up calls (--quick; "
+                       "300 otherwise). For "
                        "kiln, steady state is measured once no specialisation is pending (after lazy's "
                        "swap); lazy's wait for it per shape, ms: " +
                        ", ".join(f"{_fmt(r['settle_ms'])}" for r in sorted(

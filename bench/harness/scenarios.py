@@ -87,7 +87,7 @@ def child_dynamic(model_name: str, system: str, steps: List[int], steady_iters: 
             first = first_call_ms(lambda: run(x))
             # Steady state is measured after lazy's swap (issue #6: "steady state after the swap").
             settle = _settle(run) if kiln_run else 0.0
-            t = measure(lambda: run(x), Params(warmup=2, iters=steady_iters, min_iters=steady_iters,
+            t = measure(lambda: run(x), Params(warmup=5, iters=steady_iters, min_iters=steady_iters,
                                                 max_seconds=0))
             rows.append({"scenario": "dynamic", "model": model_name, "system": system, "step": step,
                          "shape": "x".join(map(str, _dyn_shape(model_name, n))), "first_ms": first,
@@ -178,7 +178,7 @@ def run_dynamic(models: List[str], quick: bool, budget) -> List[dict]:
                              "shape": "-", "status": "skipped: time budget"})
                 continue
             got = _child(["dynamic", name, system, ",".join(map(str, steps)),
-                          "20" if quick else "100"], timeout=_timeout(budget, 150 if quick else 600))
+                          "100" if quick else "300"], timeout=_timeout(budget, 150 if quick else 600))
             for r in got:
                 r.setdefault("scenario", "dynamic")
                 r.setdefault("model", name)
