@@ -189,6 +189,65 @@ TEST_P(CudaGraphModelTest, FreshBuffersEveryCallStayCorrect) {
   EXPECT_LE(delta("graphs_captured"), 4u) << "past 4 buffer sets per shape, graphs are updated, not added";
 }
 
+// A caller on the legacy default stream (PyTorch's default; the Python package passes
+// cudaStreamLegacy): kiln adds no events there and relies on CUDA ordering its blocking streams
+// against that stream. Each call's inputs are written on the legacy stream behind a long copy and
+// its outputs read back there at once; with either strategy every result must be the one for its
+// own inputs.
+TEST_P(CudaGraphModelTest, LegacyDefaultStreamCallersAreOrderedWithoutEvents) {
+  std::vector<Tensor> host[2], want[2], dev_in, out;
+  for (int s = 0; s < 2; ++s) {
+    for (const Tensor& t : m_.inputs) host[s].push_back(s == 0 ? t : other_values(t));
+    std::vector<Tensor> d;
+    for (const Tensor& t : host[s]) d.push_back(to_device(t));
+    want[s] = run(d, plain_);
+    ASSERT_FALSE(want[s].empty());
+  }
+  for (const Tensor& t : m_.inputs) dev_in.push_back(device_empty(t.dtype(), t.dims()));
+  for (const Tensor& w : want[0]) out.push_back(device_empty(w.dtype(), w.dims()));
+  // A long copy on the legacy stream ahead of each input write: kiln must not read early. The
+  // inputs come from pinned memory, so their copies are asynchronous too.
+  constexpr size_t kSlow = size_t{256} << 20;
+  void *slow_src = nullptr, *slow_dst = nullptr;
+  ASSERT_EQ(cudaMalloc(&slow_src, kSlow), cudaSuccess);
+  ASSERT_EQ(cudaMalloc(&slow_dst, kSlow), cudaSuccess);
+  std::vector<void*> pinned[2];
+  for (int s = 0; s < 2; ++s)
+    for (const Tensor& t : host[s]) {
+      void* p = nullptr;
+      ASSERT_EQ(cudaMallocHost(&p, t.nbytes()), cudaSuccess);
+      std::memcpy(p, t.data(), t.nbytes());
+      pinned[s].push_back(p);
+    }
+  int wrong = 0;
+  for (RunOptions o : {plain_, graphs_}) {
+    o.stream = cudaStreamLegacy;
+    o.output_buffers = out;
+    for (int call = 0; call < 40; ++call) {
+      const int s = call % 2;
+      ASSERT_EQ(cudaMemcpyAsync(slow_dst, slow_src, kSlow, cudaMemcpyDeviceToDevice, cudaStreamLegacy), cudaSuccess);
+      for (size_t i = 0; i < dev_in.size(); ++i)
+        ASSERT_EQ(cudaMemcpyAsync(dev_in[i].data(), pinned[s][i], host[s][i].nbytes(), cudaMemcpyHostToDevice,
+                                  cudaStreamLegacy),
+                  cudaSuccess);
+      Result<std::vector<Tensor>> r = m_.engine->run(dev_in, o);
+      ASSERT_TRUE(r.ok()) << r.status().to_string();
+      for (size_t k = 0; k < out.size(); ++k) {
+        Tensor got = Tensor::zeros(out[k].dtype(), out[k].dims());
+        ASSERT_EQ(cudaMemcpyAsync(got.data(), out[k].data(), got.nbytes(), cudaMemcpyDeviceToHost, cudaStreamLegacy),
+                  cudaSuccess);
+        ASSERT_EQ(cudaStreamSynchronize(cudaStreamLegacy), cudaSuccess);
+        if (!same_bits(got, want[s][k])) ++wrong;
+      }
+    }
+  }
+  cudaFree(slow_src);
+  cudaFree(slow_dst);
+  for (auto& set : pinned)
+    for (void* p : set) cudaFreeHost(p);
+  EXPECT_EQ(wrong, 0) << GetParam();
+}
+
 // Not a timed test: prints host time per call with a replayed graph (enqueue only, on a caller
 // stream) and the synchronous latency with and without graphs.
 TEST_P(CudaGraphModelTest, PrintHostOverheadAndLatency) {

@@ -197,7 +197,10 @@ class CudaProgram final : public BackendProgram, public GraphTarget {
     const uint64_t t_call = host_profile_enabled() ? now_ns() : 0;
     GraphExecutor::collect_garbage();
     KILN_ASSIGN_OR_RETURN(std::unique_ptr<RunSlot> slot, acquire());
-    Status s = user ? order_after(*slot, user) : Status();
+    // A slot's stream is a blocking stream: against the legacy default stream (a caller on it,
+    // PyTorch's default) CUDA orders both ways by itself, so no event pair is needed.
+    const bool legacy = user == cudaStreamLegacy;
+    Status s = user && !legacy ? order_after(*slot, user) : Status();
     if (s.ok()) {
       s = whole_graph_ ? graphs_->run(slot->stream, slot->gemm.get(), static_cast<int*>(slot->error_flag.get()),
                                       inputs, request.output_buffers, !user, outputs)
@@ -205,8 +208,10 @@ class CudaProgram final : public BackendProgram, public GraphTarget {
     }
     Status sync;
     if (user) {  // the caller's stream waits for kiln's work; the host does not
-      sync = cuda_status(cudaEventRecord(slot->join, slot->stream->get()), "cudaEventRecord (end of run)");
-      if (sync.ok()) sync = cuda_status(cudaStreamWaitEvent(user, slot->join, 0), "cudaStreamWaitEvent (caller)");
+      if (!legacy) {
+        sync = cuda_status(cudaEventRecord(slot->join, slot->stream->get()), "cudaEventRecord (end of run)");
+        if (sync.ok()) sync = cuda_status(cudaStreamWaitEvent(user, slot->join, 0), "cudaStreamWaitEvent (caller)");
+      }
     } else {
       // The slot's stream must be idle before another run takes it, whatever happened.
       sync = cuda_status(cudaStreamSynchronize(slot->stream->get()), "cudaStreamSynchronize (end of run)");
