@@ -17,6 +17,9 @@ std::optional<Tensor> dims_only_input(const ir::Graph& graph, const ir::Node& no
   const ir::Value& v = graph.values[static_cast<size_t>(node.inputs[0])];
   std::optional<Dims> dims = v.shape.concrete();
   if (!dims) return std::nullopt;
+  int64_t numel = 1;  // declared dims of an untrusted model may overflow Size's product
+  for (int64_t d : *dims)
+    if (d < 0 || __builtin_mul_overflow(numel, d, &numel)) return std::nullopt;
   return Tensor::wrap(v.dtype == DType::kUndefined ? DType::kF32 : v.dtype, *dims, nullptr);
 }
 

@@ -78,5 +78,24 @@ TEST(StaticProfileTest, ShapeArithmeticFoldsAwayAndResultsMatchTheDynamicEngine)
   EXPECT_FALSE(wrong.ok());
 }
 
+// An untrusted model may declare dims whose product overflows int64: Size over them is not folded
+// (the build neither overflows nor aborts; the node stays for run time, where such an input can
+// never be allocated).
+TEST(StaticProfileTest, SizeOfAnOverflowingShapeIsNotFolded) {
+  ::onnx::ModelProto m = make_model(18);
+  const int64_t huge = int64_t{1} << 40;
+  add_input(m, "x", ::onnx::TensorProto::FLOAT, {huge, huge, huge});
+  add_node(m, "Size", {"x"}, {"n"});
+  add_node(m, "Shape", {"x"}, {"s"});
+  add_output(m, "n");
+  add_output(m, "s");
+  Result<std::vector<uint8_t>> bytes = build_engine_from_bytes(m.SerializeAsString(), "", BuildOptions{});
+  ASSERT_TRUE(bytes.ok()) << bytes.status().to_string();
+  Result<std::shared_ptr<Engine>> e = Engine::load_from_memory(std::move(bytes).value());
+  ASSERT_TRUE(e.ok()) << e.status().to_string();
+  EXPECT_EQ((*e)->info().op_histogram.count("Size"), 1u);
+  EXPECT_EQ((*e)->info().op_histogram.count("Shape"), 1u) << "the same guard keeps Shape of such an input";
+}
+
 }  // namespace
 }  // namespace kiln
