@@ -94,6 +94,7 @@ struct GemmRunner::Plan {
   cublasLtMatmulAlgo_t algo{};
   std::vector<cublasLtMatmulAlgo_t> candidates;  // the heuristic's, in its order, while untuned
   CacheKey tuning_key;                            // runtime-cache key of the choice
+  std::string family;                             // the problem without M (plan_for)
   bool needs_tuning = false;
   uint64_t first_run = 0;  // the runner's run count when the plan was built
   ~Plan() {
@@ -250,6 +251,33 @@ Result<GemmRunner::Plan*> GemmRunner::plan_for(const GemmDesc& g, const std::str
     tuned = from_cache(timed_key) || (autotune_ == Autotune::kOff && from_cache(heuristic_key));
     if (tuning_counters_) (tuned ? tuning_counters_->hits : tuning_counters_->misses).fetch_add(1);
   }
+  // Problems that differ only in M (a dynamic dim: sequence length, batch) form a family.
+  char family[256];
+  std::snprintf(family, sizeof family, "%d|%d%d|%lld,%lld|%lld,%lld,%lld|%lld|%d|%d|%u|%d", static_cast<int>(g.dtype),
+                g.trans_a, g.trans_b, static_cast<long long>(g.n), static_cast<long long>(g.k),
+                static_cast<long long>(g.lda), static_cast<long long>(g.ldb), static_cast<long long>(g.ldd),
+                static_cast<long long>(g.batch), g.bias, g.allow_tf32, align, static_cast<int>(g.act));
+  static_assert(sizeof(cublasLtMatmulAlgo_t) == sizeof(std::array<uint64_t, 8>));
+  if (!tuned && autotune_ == Autotune::kSecondCall) {
+    // Under lazy a first call at a new M starts from the algorithm its family last used, when
+    // cuBLASLt accepts it for this problem (a check is cheaper than a heuristic query); a later
+    // run times the candidates as for any new problem.
+    auto sib = family_algo_.find(family);
+    if (sib != family_algo_.end()) {
+      cublasLtMatmulAlgo_t algo;
+      std::memcpy(&algo, sib->second.data(), sizeof algo);
+      cublasLtMatmulHeuristicResult_t check{};
+      if (cublasLtMatmulAlgoCheck(static_cast<cublasLtHandle_t>(handle_), plan->op, plan->a, plan->b, plan->d,
+                                  plan->d, &algo, &check) == CUBLAS_STATUS_SUCCESS &&
+          check.workspaceSize <= workspace_bytes_) {
+        plan->algo = algo;
+        plan->tuning_key = timed_key;
+        plan->needs_tuning = true;
+        tuned = true;
+        if (tuning_counters_) tuning_counters_->family_starts.fetch_add(1, std::memory_order_relaxed);
+      }
+    }
+  }
   if (!tuned) {
     // kSecondCall asks for the heuristic's first choice only (asking for 8 costs a first call at a
     // new shape tens of microseconds per problem); the candidates come when it is timed.
@@ -269,6 +297,8 @@ Result<GemmRunner::Plan*> GemmRunner::plan_for(const GemmDesc& g, const std::str
   }
   ++plans_built_;
   plan->first_run = runs_;
+  plan->family = family;
+  std::memcpy(family_algo_[family].data(), &plan->algo, sizeof plan->algo);
   Plan* p = plan.get();
   plans_[key] = std::move(plan);
   return p;
@@ -349,6 +379,7 @@ Status GemmRunner::tune(Plan& plan, const GemmDesc& g, const void* a, const void
   }
   plan.candidates.clear();
   plan.needs_tuning = false;
+  std::memcpy(family_algo_[plan.family].data(), &plan.algo, sizeof plan.algo);  // the family's best guess now
   if (tuning_counters_) tuning_counters_->timed.fetch_add(1, std::memory_order_relaxed);
   remember(plan, g);
   return Status();

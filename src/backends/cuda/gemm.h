@@ -22,6 +22,7 @@
 
 #include <cuda_runtime_api.h>
 
+#include <array>
 #include <atomic>
 #include <cstdint>
 #include <map>
@@ -55,6 +56,7 @@ struct GemmTuningCounters {
   std::atomic<uint64_t> hits{0};    // algorithm choices taken from the runtime cache
   std::atomic<uint64_t> misses{0};  // problems the heuristic had to decide (then cached)
   std::atomic<uint64_t> timed{0};   // of those, decided by timing the heuristic's candidates
+  std::atomic<uint64_t> family_starts{0};  // lazy: new M started from its family's algorithm
 };
 
 class GemmRunner {
@@ -108,6 +110,7 @@ class GemmRunner {
   std::shared_ptr<void> workspace_;
   size_t workspace_bytes_ = 0;
   std::map<std::string, std::unique_ptr<Plan>> plans_;
+  std::map<std::string, std::array<uint64_t, 8>> family_algo_;  // per M-family: its latest plan's algorithm
   std::set<std::string> declined_;  // plan keys cuBLASLt has no algorithm for
   uint64_t plans_built_ = 0;
   std::shared_ptr<RuntimeCache> tuning_cache_;

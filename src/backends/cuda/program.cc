@@ -111,6 +111,7 @@ class CudaProgram final : public BackendProgram, public GraphTarget {
     c["gemm_tuning_hits"] += tuning_.hits.load(std::memory_order_relaxed);
     c["gemm_tuning_misses"] += tuning_.misses.load(std::memory_order_relaxed);
     c["gemm_tuning_timed"] += tuning_.timed.load(std::memory_order_relaxed);
+    c["gemm_family_starts"] += tuning_.family_starts.load(std::memory_order_relaxed);
     if (graphs_) graphs_->add_counters(c);
     c["conv_cudnn"] += cudnn_convs_.load(std::memory_order_relaxed);
     c["conv_jit"] += jit_convs_.load(std::memory_order_relaxed);

@@ -138,6 +138,8 @@ TEST(SpecializeGpuTest, LazyNeverWaitsEagerCompilesNoneNeverCompilesSameResults)
 
   std::vector<Tensor> lazy_first = run(*lazy, ids(2, 103), &lazy_ms);
   EXPECT_EQ(counter(*lazy, "call_compiles"), 0u) << "a lazy call waited for NVRTC";
+  EXPECT_GT(counter(*lazy, "gemm_family_starts"), 0u) << "a new M starts from its family's cuBLASLt algorithm";
+  EXPECT_EQ(counter(*none, "gemm_family_starts"), 0u) << "only lazy starts a new M that way";
   ASSERT_TRUE(wait_idle(*lazy, 60));
   EXPECT_GT(counter(*lazy, "kernels_compiled"), lazy_created);  // compiled in the background
   EXPECT_GE(counter(*lazy, "swaps"), 1u);
