@@ -85,6 +85,18 @@ std::optional<cublasLtMatmulAlgo_t> timed_choice(const CacheKey& key) {
   return it->second;
 }
 
+// A GEMM problem as text: the plan key (and, with the workspace size, the runtime-cache key of
+// its algorithm choice). Without M, the key of its M-family: M and the batch strides become -1.
+using ProblemKey = char[320];
+void format_problem(const GemmDesc& g, unsigned align, bool with_m, ProblemKey& out) {
+  auto m_part = [with_m](int64_t v) { return static_cast<long long>(with_m ? v : -1); };
+  std::snprintf(out, sizeof(ProblemKey), "%d|%d%d|%lld,%lld,%lld|%lld,%lld,%lld|%lld|%lld,%lld,%lld|%d|%d|%u|%d",
+                static_cast<int>(g.dtype), g.trans_a, g.trans_b, m_part(g.m), static_cast<long long>(g.n),
+                static_cast<long long>(g.k), static_cast<long long>(g.lda), static_cast<long long>(g.ldb),
+                static_cast<long long>(g.ldd), static_cast<long long>(g.batch), m_part(g.stride_a),
+                m_part(g.stride_b), m_part(g.stride_d), g.bias, g.allow_tf32, align, static_cast<int>(g.act));
+}
+
 }  // namespace
 
 struct GemmRunner::Plan {
@@ -252,11 +264,8 @@ Result<GemmRunner::Plan*> GemmRunner::plan_for(const GemmDesc& g, const std::str
     if (tuning_counters_) (tuned ? tuning_counters_->hits : tuning_counters_->misses).fetch_add(1);
   }
   // Problems that differ only in M (a dynamic dim: sequence length, batch) form a family.
-  char family[256];
-  std::snprintf(family, sizeof family, "%d|%d%d|%lld,%lld|%lld,%lld,%lld|%lld|%d|%d|%u|%d", static_cast<int>(g.dtype),
-                g.trans_a, g.trans_b, static_cast<long long>(g.n), static_cast<long long>(g.k),
-                static_cast<long long>(g.lda), static_cast<long long>(g.ldb), static_cast<long long>(g.ldd),
-                static_cast<long long>(g.batch), g.bias, g.allow_tf32, align, static_cast<int>(g.act));
+  ProblemKey family;
+  format_problem(g, align, /*with_m=*/false, family);
   static_assert(sizeof(cublasLtMatmulAlgo_t) == sizeof(std::array<uint64_t, 8>));
   if (!tuned && autotune_ == Autotune::kSecondCall) {
     // Under lazy a first call at a new M starts from the algorithm its family last used, when
@@ -397,13 +406,8 @@ Status GemmRunner::run(const GemmDesc& g, const void* a, const void* b, void* d,
                              alignment_of(nullptr, g.ldd * static_cast<int64_t>(es))});
   if (bias) align = std::min(align, alignment_of(bias, 0));
   if (c) align = std::min(align, alignment_of(c, g.stride_d * static_cast<int64_t>(es)));
-  char key[320];
-  std::snprintf(key, sizeof key, "%d|%d%d|%lld,%lld,%lld|%lld,%lld,%lld|%lld|%lld,%lld,%lld|%d|%d|%u|%d",
-                static_cast<int>(g.dtype), g.trans_a, g.trans_b, static_cast<long long>(g.m),
-                static_cast<long long>(g.n), static_cast<long long>(g.k), static_cast<long long>(g.lda),
-                static_cast<long long>(g.ldb), static_cast<long long>(g.ldd), static_cast<long long>(g.batch),
-                static_cast<long long>(g.stride_a), static_cast<long long>(g.stride_b),
-                static_cast<long long>(g.stride_d), g.bias, g.allow_tf32, align, static_cast<int>(g.act));
+  ProblemKey key;
+  format_problem(g, align, /*with_m=*/true, key);
   if (declined_.count(key)) return unsupported("cuBLASLt GEMM (" + shape_text(g) + "): no algorithm (declined before)");
   Result<Plan*> planned = plan_for(g, key, align);
   if (!planned.ok() && planned.status().code() == StatusCode::kUnsupported) declined_.insert(key);

@@ -371,15 +371,19 @@ class CudaProgram final : public BackendProgram, public GraphTarget {
     std::map<std::string, uint64_t> node_ns;
     // Values that follow from the input shapes alone (shape_memo.h): taken from the memo at a seen
     // signature, recorded at a new one.
-    std::string signature;
+    std::string own_signature;  // without a specializer (else the Scope's)
+    const std::string* signature = kernels.signature();
     std::shared_ptr<const ShapeMemo::Entry> memo;
     std::shared_ptr<ShapeMemo::Entry> record;
     size_t memo_pos = 0, record_bytes = 0;
     if (any_shape_only_) {
-      signature = Specializer::signature_of(inputs);
-      memo = shape_memo_.find(signature);
-      if (memo && !memo->usable) memo = nullptr;
-      if (!memo && !shape_memo_.find(signature)) record = std::make_shared<ShapeMemo::Entry>();
+      if (!signature) signature = &(own_signature = Specializer::signature_of(inputs));
+      std::shared_ptr<const ShapeMemo::Entry> found = shape_memo_.find(*signature);
+      if (!found) {
+        record = std::make_shared<ShapeMemo::Entry>();
+      } else if (found->usable) {
+        memo = std::move(found);
+      }
     }
     for (size_t n = 0; n < g.nodes.size(); ++n) {
       const ir::Node& node = g.nodes[n];
@@ -480,7 +484,7 @@ class CudaProgram final : public BackendProgram, public GraphTarget {
           if (!v.host.defined() || record_bytes > ShapeMemo::kMaxBytes) {
             record->usable = false;
             record->values.clear();
-            shape_memo_.put(signature, std::move(record));  // not memoisable: runs as before
+            shape_memo_.put(*signature, std::move(record));  // not memoisable: runs as before
             record = nullptr;
           } else {
             record->values.push_back(v.host);
@@ -491,7 +495,7 @@ class CudaProgram final : public BackendProgram, public GraphTarget {
     }
     if (record) {
       record->usable = true;
-      shape_memo_.put(signature, std::move(record));
+      shape_memo_.put(*signature, std::move(record));
     } else if (memo) {
       shape_memo_hits_.fetch_add(1, std::memory_order_relaxed);
     }

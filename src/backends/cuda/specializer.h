@@ -78,6 +78,8 @@ class Specializer {
     Scope(const Scope&) = delete;
     Scope& operator=(const Scope&) = delete;
     KernelProvider* provider() const { return call_.get(); }
+    // The call's shape signature (signature_of), or null for a null specializer.
+    const std::string* signature() const { return call_ ? &call_->signature_ : nullptr; }
 
    private:
     Specializer* spec_;
