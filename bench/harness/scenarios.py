@@ -18,6 +18,7 @@ from typing import List
 import torch
 
 from . import models as M
+from . import systems as S
 from .systems import first_call_ms, measure, Params
 
 # Issue #6: the 4-layer d=256 encoder at seq 16, 48, ..., 304 (ten new shapes, in order).
@@ -39,14 +40,7 @@ DYNAMIC_WARMUP = {"mlp": 2, "encoder_l4_d256": 320}
 
 
 def _settle(run, timeout_s: float = 10.0) -> float:
-    """kiln: waits until no specialisation is pending (lazy swaps its kernels in between calls);
-    returns the milliseconds waited."""
-    t = time.perf_counter()
-    while time.perf_counter() - t < timeout_s:
-        if run.stats().get("backend_counters", {}).get("specialize_pending", 0) == 0:
-            break
-        time.sleep(0.001)
-    return (time.perf_counter() - t) * 1e3
+    return S.settle(run, timeout_s)
 
 
 def _dyn_profile(model: str):

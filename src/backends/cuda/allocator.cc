@@ -99,4 +99,17 @@ Result<Tensor> copy_to_host(const Tensor& device, cudaStream_t stream) {
   return host;
 }
 
+Result<std::vector<Tensor>> upload_tensors(std::span<const Tensor> hosts, DevicePool& pool,
+                                           const std::shared_ptr<Stream>& stream) {
+  std::vector<Tensor> out(hosts.size());
+  for (size_t i = 0; i < hosts.size(); ++i) {
+    if (!hosts[i].defined()) continue;
+    Result<Tensor> dev = copy_to_device(hosts[i], pool, stream);
+    if (!dev.ok()) return dev.status().with_context("uploading tensor " + std::to_string(i));
+    out[i] = std::move(*dev);
+  }
+  KILN_CUDA_RETURN_IF_ERROR(cudaStreamSynchronize(stream->get()), "cudaStreamSynchronize (upload)");
+  return out;
+}
+
 }  // namespace kiln::cuda

@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "backends/cuda/device.h"
+#include "core/logging.h"
 
 namespace kiln::cuda {
 namespace {
@@ -97,7 +98,29 @@ void format_problem(const GemmDesc& g, unsigned align, bool with_m, ProblemKey& 
                 m_part(g.stride_b), m_part(g.stride_d), g.bias, g.allow_tf32, align, static_cast<int>(g.act));
 }
 
+unsigned operand_alignment(const GemmDesc& g, const void* a, const void* b, const void* d, const void* bias,
+                           const void* c) {
+  const auto es = static_cast<int64_t>(dtype_size(g.dtype));
+  unsigned align = std::min({alignment_of(a, g.stride_a * es), alignment_of(b, g.stride_b * es),
+                             alignment_of(d, g.stride_d * es), alignment_of(nullptr, g.lda * es),
+                             alignment_of(nullptr, g.ldb * es), alignment_of(nullptr, g.ldd * es)});
+  if (bias) align = std::min(align, alignment_of(bias, 0));
+  if (c) align = std::min(align, alignment_of(c, g.stride_d * es));
+  return align;
+}
+
 }  // namespace
+
+GemmProblem gemm_problem(const GemmDesc& g, const void* a, const void* b, const void* d, const void* bias,
+                         const void* c) {
+  GemmProblem p;
+  p.align = operand_alignment(g, a, b, d, bias, c);
+  ProblemKey key;
+  format_problem(g, p.align, /*with_m=*/true, key);
+  p.key = key;
+  p.has_c = c != nullptr;
+  return p;
+}
 
 struct GemmRunner::Plan {
   cublasLtMatmulDesc_t op = nullptr;
@@ -397,15 +420,7 @@ Status GemmRunner::tune(Plan& plan, const GemmDesc& g, const void* a, const void
 Status GemmRunner::run(const GemmDesc& g, const void* a, const void* b, void* d, const void* bias, const void* c) {
   if (g.m == 0 || g.n == 0 || g.batch == 0) return Status();
   KILN_RETURN_IF_ERROR(init());
-  const size_t es = dtype_size(g.dtype);
-  unsigned align = std::min({alignment_of(a, g.stride_a * static_cast<int64_t>(es)),
-                             alignment_of(b, g.stride_b * static_cast<int64_t>(es)),
-                             alignment_of(d, g.stride_d * static_cast<int64_t>(es)),
-                             alignment_of(nullptr, g.lda * static_cast<int64_t>(es)),
-                             alignment_of(nullptr, g.ldb * static_cast<int64_t>(es)),
-                             alignment_of(nullptr, g.ldd * static_cast<int64_t>(es))});
-  if (bias) align = std::min(align, alignment_of(bias, 0));
-  if (c) align = std::min(align, alignment_of(c, g.stride_d * static_cast<int64_t>(es)));
+  const unsigned align = operand_alignment(g, a, b, d, bias, c);
   ProblemKey key;
   format_problem(g, align, /*with_m=*/true, key);
   if (declined_.count(key)) return unsupported("cuBLASLt GEMM (" + shape_text(g) + "): no algorithm (declined before)");
@@ -450,6 +465,139 @@ Status GemmRunner::run(const GemmDesc& g, const void* a, const void* b, void* d,
                                           plan->b, beta, c ? c : d, plan->d, d, plan->d, &plan->algo,
                                           workspace_.get(), workspace_bytes_, stream_->get());
   return s == CUBLAS_STATUS_SUCCESS ? Status() : lt_status(s, where() + ": cublasLtMatmul");
+}
+
+namespace {
+
+// Which problems cuBLASLt is ready for, per device; see GemmLibraryState.
+struct LibraryMarks {
+  std::mutex mu;
+  std::map<std::pair<int, std::string>, std::pair<GemmLibraryState, uint64_t>> marks;
+  std::atomic<uint64_t> generation{1};
+};
+
+LibraryMarks& library_marks() {
+  static LibraryMarks* m = new LibraryMarks();  // lives as long as the process
+  return *m;
+}
+
+void mark_library(int device, const std::string& key, GemmLibraryState state) {
+  LibraryMarks& m = library_marks();
+  std::lock_guard<std::mutex> lock(m.mu);
+  const uint64_t gen = m.generation.fetch_add(1, std::memory_order_acq_rel) + 1;
+  m.marks[{device, key}] = {state, gen};
+}
+
+// Scratch operands of the warm job: at most this much device memory per problem; a larger one is
+// left to the call that needs it.
+constexpr size_t kWarmScratchLimit = size_t{512} << 20;
+
+int64_t extent(int64_t batch, int64_t batch_stride, int64_t rows, int64_t ld, int64_t cols) {
+  return (batch - 1) * batch_stride + (rows - 1) * ld + cols;
+}
+
+std::shared_ptr<DevicePool> warm_pool(int device) {
+  static std::mutex mu;
+  static auto* pools = new std::map<int, std::shared_ptr<DevicePool>>();  // lives as long as the process
+  std::lock_guard<std::mutex> lock(mu);
+  auto it = pools->find(device);
+  if (it != pools->end()) return it->second;
+  Result<std::shared_ptr<DevicePool>> pool = DevicePool::create(device, 0);  // keeps nothing cached
+  if (!pool.ok()) return nullptr;
+  return (*pools)[device] = *pool;
+}
+
+}  // namespace
+
+uint64_t gemm_library_generation() { return library_marks().generation.load(std::memory_order_acquire); }
+
+GemmLibraryState gemm_library_state(int device, const std::string& key, uint64_t as_of) {
+  LibraryMarks& m = library_marks();
+  std::lock_guard<std::mutex> lock(m.mu);
+  auto it = m.marks.find({device, key});
+  if (it == m.marks.end() || it->second.second > as_of) return GemmLibraryState::kCold;
+  return it->second.first;
+}
+
+bool gemm_bridge_enabled() {
+  static const bool on = env_switch("KILN_GEMM_BRIDGE").value_or(true);
+  return on;
+}
+
+bool gemm_bridge_supported(const GemmDesc& g) {
+  if (g.dtype != DType::kF32 && g.dtype != DType::kF16 && g.dtype != DType::kBF16) return false;
+  constexpr int64_t kMaxGridYZ = 65535;
+  return g.m > 0 && g.n > 0 && g.k >= 0 && g.batch >= 1 && g.batch <= kMaxGridYZ &&
+         (g.m + 63) / 64 <= kMaxGridYZ && (g.n + 63) / 64 <= (int64_t{1} << 31) - 1;
+}
+
+size_t gemm_library_warm(int device, std::span<const GemmWarmRequest> requests, std::shared_ptr<RuntimeCache> cache,
+                         int sm, GemmTuningCounters* counters, const std::function<bool()>& stop) {
+  // A caller may be capturing a graph in global mode on another thread: this thread's allocations
+  // and synchronisations are not part of it.
+  cudaStreamCaptureMode mode = cudaStreamCaptureModeRelaxed;
+  cudaThreadExchangeStreamCaptureMode(&mode);
+  struct RestoreMode {
+    cudaStreamCaptureMode mode;
+    ~RestoreMode() { cudaThreadExchangeStreamCaptureMode(&mode); }
+  } restore{mode};
+  if (!device_set(device).ok()) return 0;
+  std::shared_ptr<DevicePool> pool = warm_pool(device);
+  // Non-blocking: the legacy default stream (a caller's) never waits for the warm-up, nor it for it.
+  Result<std::shared_ptr<Stream>> stream = Stream::create(device, cudaStreamNonBlocking);
+  if (!pool || !stream.ok()) return 0;
+  GemmRunner runner(pool, *stream);
+  runner.set_tuning_cache(std::move(cache), sm, counters);
+  runner.set_autotune(GemmRunner::Autotune::kFirstCall);
+  size_t ready = 0;
+  for (const GemmWarmRequest& r : requests) {
+    if (stop && stop()) break;
+    if (gemm_library_state(device, r.problem.key, UINT64_MAX) != GemmLibraryState::kCold) continue;
+    const GemmDesc& g = r.desc;
+    const auto es = static_cast<int64_t>(dtype_size(g.dtype));
+    // Operands as stored, each on its own 256-byte boundary plus the problem's alignment, so that
+    // the private runner sees the same problem key as the calls that wait for it.
+    const int64_t sizes[5] = {
+        extent(g.batch, g.stride_a, g.trans_a ? g.k : g.m, g.lda, g.trans_a ? g.m : g.k) * es,
+        extent(g.batch, g.stride_b, g.trans_b ? g.n : g.k, g.ldb, g.trans_b ? g.k : g.n) * es,
+        extent(g.batch, g.stride_d, g.m, g.ldd, g.n) * es, g.bias ? g.n * es : 0,
+        g.beta != 0.0 ? extent(g.batch, g.stride_d, g.m, g.ldd, g.n) * es : 0};
+    const int64_t shift = r.problem.align < 256 ? r.problem.align : 0;
+    int64_t offsets[5], total = 0;
+    for (int i = 0; i < 5; ++i) {
+      offsets[i] = total + shift;
+      total += (shift + std::max<int64_t>(sizes[i], 0) + 255) / 256 * 256;
+    }
+    if (total <= 0 || static_cast<size_t>(total) > kWarmScratchLimit) {
+      mark_library(device, r.problem.key, GemmLibraryState::kReady);  // the call plans it itself
+      continue;
+    }
+    Result<std::shared_ptr<void>> scratch = pool->alloc_bytes(static_cast<size_t>(total), *stream);
+    if (!scratch.ok()) continue;  // cold: a later job tries again
+    auto* base = static_cast<char*>(scratch->get());
+    if (cudaMemsetAsync(base, 0, static_cast<size_t>(total), (*stream)->get()) != cudaSuccess) {
+      cudaGetLastError();
+      continue;
+    }
+    // beta != 0 gets a C of its own (not D), so that the candidates can be timed.
+    const Status s = runner.run(g, base + offsets[0], base + offsets[1], base + offsets[2],
+                                g.bias ? base + offsets[3] : nullptr, g.beta != 0.0 ? base + offsets[4] : nullptr);
+    const cudaError_t sync = cudaStreamSynchronize((*stream)->get());
+    scratch->reset();
+    if (s.ok() && sync == cudaSuccess) {
+      mark_library(device, r.problem.key, GemmLibraryState::kReady);
+      ++ready;
+    } else {
+      cudaGetLastError();
+      if (stop && stop()) break;  // exiting: the libraries may be going away under the call
+      if (!s.ok() && s.code() != StatusCode::kUnsupported)
+        log_once(LogLevel::kWarning, "gemm-warm-failed",
+                 "CUDA backend: getting cuBLASLt ready for a GEMM failed; kiln's own GEMM kernel keeps computing it: " +
+                     s.to_string());
+      mark_library(device, r.problem.key, GemmLibraryState::kDeclined);
+    }
+  }
+  return ready;
 }
 
 }  // namespace kiln::cuda

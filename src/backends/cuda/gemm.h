@@ -25,10 +25,13 @@
 #include <array>
 #include <atomic>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <set>
+#include <span>
 #include <string>
+#include <vector>
 
 #include "backends/cuda/allocator.h"
 #include "kiln/runtime_cache.h"
@@ -58,6 +61,46 @@ struct GemmTuningCounters {
   std::atomic<uint64_t> timed{0};   // of those, decided by timing the heuristic's candidates
   std::atomic<uint64_t> family_starts{0};  // lazy: new M started from its family's algorithm
 };
+
+// A concrete GEMM problem as cuBLASLt sees it: the descriptor plus the alignment its operands'
+// addresses allow. `key` names it (GemmRunner's plan key); `has_c` says a separate C was given.
+struct GemmProblem {
+  std::string key;
+  unsigned align = 0;
+  bool has_c = false;
+};
+GemmProblem gemm_problem(const GemmDesc& desc, const void* a, const void* b, const void* d, const void* bias,
+                         const void* c);
+
+// The GEMM bridge (docs/cuda_backend.md). A process's first cuBLASLt call for a new class of
+// problem loads kernels out of the library (40-90 ms each on the H200, whatever the runtime
+// cache holds), so under `lazy` a call does not wait for it: a problem cuBLASLt is not ready for
+// on this device runs on kiln's own GEMM kernel (kernels/gemm.h) while a background job makes it
+// ready (gemm_library_warm); calls that start after that use cuBLASLt.
+// Ready and declined marks carry a generation (gemm_library_generation() when they were made), so
+// that one call sees one answer throughout: a problem is ready for a call that began at
+// generation G when it was marked ready at or before G.
+enum class GemmLibraryState : uint8_t { kCold, kReady, kDeclined };
+uint64_t gemm_library_generation();
+GemmLibraryState gemm_library_state(int device, const std::string& key, uint64_t as_of);
+// True when the bridge kernel can compute `desc` (f32 / f16 / bf16, grid within CUDA's limits).
+// KILN_GEMM_BRIDGE=0 turns the bridge off (read once).
+bool gemm_bridge_supported(const GemmDesc& desc);
+bool gemm_bridge_enabled();
+
+struct GemmWarmRequest {
+  GemmDesc desc;
+  GemmProblem problem;
+};
+// For each request not yet ready on `device`: plans it on a private runner and stream, times
+// cuBLASLt's candidates on scratch operands with the same alignment (the choice is then shared
+// by every runner of the process, and kept in `cache` when given), and marks it ready - or
+// declined when cuBLASLt has no algorithm for it (the bridge keeps computing it). Runs on a
+// background thread; never waits for other streams. `stop` (may be empty) is asked before each
+// problem: true leaves the rest cold (the process is exiting, the program is gone). Returns the
+// number of problems made ready.
+size_t gemm_library_warm(int device, std::span<const GemmWarmRequest> requests, std::shared_ptr<RuntimeCache> cache,
+                         int sm, GemmTuningCounters* counters, const std::function<bool()>& stop = {});
 
 class GemmRunner {
  public:

@@ -1,5 +1,6 @@
 #include "backends/cuda/kernel_table.h"
 
+#include <chrono>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -27,7 +28,15 @@ struct KernelTable::Impl {
   std::mutex cache_mu;
   std::map<CacheKey, cudaKernel_t> by_cache_key;  // identical sources load once
   std::atomic<uint64_t> compiles{0}, hits{0}, loads{0};
+  std::atomic<uint64_t> source_ns{0}, image_ns{0}, load_ns{0};
 };
+
+namespace {
+uint64_t steady_ns() {
+  return static_cast<uint64_t>(
+      std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now().time_since_epoch()).count());
+}
+}  // namespace
 
 KernelTable::KernelTable() : impl_(new Impl()) {}
 
@@ -77,9 +86,12 @@ Result<cudaKernel_t> KernelTable::get(std::string_view variant_key, int sm, cons
     e->done.store(true, std::memory_order_release);
     return s;
   };
+  const uint64_t t0 = steady_ns();
   Result<KernelSource> src = build();
   if (!src.ok()) return fail(src.status());
   const CacheKey cache_key = kernel_key(src->source, sm);
+  const uint64_t t1 = steady_ns();
+  impl_->source_ns.fetch_add(t1 - t0, std::memory_order_relaxed);
   {
     std::lock_guard<std::mutex> cl(impl_->cache_mu);
     auto it = impl_->by_cache_key.find(cache_key);
@@ -92,6 +104,8 @@ Result<cudaKernel_t> KernelTable::get(std::string_view variant_key, int sm, cons
   }
   Result<KernelImage> image = kernel_image(*src, sm, cache, counters);
   if (!image.ok()) return fail(image.status());
+  const uint64_t t2 = steady_ns();
+  impl_->image_ns.fetch_add(t2 - t1, std::memory_order_relaxed);
   if (!image->from_cache) impl_->compiles.fetch_add(1, std::memory_order_relaxed);
   cudaLibrary_t lib = nullptr;
   impl_->loads.fetch_add(1, std::memory_order_relaxed);
@@ -112,6 +126,7 @@ Result<cudaKernel_t> KernelTable::get(std::string_view variant_key, int sm, cons
   s = cuda_status(cudaLibraryGetKernel(&k, lib, src->name.c_str()),
                   "cudaLibraryGetKernel (kernel " + src->name + ")");
   if (!s.ok()) return fail(s);
+  impl_->load_ns.fetch_add(steady_ns() - t2, std::memory_order_relaxed);
   {
     std::lock_guard<std::mutex> cl(impl_->cache_mu);
     impl_->by_cache_key.emplace(cache_key, k);
@@ -126,6 +141,9 @@ KernelTableStats KernelTable::stats() const {
   s.compiles = impl_->compiles.load();
   s.hits = impl_->hits.load();
   s.loads = impl_->loads.load();
+  s.source_ns = impl_->source_ns.load();
+  s.image_ns = impl_->image_ns.load();
+  s.load_ns = impl_->load_ns.load();
   return s;
 }
 

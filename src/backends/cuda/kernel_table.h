@@ -29,6 +29,10 @@ struct KernelTableStats {
   uint64_t compiles = 0;  // NVRTC compilations
   uint64_t hits = 0;      // requests served from the table
   uint64_t loads = 0;     // cudaLibraryLoadData calls
+  // Host nanoseconds, summed over threads: generating sources (with their cache keys), getting
+  // machine code (runtime-cache lookup or NVRTC), and loading it (cudaLibraryLoadData and
+  // cudaLibraryGetKernel).
+  uint64_t source_ns = 0, image_ns = 0, load_ns = 0;
 };
 
 class KernelTable {

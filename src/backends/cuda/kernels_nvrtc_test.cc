@@ -2,11 +2,13 @@
 // toolkit's NVRTC, not a GPU (label nogpu).
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <string>
 #include <vector>
 
 #include "backends/cuda/kernels/common.h"
 #include "backends/cuda/kernels/elementwise.h"
+#include "backends/cuda/kernels/gemm.h"
 #include "backends/cuda/kernels/nn.h"
 #include "backends/cuda/kernels/reduce.h"
 #include "backends/cuda/nvrtc.h"
@@ -149,6 +151,34 @@ TEST(CudaKernelsTest, WindowAndGatherKernelsCompile) {
   for (size_t size : {1, 2, 4, 8})
     for (DType index : {DType::kI32, DType::kI64}) sources.push_back(gather_source({size, index}));
   expect_all_compile(sources);
+}
+
+// The GEMM bridge's kernel (kernels/gemm.h): every dtype, transpose and epilogue compiles, keys
+// and names tell the variants apart, and dtypes it has no kernel for are kUnsupported.
+TEST(CudaKernelsTest, EveryGemmKernelCompiles) {
+  std::vector<Result<KernelSource>> sources;
+  std::vector<std::string> keys, names;
+  for (DType dt : {DType::kF32, DType::kF16, DType::kBF16})
+    for (int t = 0; t < 4; ++t)
+      for (bool bias : {false, true})
+        for (bool beta : {false, true})
+          for (GemmEpilogue act : {GemmEpilogue::kNone, GemmEpilogue::kRelu, GemmEpilogue::kGeluTanh}) {
+            GemmKernelSpec spec{dt, (t & 1) != 0, (t & 2) != 0, bias, beta, act};
+            sources.push_back(gemm_kernel_source(spec));
+            keys.push_back(gemm_kernel_key(spec));
+            if (sources.back().ok()) names.push_back(sources.back()->name);
+          }
+  expect_all_compile(sources);
+  std::sort(keys.begin(), keys.end());
+  std::sort(names.begin(), names.end());
+  EXPECT_EQ(std::unique(keys.begin(), keys.end()), keys.end()) << "two variants share a key";
+  EXPECT_EQ(std::unique(names.begin(), names.end()), names.end()) << "two variants share a name";
+  EXPECT_EQ(gemm_kernel_key({DType::kF16, false, true, true, false, GemmEpilogue::kRelu}), "gemm_bridge|f16|NT|bias|relu");
+  for (DType dt : {DType::kF64, DType::kI32, DType::kI8}) {
+    Result<KernelSource> k = gemm_kernel_source(GemmKernelSpec{dt});
+    ASSERT_FALSE(k.ok());
+    EXPECT_EQ(k.status().code(), StatusCode::kUnsupported);
+  }
 }
 
 }  // namespace

@@ -8,7 +8,11 @@
 namespace kiln::cuda {
 
 std::shared_ptr<Specializer> make_specializer(const ir::Graph& g, const DeviceInfo& device,
-                                              const PrepareOptions& options, int64_t host_limit) {
+                                              const PrepareOptions& options, int64_t host_limit,
+                                              const std::function<void(const char*)>& phase) {
+  auto phase_done = [&phase](const char* name) {
+    if (phase) phase(name);
+  };
   Specializer::Options so;
   so.strategy = options.settings.kernel_specialization;
   so.sm = device.sm;
@@ -21,6 +25,7 @@ std::shared_ptr<Specializer> make_specializer(const ir::Graph& g, const DeviceIn
              "CUDA backend: running without a runtime cache: " + cache.status().to_string());
   }
   auto spec = std::make_shared<Specializer>(so);
+  phase_done("prepare.kernels.cache");
 
   // The shapes to plan at: the static shape, or the profile's opt shape.
   bool is_static = true;
@@ -49,6 +54,7 @@ std::shared_ptr<Specializer> make_specializer(const ir::Graph& g, const DeviceIn
     return spec;
   }
   spec->set_plan_counts(plan->kernels.size(), plan->specializable, plan->launches);
+  phase_done("prepare.kernels.plan");
   std::vector<KernelVariant> kernels = plan->kernels;
   // A dynamic engine's smallest shapes often take other generic layouts (a dim of 1 drops out of a
   // broadcast): plan the min shape too, so a call there need not wait for NVRTC either. Only its
@@ -59,8 +65,17 @@ std::shared_ptr<Specializer> make_specializer(const ir::Graph& g, const DeviceIn
       for (KernelVariant& v : at_min->kernels) kernels.push_back(std::move(v));
     }
   }
+  // The GEMM bridge's kernels (kernels/gemm.h) serve lazy only; under lazy a static signature's
+  // set is final once cuBLASLt is ready for its GEMMs too (the first call's job sees to that).
+  const bool bridge = so.strategy == KernelSpecializationStrategy::kLazy && gemm_bridge_enabled();
+  bool bridged = false;
+  std::erase_if(kernels, [&](const KernelVariant& v) {
+    const bool gemm = v.key.starts_with("gemm_bridge|");
+    bridged = bridged || gemm;
+    return gemm && !bridge;
+  });
   const std::string signature = Specializer::signature_of(dtypes, shapes);
-  spec->precompile(kernels, is_static ? &signature : nullptr);
+  spec->precompile(kernels, is_static ? &signature : nullptr, !(bridge && bridged));
   log(LogLevel::kDebug,
       "CUDA backend: " + std::to_string(plan->kernels.size()) + " kernels ready in " +
           std::to_string(std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count()) + " s");

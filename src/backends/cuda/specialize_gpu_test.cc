@@ -136,16 +136,23 @@ TEST(SpecializeGpuTest, LazyNeverWaitsEagerCompilesNoneNeverCompilesSameResults)
   EXPECT_EQ(counter(*none, "specialized_launches"), 0u);
   EXPECT_GT(counter(*none, "generic_launches"), 0u);
 
+  ASSERT_TRUE(wait_idle(*lazy, 60));
+  const uint64_t bridged_before = counter(*lazy, "gemm_bridged");
   std::vector<Tensor> lazy_first = run(*lazy, ids(2, 103), &lazy_ms);
   EXPECT_EQ(counter(*lazy, "call_compiles"), 0u) << "a lazy call waited for NVRTC";
-  EXPECT_GT(counter(*lazy, "gemm_family_starts"), 0u) << "a new M starts from its family's cuBLASLt algorithm";
-  EXPECT_EQ(counter(*none, "gemm_family_starts"), 0u) << "only lazy starts a new M that way";
+  EXPECT_GT(counter(*lazy, "gemm_bridged"), bridged_before)
+      << "new GEMM problems run on kiln's kernel while cuBLASLt gets ready";
+  EXPECT_EQ(counter(*none, "gemm_bridged"), 0u) << "only lazy bridges";
+  EXPECT_EQ(counter(*none, "gemm_family_starts"), 0u) << "only lazy starts a new M from its family";
   ASSERT_TRUE(wait_idle(*lazy, 60));
   EXPECT_GT(counter(*lazy, "kernels_compiled"), lazy_created);  // compiled in the background
   EXPECT_GE(counter(*lazy, "swaps"), 1u);
+  EXPECT_GT(counter(*lazy, "gemm_readied"), 0u) << "the background job got cuBLASLt ready";
   const uint64_t generic_before = counter(*lazy, "generic_launches");
+  const uint64_t bridged_after = counter(*lazy, "gemm_bridged");
   std::vector<Tensor> lazy_second = run(*lazy, ids(2, 103));
   EXPECT_EQ(counter(*lazy, "generic_launches"), generic_before) << "after the swap every kernel is specialised";
+  EXPECT_EQ(counter(*lazy, "gemm_bridged"), bridged_after) << "after the swap every GEMM is cuBLASLt's";
   EXPECT_EQ(counter(*lazy, "call_compiles"), 0u);
   EXPECT_LT(max_diff(lazy_first, lazy_second), 1e-4);
 
@@ -194,6 +201,39 @@ TEST(SpecializeGpuTest, StaticEngineSpecialisesEverythingAtCreation) {
   EXPECT_EQ(counter(*e, "call_compiles"), 0u);
   EXPECT_EQ(counter(*e, "generic_launches"), 0u);
   EXPECT_GT(counter(*e, "specialized_launches"), 0u);
+}
+
+// The GEMM bridge on a static engine under lazy: the first call computes its GEMMs with kiln's own
+// kernel (cuBLASLt's first use would load its kernels on the call), the background job gets
+// cuBLASLt ready, later calls use it; whole_graph_capture captures only then (the kernels are
+// final), and every call computes the same results.
+TEST(SpecializeGpuTest, LazyBridgesGemmsUntilCublasLtIsReadyThenCaptures) {
+  const std::vector<uint8_t> bytes = build("encoder_L4_d256", {{"ids", {1, 45}, {1, 45}, {1, 45}}});
+  ASSERT_FALSE(bytes.empty());
+  auto lazy = load(bytes, KernelSpecializationStrategy::kLazy);
+  auto none = load(bytes, KernelSpecializationStrategy::kNone);
+  ASSERT_TRUE(lazy && none);
+  RuntimeSettings s;
+  s.kernel_specialization = KernelSpecializationStrategy::kLazy;
+  s.runtime_cache = RuntimeCacheSetting::none();
+  s.cuda_graph_strategy = CudaGraphStrategy::kWholeGraphCapture;
+  lazy->set_runtime_overrides(s);
+  const Tensor x = ids(1, 45);
+  std::vector<Tensor> first = run(*lazy, x);
+  EXPECT_GT(counter(*lazy, "gemm_bridged"), 0u);
+  EXPECT_EQ(counter(*lazy, "graphs_captured"), 0u) << "not final while GEMMs wait for cuBLASLt";
+  EXPECT_EQ(counter(*lazy, "call_compiles"), 0u) << "the bridge kernels were compiled at creation";
+  ASSERT_TRUE(wait_idle(*lazy, 60));
+  const uint64_t bridged = counter(*lazy, "gemm_bridged");
+  std::vector<Tensor> second = run(*lazy, x), third = run(*lazy, x);
+  EXPECT_EQ(counter(*lazy, "gemm_bridged"), bridged);
+  EXPECT_EQ(counter(*lazy, "graphs_captured"), 1u);
+  EXPECT_GE(counter(*lazy, "graph_replays"), 1u);
+  std::vector<Tensor> want = run(*none, x);
+  EXPECT_EQ(counter(*none, "gemm_bridged"), 0u);
+  EXPECT_LT(max_diff(first, want), 1e-4);
+  EXPECT_LT(max_diff(second, want), 1e-4);
+  EXPECT_LT(max_diff(third, want), 1e-4);
 }
 
 // ---- benchmarks: print numbers, assert nothing about speed -----------------------------------

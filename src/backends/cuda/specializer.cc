@@ -22,21 +22,18 @@ struct Specializer::State {
   JitCounters call_jit;  // JIT work on a call's thread
   std::atomic<bool> cancelled{false};
   std::atomic<uint64_t> generic{0}, specialized{0}, plain{0}, specializations{0}, swaps{0}, jobs{0},
-      pending{0}, cancelled_jobs{0}, dropped{0};
+      pending{0}, cancelled_jobs{0}, dropped{0}, bridged{0}, readied{0};
+  GemmTuningCounters warm_tuning;  // the timing background jobs do for the GEMM bridge
   std::atomic<uint64_t> planned_kernels{0}, planned_specializable{0}, planned_launches{0};
 
   struct Sig {
     std::shared_ptr<const KernelMap> set = std::make_shared<const KernelMap>();
     bool pending = false;  // a background job is queued or running
-    bool final = false;    // every specialised kernel its calls launch is in `set`
+    bool final = false;    // every specialised kernel its calls launch is in `set`, cuBLASLt ready
+    bool keeps_bridge = false;  // a GEMM cuBLASLt declined: the bridge computes it for good
   };
   mutable std::mutex mu;
   std::map<std::string, Sig> sigs;
-
-  std::shared_ptr<const KernelMap> snapshot(const std::string& sig) {
-    std::lock_guard<std::mutex> lock(mu);
-    return sigs[sig].set;
-  }
 
   // Swaps in `sig`'s set extended by `added` (one pointer swap under the lock).
   void publish(const std::string& sig, const KernelMap& added, bool final) {
@@ -62,6 +59,7 @@ struct Job {
   std::shared_ptr<Specializer::State> owner;
   std::string signature;
   std::vector<KernelVariant> kernels;
+  std::vector<GemmWarmRequest> gemms;  // the GEMM bridge: problems to get cuBLASLt ready for
 };
 
 constexpr size_t kPoolThreads = 2;
@@ -103,6 +101,7 @@ class Pool {
   }
 
   void shutdown() {
+    stopping_.store(true);  // a GEMM warm-up in flight stops at its next problem
     std::vector<std::thread> threads;
     {
       std::lock_guard<std::mutex> lock(mu_);
@@ -151,6 +150,14 @@ class Pool {
                        k.status().to_string());
         }
       }
+      if (!job.gemms.empty() && !st.cancelled.load(std::memory_order_relaxed)) {
+        const size_t ready = gemm_library_warm(
+            st.options.device, job.gemms, st.options.cache, st.options.sm, &st.warm_tuning,
+            [&st] { return st.cancelled.load(std::memory_order_relaxed) || get().stopping_.load(); });
+        st.readied.fetch_add(ready, std::memory_order_relaxed);
+      }
+      for (const GemmWarmRequest& r : job.gemms)
+        if (gemm_library_state(st.options.device, r.problem.key, UINT64_MAX) == GemmLibraryState::kCold) all = false;
     } else {
       all = false;
     }
@@ -167,6 +174,7 @@ class Pool {
   std::deque<Job> queue_;
   std::vector<std::thread> threads_;
   bool stop_ = false;
+  std::atomic<bool> stopping_{false};
 };
 
 }  // namespace
@@ -215,8 +223,29 @@ std::unique_ptr<Specializer::Call> Specializer::begin_call(std::span<const Tenso
   auto call = std::make_unique<Call>();
   call->state_ = state_;
   call->signature_ = signature_of(inputs);
-  call->set_ = state_->snapshot(call->signature_);
+  const bool lazy = state_->options.strategy == KernelSpecializationStrategy::kLazy && gemm_bridge_enabled();
+  if (lazy) call->gemm_generation_ = gemm_library_generation();
+  std::lock_guard<std::mutex> lock(state_->mu);
+  const State::Sig& sig = state_->sigs[call->signature_];
+  call->set_ = sig.set;
+  call->may_bridge_ = lazy && (!sig.final || sig.keeps_bridge);
   return call;
+}
+
+bool Specializer::Call::gemm_bridge(const GemmDesc& desc, const GemmProblem& problem, const std::string& kernel_key) {
+  if (!KernelTable::global().find(kernel_key, state_->options.sm)) return false;  // not planned: cuBLASLt now
+  switch (gemm_library_state(state_->options.device, problem.key, gemm_generation_)) {
+    case GemmLibraryState::kReady:
+      return false;
+    case GemmLibraryState::kDeclined:
+      ++bridged_declined_;
+      break;
+    case GemmLibraryState::kCold:
+      gemm_missing_.push_back(GemmWarmRequest{desc, problem});
+      break;
+  }
+  ++bridged_;
+  return true;
 }
 
 Result<cudaKernel_t> Specializer::Call::kernel_for(const KernelVariant& v) {
@@ -270,8 +299,13 @@ void Specializer::end_call(Call& call) {
   st.generic.fetch_add(call.generic_, std::memory_order_relaxed);
   st.specialized.fetch_add(call.specialized_, std::memory_order_relaxed);
   st.plain.fetch_add(call.plain_, std::memory_order_relaxed);
-  st.publish(call.signature_, call.added_, call.generic_ == 0);
-  if (call.missing_.empty()) return;
+  st.bridged.fetch_add(call.bridged_, std::memory_order_relaxed);
+  if (call.bridged_declined_ > 0) {
+    std::lock_guard<std::mutex> lock(st.mu);
+    st.sigs[call.signature_].keeps_bridge = true;
+  }
+  st.publish(call.signature_, call.added_, call.generic_ == 0 && call.gemm_missing_.empty());
+  if (call.missing_.empty() && call.gemm_missing_.empty()) return;
   {
     std::lock_guard<std::mutex> lock(st.mu);
     State::Sig& sig = st.sigs[call.signature_];
@@ -283,9 +317,12 @@ void Specializer::end_call(Call& call) {
   std::map<std::string, bool> seen;
   for (KernelVariant& v : call.missing_)
     if (seen.emplace(v.spec_key, true).second) kernels.push_back(std::move(v));
+  std::vector<GemmWarmRequest> gemms;
+  for (GemmWarmRequest& r : call.gemm_missing_)
+    if (seen.emplace(r.problem.key, true).second) gemms.push_back(std::move(r));
   st.pending.fetch_add(1, std::memory_order_relaxed);
   st.jobs.fetch_add(1, std::memory_order_relaxed);
-  if (!Pool::get().submit(Job{state_, call.signature_, std::move(kernels)})) {
+  if (!Pool::get().submit(Job{state_, call.signature_, std::move(kernels), std::move(gemms)})) {
     st.pending.fetch_sub(1, std::memory_order_relaxed);
     st.dropped.fetch_add(1, std::memory_order_relaxed);
     std::lock_guard<std::mutex> lock(st.mu);
@@ -293,7 +330,7 @@ void Specializer::end_call(Call& call) {
   }
 }
 
-void Specializer::precompile(const std::vector<KernelVariant>& planned, const std::string* signature) {
+void Specializer::precompile(const std::vector<KernelVariant>& planned, const std::string* signature, bool final) {
   State& st = *state_;
   struct Task {
     const std::string* key;
@@ -302,11 +339,16 @@ void Specializer::precompile(const std::vector<KernelVariant>& planned, const st
   };
   std::vector<Task> tasks;
   for (const KernelVariant& v : planned) {
-    tasks.push_back({&v.key, &v.build, false});
-    if (signature && !v.spec_key.empty()) tasks.push_back({&v.spec_key, &v.spec_build, true});
+    // A static signature launches the specialised variant only: its generic one is compiled on
+    // the call that would need it (one whose specialised compile failed), not here.
+    if (signature && !v.spec_key.empty()) {
+      tasks.push_back({&v.spec_key, &v.spec_build, true});
+    } else {
+      tasks.push_back({&v.key, &v.build, false});
+    }
   }
   if (tasks.empty()) {
-    if (signature) st.publish(*signature, {}, true);
+    if (signature) st.publish(*signature, {}, final);
     return;
   }
   std::mutex mu;
@@ -334,7 +376,7 @@ void Specializer::precompile(const std::vector<KernelVariant>& planned, const st
   for (size_t i = 1; i < threads; ++i) pool.emplace_back(work);
   work();
   for (std::thread& t : pool) t.join();
-  if (signature) st.publish(*signature, added, all);
+  if (signature) st.publish(*signature, added, all && final);
 }
 
 bool Specializer::kernels_final(const std::string& signature) const {
@@ -361,6 +403,11 @@ void Specializer::add_counters(std::map<std::string, uint64_t>& out) const {
   out["planned_kernels"] += st.planned_kernels.load(std::memory_order_relaxed);
   out["specializable_kernels"] += st.planned_specializable.load(std::memory_order_relaxed);
   out["planned_launches"] += st.planned_launches.load(std::memory_order_relaxed);
+  out["gemm_bridged"] += st.bridged.load(std::memory_order_relaxed);
+  out["gemm_readied"] += st.readied.load(std::memory_order_relaxed);
+  out["gemm_tuning_hits"] += st.warm_tuning.hits.load(std::memory_order_relaxed);
+  out["gemm_tuning_misses"] += st.warm_tuning.misses.load(std::memory_order_relaxed);
+  out["gemm_tuning_timed"] += st.warm_tuning.timed.load(std::memory_order_relaxed);
   std::lock_guard<std::mutex> lock(st.mu);
   out["signatures"] += st.sigs.size();
 }

@@ -13,8 +13,10 @@
 //          signature on a process-wide pool of 2 threads. The job compiles the missing kernels
 //          and swaps in a new set (one shared_ptr swap) between calls. A signature has at most
 //          one job queued or running (de-duplication); the kernel table compiles each kernel
-//          once per process even when several programs want it.
-// Static-shape programs compile every kernel, generic and specialised, at creation
+//          once per process even when several programs want it. GEMMs are treated alike (the
+//          GEMM bridge, gemm.h): a problem cuBLASLt is not ready for runs on kiln's own GEMM
+//          kernel and the same job gets cuBLASLt ready for it (gemm_library_warm).
+// Static-shape programs compile every kernel they launch (the specialised variants) at creation
 // (precompile), so no strategy ever compiles on a call.
 //
 // Destroying a Specializer cancels its queued jobs; a job already running finishes its NVRTC
@@ -25,6 +27,7 @@
 
 #include <cuda_runtime_api.h>
 
+#include <functional>
 #include <map>
 #include <memory>
 #include <span>
@@ -55,6 +58,8 @@ class Specializer {
   class Call final : public KernelProvider {
    public:
     Result<cudaKernel_t> kernel_for(const KernelVariant& v) override;
+    bool gemm_may_bridge() const override { return may_bridge_; }
+    bool gemm_bridge(const GemmDesc& desc, const GemmProblem& problem, const std::string& kernel_key) override;
 
    private:
     friend class Specializer;
@@ -64,6 +69,10 @@ class Specializer {
     std::map<std::string, cudaKernel_t> added_;                       // eager: compiled now
     std::vector<KernelVariant> missing_;                              // lazy: to compile later
     uint64_t generic_ = 0, specialized_ = 0, plain_ = 0;
+    bool may_bridge_ = false;        // lazy, and the signature may still bridge a GEMM
+    uint64_t gemm_generation_ = 0;   // gemm_library_generation() at entry
+    std::vector<GemmWarmRequest> gemm_missing_;  // bridged: cuBLASLt to get ready later
+    uint64_t bridged_ = 0, bridged_declined_ = 0;
   };
 
   // A call's kernels for its lifetime: begin_call() on construction, end_call() on destruction
@@ -99,10 +108,12 @@ class Specializer {
   // Publishes what an eager call compiled, or queues a lazy call's missing kernels.
   void end_call(Call& call);
 
-  // At creation: loads every kernel of `planned` (generic; and specialised too when `signature`
-  // is given, publishing them as that signature's final set), compiling in parallel. A kernel that
+  // At creation: loads every kernel of `planned` (generic; specialised instead when `signature`
+  // is given - a static engine - publishing them as that signature's final set), compiling in
+  // parallel. A kernel that
   // fails here is only logged: the call that needs it reports the error (or falls back).
-  void precompile(const std::vector<KernelVariant>& planned, const std::string* signature);
+  // `final` false: the set is published but not final (lazy's GEMMs are still to get ready).
+  void precompile(const std::vector<KernelVariant>& planned, const std::string* signature, bool final = true);
 
   // True once `signature`'s set holds every specialised kernel its calls launch (nothing will
   // be swapped in any more): what CUDA-graph capture waits for.
@@ -110,7 +121,9 @@ class Specializer {
   // Counters: kernels_compiled, cache_hits, cache_misses, compile_us, call_compiles (compiles
   // done on a call's thread), generic_launches, specialized_launches, plain_launches,
   // specializations (kernels made available by specialising), swaps, specialize_jobs,
-  // specialize_pending, specialize_cancelled, specialize_dropped, signatures.
+  // specialize_pending, specialize_cancelled, specialize_dropped, signatures; the GEMM bridge's
+  // gemm_bridged (GEMMs computed by kiln's kernel) and gemm_readied (problems a job got cuBLASLt
+  // ready for), and gemm_tuning_* for the timing those jobs did.
   void add_counters(std::map<std::string, uint64_t>& out) const;
 
   // What planning found at creation, reported with the counters (planned_kernels,
@@ -131,7 +144,10 @@ class Specializer {
 // the graph's kernels host-only at the static shape or the profile's opt shape
 // (PrepareOptions::opt_shapes; generic kernels at min_shapes too) and precompiles them: generic
 // ones always, specialised ones too when every input is static. Never fails because of planning or compiling (logged at debug).
+// `phase` (may be empty) is called after opening the cache ("prepare.kernels.cache") and after
+// planning ("prepare.kernels.plan"), for KILN_CUDA_HOST_PROFILE.
 std::shared_ptr<Specializer> make_specializer(const ir::Graph& graph, const DeviceInfo& device,
-                                              const PrepareOptions& options, int64_t host_limit);
+                                              const PrepareOptions& options, int64_t host_limit,
+                                              const std::function<void(const char*)>& phase = {});
 
 }  // namespace kiln::cuda

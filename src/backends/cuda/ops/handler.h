@@ -50,6 +50,14 @@ class KernelProvider {
   // The kernel to launch for `v`. A null kernel with an ok status means "record only, launch
   // nothing" (host-only planning).
   virtual Result<cudaKernel_t> kernel_for(const KernelVariant& v) = 0;
+  // The GEMM bridge (gemm.h): false when no GEMM of this call runs on kiln's own kernel (then
+  // gemm_bridge is not asked: steady-state calls pay nothing for it).
+  virtual bool gemm_may_bridge() const { return false; }
+  // True: compute this problem with kiln's GEMM kernel `kernel_key` now (cuBLASLt is not ready
+  // for it, and the kernel is loaded: a call never waits for NVRTC to bridge).
+  virtual bool gemm_bridge(const GemmDesc& desc, const GemmProblem& problem, const std::string& kernel_key) {
+    return false;
+  }
 };
 
 class RunContext {
@@ -110,6 +118,8 @@ class RunContext {
   Status memset(void* ptr, size_t bytes);
 
   uint64_t launches() const { return launches_; }
+  // GEMMs this context computed with kiln's own kernel (the GEMM bridge).
+  uint64_t bridged_gemms() const { return bridged_gemms_; }
   // Convolutions this context ran on cuDNN and on the JIT kernels (conv_cudnn.cc counts them;
   // planning runs count too: callers take differences around real runs only).
   void count_conv(bool on_cudnn) { ++(on_cudnn ? cudnn_convs_ : jit_convs_); }
@@ -128,6 +138,10 @@ class RunContext {
   const HostProfile& profile() const { return profile_; }
 
  private:
+  // Computes `desc` with kiln's GEMM kernel (kernels/gemm.h) on this run's stream.
+  Status launch_gemm_bridge(const GemmDesc& desc, const void* a, const void* b, void* d, const void* bias,
+                            const void* c);
+
   const DeviceInfo& device_;
   std::shared_ptr<DevicePool> pool_;
   std::shared_ptr<Stream> stream_;
@@ -139,6 +153,7 @@ class RunContext {
   NodeMemo* memo_ = nullptr;
   uint32_t memo_ordinal_ = 0;
   uint64_t launches_ = 0;
+  uint64_t bridged_gemms_ = 0;
   uint64_t cudnn_convs_ = 0, jit_convs_ = 0;
   KernelProvider* provider_ = nullptr;
   bool planning_ = false;

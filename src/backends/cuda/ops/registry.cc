@@ -3,6 +3,7 @@
 #include <map>
 
 #include "backends/cpu/kernel.h"
+#include "backends/cuda/kernels/gemm.h"
 #include "backends/cuda/ops/handler.h"
 
 namespace kiln::cuda {
@@ -35,15 +36,58 @@ std::vector<std::string> cuda_ops() {
   return ops;
 }
 
-std::string RunContext::where() const { return node_ ? cpu::node_context(*node_) : std::string("(no node)"); }
-
 namespace {
+
 uint64_t profile_now_ns() {
   return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
                                    std::chrono::steady_clock::now().time_since_epoch())
                                    .count());
 }
+
+kernels::GemmKernelSpec gemm_kernel_spec(const GemmDesc& g) {
+  kernels::GemmKernelSpec spec;
+  spec.dtype = g.dtype;
+  spec.trans_a = g.trans_a;
+  spec.trans_b = g.trans_b;
+  spec.bias = g.bias;
+  spec.beta = g.beta != 0.0;
+  spec.act = g.act == GemmActivation::kRelu       ? kernels::GemmEpilogue::kRelu
+             : g.act == GemmActivation::kGeluTanh ? kernels::GemmEpilogue::kGeluTanh
+                                                  : kernels::GemmEpilogue::kNone;
+  return spec;
+}
+
+KernelVariant gemm_bridge_variant(const GemmDesc& g) {
+  const kernels::GemmKernelSpec spec = gemm_kernel_spec(g);
+  return KernelVariant{kernels::gemm_kernel_key(spec), [spec] { return kernels::gemm_kernel_source(spec); }, {}, {}};
+}
+
 }  // namespace
+
+Status RunContext::launch_gemm_bridge(const GemmDesc& g, const void* a, const void* b, void* d, const void* bias,
+                                      const void* c) {
+  const void* c_arg = g.beta != 0.0 ? (c ? c : d) : nullptr;
+  long long m = g.m, n = g.n, k = g.k, lda = g.lda, ldb = g.ldb, ldd = g.ldd;
+  long long sa = g.stride_a, sb = g.stride_b, sd = g.stride_d;
+  float alpha = static_cast<float>(g.alpha), beta = static_cast<float>(g.beta);
+  void* args[] = {&a, &b, &d, &bias, &c_arg, &m, &n, &k, &lda, &ldb, &ldd, &sa, &sb, &sd, &alpha, &beta};
+  const dim3 grid(static_cast<unsigned>((g.n + kernels::kGemmTile - 1) / kernels::kGemmTile),
+                  static_cast<unsigned>((g.m + kernels::kGemmTile - 1) / kernels::kGemmTile),
+                  static_cast<unsigned>(g.batch));
+  const KernelVariant v = gemm_bridge_variant(g);
+  const uint64_t t0 = profile_on_ ? profile_now_ns() : 0;
+  Result<cudaKernel_t> kernel = provider_->kernel_for(v);
+  if (!kernel.ok()) return kernel.status().with_context(where());
+  ++launches_;
+  const cudaError_t err = cudaLaunchKernel(reinterpret_cast<const void*>(*kernel), grid, dim3(kernels::kGemmThreads),
+                                           args, 0, stream_->get());
+  if (profile_on_) profile_.gemm_ns += profile_now_ns() - t0;
+  if (err != cudaSuccess) return cuda_status(err, "cudaLaunchKernel (kernel " + v.key + ", " + where() + ")");
+  return Status();
+}
+
+std::string RunContext::where() const { return node_ ? cpu::node_context(*node_) : std::string("(no node)"); }
+
 
 Result<Tensor> RunContext::alloc(DType dtype, Dims dims) {
   if (planning_) {  // host memory standing in for device memory: marked cuda so placement matches a run
@@ -94,7 +138,15 @@ Status RunContext::launch(const KernelVariant& v, unsigned grid, unsigned block,
 
 Status RunContext::gemm_run(const GemmDesc& desc, const void* a, const void* b, void* d, const void* bias,
                             const void* c) {
-  if (planning_) return Status();
+  // The bridge kernel is part of a lazy program's plan (precompiled; `kiln cache warm`).
+  const bool bridgeable = gemm_bridge_enabled() && gemm_bridge_supported(desc);
+  if (planning_) return bridgeable && provider_ ? provider_->kernel_for(gemm_bridge_variant(desc)).status() : Status();
+  // Never while capturing: a graph is captured once its GEMMs are final.
+  if (bridgeable && !hooks_ && provider_ && provider_->gemm_may_bridge() &&
+      provider_->gemm_bridge(desc, gemm_problem(desc, a, b, d, bias, c), kernels::gemm_kernel_key(gemm_kernel_spec(desc)))) {
+    ++bridged_gemms_;
+    return launch_gemm_bridge(desc, a, b, d, bias, c);
+  }
   if (hooks_) {
     hooks_->on_library(a, b, d, bias);
     if (c) hooks_->on_library(c, nullptr, nullptr, nullptr);
