@@ -129,6 +129,7 @@ Result<KernelInventory> engine_kernel_inventory(const std::string& engine_path) 
   inv.kernels = plan.generic;
   inv.specializable = plan.specializable;
   inv.launches = plan.launches;
+  inv.gemm_bridges = plan.gemm_bridges;
   inv.gpu_nodes = plan.gpu_nodes;
   inv.host_nodes = plan.host_nodes;
   inv.fallback_nodes = plan.fallback_nodes;

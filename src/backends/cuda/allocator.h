@@ -66,10 +66,10 @@ class DevicePool : public std::enable_shared_from_this<DevicePool> {
   int device_;
 };
 
-// Copies every host tensor of `hosts` to a new device tensor (same dtype and dims) on `stream`
-// and waits for the copies (pageable copies: on the H200 machine 12.6 MB of weights in 50
-// tensors take 1.9 ms this way, against 7 ms through freshly pinned staging buffers). Undefined
-// tensors stay undefined. Errors name the tensor's index.
+// Copies every host tensor of `hosts` to device tensors (same dtypes and dims) that share one
+// allocation from `pool`, and waits for the copies. Pageable copies: on the H200 machine 12.6 MB
+// of weights in 50 tensors take 1.9 ms so, against 7 ms through freshly pinned staging buffers;
+// the one allocation saves a fresh pool 9-12 ms of growth. Undefined tensors stay undefined.
 Result<std::vector<Tensor>> upload_tensors(std::span<const Tensor> hosts, DevicePool& pool,
                                            const std::shared_ptr<Stream>& stream);
 

@@ -266,9 +266,7 @@ uint64_t launches_of(std::shared_ptr<const ir::Graph> g, const fs::path& set, co
   Result<CudaProgramStats> st = program_stats(**prog);
   EXPECT_TRUE(st.ok());
   EXPECT_EQ(st->fallback_nodes, 0u) << what;
-  // GEMMs are not kernel launches of kiln's (cuBLASLt), also when lazy's first call computed them
-  // with kiln's own GEMM kernel (the GEMM bridge): which run bridges depends on test order.
-  return st->kernel_launches - (*prog)->counters()["gemm_bridged"];
+  return st->kernel_launches;
 }
 
 // Per shared model: launches per run without and with fuse_epilogues (JIT conv path, so the

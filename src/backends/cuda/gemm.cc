@@ -22,6 +22,16 @@ namespace {
 
 constexpr size_t kWorkspaceBytes = size_t{32} << 20;  // cuBLASLt's recommendation for Hopper
 
+// cuBLASLt's handle creation and its algorithm queries (heuristic, check) run one at a time in
+// the process: with the GEMM bridge's background warm-up they can meet a call thread's, and
+// cuBLASLt 13.0 crashed in a heuristic query racing its own first-use initialisation on another
+// thread (H200 machine). They are rare (a handle per run slot, a query per new problem); the
+// matmuls themselves are not serialised.
+std::mutex& library_mutex() {
+  static std::mutex* mu = new std::mutex();  // lives as long as the process
+  return *mu;
+}
+
 Status lt_status(cublasStatus_t s, const std::string& what) {
   if (s == CUBLAS_STATUS_SUCCESS) return Status();
   std::string msg = what + " failed: " + cublasLtGetStatusString(s) + " (" + cublasLtGetStatusName(s) + ")";
@@ -157,13 +167,19 @@ void GemmRunner::set_tuning_cache(std::shared_ptr<RuntimeCache> cache, int sm, G
 
 GemmRunner::~GemmRunner() {
   plans_.clear();
-  if (handle_) cublasLtDestroy(static_cast<cublasLtHandle_t>(handle_));
+  if (handle_) {
+    std::lock_guard<std::mutex> lock(library_mutex());
+    cublasLtDestroy(static_cast<cublasLtHandle_t>(handle_));
+  }
 }
 
 Status GemmRunner::init() {
   if (handle_) return Status();
   cublasLtHandle_t h = nullptr;
-  KILN_RETURN_IF_ERROR(lt_status(cublasLtCreate(&h), "cublasLtCreate"));
+  {
+    std::lock_guard<std::mutex> lock(library_mutex());
+    KILN_RETURN_IF_ERROR(lt_status(cublasLtCreate(&h), "cublasLtCreate"));
+  }
   handle_ = h;
   KILN_ASSIGN_OR_RETURN(workspace_, pool_->alloc_bytes(kWorkspaceBytes, stream_));
   workspace_bytes_ = kWorkspaceBytes;
@@ -173,6 +189,7 @@ Status GemmRunner::init() {
 Status GemmRunner::fetch_candidates(Plan& plan, int count) const {
   cublasLtMatmulHeuristicResult_t results[kTuneCandidates] = {};
   int found = 0;
+  std::lock_guard<std::mutex> lock(library_mutex());
   const cublasStatus_t s =
       cublasLtMatmulAlgoGetHeuristic(static_cast<cublasLtHandle_t>(handle_), plan.op, plan.a, plan.b, plan.d, plan.d,
                                      plan.pref, std::min(count, kTuneCandidates), results, &found);
@@ -275,6 +292,7 @@ Result<GemmRunner::Plan*> GemmRunner::plan_for(const GemmDesc& g, const std::str
     cublasLtMatmulAlgo_t algo;
     std::memcpy(&algo, v->bytes->data(), sizeof algo);
     cublasLtMatmulHeuristicResult_t check{};
+    std::unique_lock<std::mutex> lock(library_mutex());
     if (cublasLtMatmulAlgoCheck(static_cast<cublasLtHandle_t>(handle_), plan->op, plan->a, plan->b, plan->d, plan->d,
                                 &algo, &check) != CUBLAS_STATUS_SUCCESS ||
         check.workspaceSize > workspace_bytes_)
@@ -299,6 +317,7 @@ Result<GemmRunner::Plan*> GemmRunner::plan_for(const GemmDesc& g, const std::str
       cublasLtMatmulAlgo_t algo;
       std::memcpy(&algo, sib->second.data(), sizeof algo);
       cublasLtMatmulHeuristicResult_t check{};
+      std::unique_lock<std::mutex> lock(library_mutex());
       if (cublasLtMatmulAlgoCheck(static_cast<cublasLtHandle_t>(handle_), plan->op, plan->a, plan->b, plan->d,
                                   plan->d, &algo, &check) == CUBLAS_STATUS_SUCCESS &&
           check.workspaceSize <= workspace_bytes_) {
@@ -517,6 +536,12 @@ GemmLibraryState gemm_library_state(int device, const std::string& key, uint64_t
   auto it = m.marks.find({device, key});
   if (it == m.marks.end() || it->second.second > as_of) return GemmLibraryState::kCold;
   return it->second.first;
+}
+
+void gemm_library_load() {
+  std::lock_guard<std::mutex> lock(library_mutex());
+  cublasLtHandle_t h = nullptr;
+  if (cublasLtCreate(&h) == CUBLAS_STATUS_SUCCESS) cublasLtDestroy(h);
 }
 
 bool gemm_bridge_enabled() {

@@ -88,6 +88,10 @@ GemmLibraryState gemm_library_state(int device, const std::string& key, uint64_t
 bool gemm_bridge_supported(const GemmDesc& desc);
 bool gemm_bridge_enabled();
 
+// Initialises cuBLASLt in this process (a handle created and destroyed), so that whatever the
+// library registers to run at exit is registered by the time this returns.
+void gemm_library_load();
+
 struct GemmWarmRequest {
   GemmDesc desc;
   GemmProblem problem;

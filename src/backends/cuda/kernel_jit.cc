@@ -22,7 +22,7 @@ CacheKey kernel_key(const std::string& source, int sm) {
 }
 
 Result<KernelImage> kernel_image(const KernelSource& src, int sm, RuntimeCache* cache,
-                                 JitCounters* counters) {
+                                 JitCounters* counters, bool compile) {
   const bool is_ptx = nvrtc_options(sm)[0].find("compute_") != std::string::npos;
   CacheKey key;
   if (cache) {
@@ -31,8 +31,10 @@ Result<KernelImage> kernel_image(const KernelSource& src, int sm, RuntimeCache* 
       if (counters) counters->cache_hits.fetch_add(1, std::memory_order_relaxed);
       return KernelImage{hit->bytes, is_ptx, true};
     }
+    if (!compile) return not_found("kernel " + src.name + " is not in the runtime cache");
     if (counters) counters->cache_misses.fetch_add(1, std::memory_order_relaxed);
   }
+  if (!compile) return not_found("kernel " + src.name + ": no runtime cache");
   const auto start = std::chrono::steady_clock::now();
   KILN_ASSIGN_OR_RETURN(CompiledKernel compiled, nvrtc_compile(src, sm));
   if (counters) {

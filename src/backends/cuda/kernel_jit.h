@@ -44,8 +44,9 @@ CacheKey kernel_key(const std::string& source, int sm);
 
 // The machine code of `src` for `sm`: from `cache` (may be null) when it holds it, else compiled
 // by NVRTC and inserted (an insert that fails is logged once; the image is still returned).
-// `counters` may be null. Errors: NVRTC's (with its log), naming the kernel.
+// `counters` may be null. Errors: NVRTC's (with its log), naming the kernel. With `compile`
+// false a cache miss is kNotFound instead (nothing counted, nothing compiled).
 Result<KernelImage> kernel_image(const KernelSource& src, int sm, RuntimeCache* cache,
-                                 JitCounters* counters);
+                                 JitCounters* counters, bool compile = true);
 
 }  // namespace kiln::cuda

@@ -5,6 +5,7 @@
 
 #include "backends/cpu/cpu_backend.h"
 #include "backends/cpu/kernel.h"
+#include "backends/cuda/kernels/gemm.h"
 
 namespace kiln::cuda {
 namespace {
@@ -14,8 +15,11 @@ class Recorder final : public KernelProvider {
  public:
   explicit Recorder(KernelPlan& plan) : plan_(plan) {}
   Result<cudaKernel_t> kernel_for(const KernelVariant& v) override {
-    ++plan_.launches;
+    // A GEMM: the bridge kernel that lazy's first calls may run instead of cuBLASLt.
+    const bool gemm = v.key.starts_with(kernels::kGemmKernelKeyPrefix);
+    if (!gemm) ++plan_.launches;
     if (seen_.insert(v.key + '\n' + v.spec_key).second) {
+      if (gemm) ++plan_.gemm_bridges;
       plan_.kernels.push_back(v);
       if (!v.spec_key.empty()) ++plan_.specializable;
       if (generic_.insert(v.key).second) ++plan_.generic;

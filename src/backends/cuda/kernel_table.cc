@@ -57,6 +57,16 @@ std::optional<cudaKernel_t> KernelTable::find(std::string_view variant_key, int 
 
 Result<cudaKernel_t> KernelTable::get(std::string_view variant_key, int sm, const Builder& build,
                                       RuntimeCache* cache, JitCounters* counters) {
+  return lookup_or_build(variant_key, sm, build, cache, counters, true);
+}
+
+Result<cudaKernel_t> KernelTable::get_cached(std::string_view variant_key, int sm, const Builder& build,
+                                             RuntimeCache* cache, JitCounters* counters) {
+  return lookup_or_build(variant_key, sm, build, cache, counters, false);
+}
+
+Result<cudaKernel_t> KernelTable::lookup_or_build(std::string_view variant_key, int sm, const Builder& build,
+                                                  RuntimeCache* cache, JitCounters* counters, bool compile) {
   std::string key = std::to_string(sm) + "|" + std::string(variant_key);
   std::shared_ptr<Entry> e;
   {
@@ -102,7 +112,8 @@ Result<cudaKernel_t> KernelTable::get(std::string_view variant_key, int sm, cons
       return e->kernel;
     }
   }
-  Result<KernelImage> image = kernel_image(*src, sm, cache, counters);
+  Result<KernelImage> image = kernel_image(*src, sm, cache, counters, compile);
+  if (!image.ok() && !compile && image.status().code() == StatusCode::kNotFound) return image.status();  // not done
   if (!image.ok()) return fail(image.status());
   const uint64_t t2 = steady_ns();
   impl_->image_ns.fetch_add(t2 - t1, std::memory_order_relaxed);

@@ -46,6 +46,10 @@ class KernelTable {
   // Errors: the builder's, NVRTC's (with its log), or cudaLibraryLoadData's, naming the kernel.
   Result<cudaKernel_t> get(std::string_view variant_key, int sm, const Builder& build,
                            RuntimeCache* cache = nullptr, JitCounters* counters = nullptr);
+  // As get(), but never compiles: kNotFound (and nothing remembered) when the kernel is neither
+  // loaded nor in `cache`.
+  Result<cudaKernel_t> get_cached(std::string_view variant_key, int sm, const Builder& build,
+                                  RuntimeCache* cache, JitCounters* counters = nullptr);
   // The kernel when it is already loaded; never builds, compiles or waits.
   std::optional<cudaKernel_t> find(std::string_view variant_key, int sm) const;
 
@@ -54,6 +58,8 @@ class KernelTable {
  private:
   struct Impl;
   KernelTable();
+  Result<cudaKernel_t> lookup_or_build(std::string_view variant_key, int sm, const Builder& build,
+                                       RuntimeCache* cache, JitCounters* counters, bool compile);
   Impl* impl_;
 };
 

@@ -635,19 +635,26 @@ class CudaBackend final : public Backend {
       const_ids.push_back(id);
     }
     std::optional<Result<std::vector<Tensor>>> uploaded;
-    uint64_t upload_ns = 0;
+    uint64_t upload_ns = 0, upload_set_ns = 0;
     std::thread uploader([&] {
       const uint64_t t0 = profile ? now_ns() : 0;
       const Status on_device = device_set(info_.index);
+      const uint64_t t1 = profile ? now_ns() : 0;
       uploaded.emplace(on_device.ok() ? upload_tensors(host_consts, *pool_, stream)
                                       : Result<std::vector<Tensor>>(on_device));
-      if (profile) upload_ns = now_ns() - t0;
+      if (profile) {
+        upload_set_ns = t1 - t0;
+        upload_ns = now_ns() - t1;
+      }
     });
     std::shared_ptr<Specializer> spec = make_specializer(*graph, info_, options, g_host_limit.load(), phase_done);
     phase_done("prepare.kernels.load");
     uploader.join();
     phase_done("prepare.upload_wait");
-    if (profile) phases.emplace_back("prepare.upload_constants", upload_ns);  // on the helper thread
+    if (profile) {  // on the helper thread
+      phases.emplace_back("prepare.upload_constants", upload_ns);
+      phases.emplace_back("prepare.upload_device_set", upload_set_ns);
+    }
     if (!uploaded->ok()) return uploaded->status().with_context("uploading the engine's constants");
     for (size_t i = 0; i < const_ids.size(); ++i) const_dev[const_ids[i]] = std::move((**uploaded)[i]);
     auto program = std::make_unique<CudaProgram>(graph, info_, pool_, std::move(handlers), std::move(frees),

@@ -2,6 +2,7 @@
 #include <chrono>
 
 #include "backends/cuda/kernel_plan.h"
+#include "backends/cuda/kernels/gemm.h"
 #include "backends/cuda/specializer.h"
 #include "core/logging.h"
 
@@ -70,7 +71,7 @@ std::shared_ptr<Specializer> make_specializer(const ir::Graph& g, const DeviceIn
   const bool bridge = so.strategy == KernelSpecializationStrategy::kLazy && gemm_bridge_enabled();
   bool bridged = false;
   std::erase_if(kernels, [&](const KernelVariant& v) {
-    const bool gemm = v.key.starts_with("gemm_bridge|");
+    const bool gemm = v.key.starts_with(kernels::kGemmKernelKeyPrefix);
     bridged = bridged || gemm;
     return gemm && !bridge;
   });

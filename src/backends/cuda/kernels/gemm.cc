@@ -19,7 +19,7 @@ bool supported(DType d) { return d == DType::kF32 || d == DType::kF16 || d == DT
 }  // namespace
 
 std::string gemm_kernel_key(const GemmKernelSpec& s) {
-  std::string key = "gemm_bridge|" + tag(s.dtype) + "|" + (s.trans_a ? "T" : "N") + (s.trans_b ? "T" : "N");
+  std::string key = std::string(kGemmKernelKeyPrefix) + tag(s.dtype) + "|" + (s.trans_a ? "T" : "N") + (s.trans_b ? "T" : "N");
   if (s.bias) key += "|bias";
   if (s.act != GemmEpilogue::kNone) key += std::string("|") + act_tag(s.act);
   if (s.beta) key += "|beta";

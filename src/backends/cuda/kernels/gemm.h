@@ -14,6 +14,7 @@
 
 #include <cstdint>
 #include <string>
+#include <string_view>
 
 #include "backends/cuda/nvrtc.h"
 #include "kiln/status.h"
@@ -33,6 +34,9 @@ struct GemmKernelSpec {
 
 inline constexpr int kGemmTile = 64;
 inline constexpr int kGemmThreads = 256;
+
+// Every key starts with this: planning tells the bridge's kernels from the others by it.
+inline constexpr std::string_view kGemmKernelKeyPrefix = "gemm_bridge|";
 
 // "gemm_bridge|f32|NT|bias|relu|beta"; kernel names follow it.
 std::string gemm_kernel_key(const GemmKernelSpec& spec);

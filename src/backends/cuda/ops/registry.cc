@@ -78,7 +78,7 @@ Status RunContext::launch_gemm_bridge(const GemmDesc& g, const void* a, const vo
   const uint64_t t0 = profile_on_ ? profile_now_ns() : 0;
   Result<cudaKernel_t> kernel = provider_->kernel_for(v);
   if (!kernel.ok()) return kernel.status().with_context(where());
-  ++launches_;
+  // Counted as a GEMM (bridged_gemms), not in launches(): GEMMs are never kiln's kernel launches.
   const cudaError_t err = cudaLaunchKernel(reinterpret_cast<const void*>(*kernel), grid, dim3(kernels::kGemmThreads),
                                            args, 0, stream_->get());
   if (profile_on_) profile_.gemm_ns += profile_now_ns() - t0;
