@@ -541,7 +541,22 @@ GemmLibraryState gemm_library_state(int device, const std::string& key, uint64_t
 void gemm_library_load() {
   std::lock_guard<std::mutex> lock(library_mutex());
   cublasLtHandle_t h = nullptr;
-  if (cublasLtCreate(&h) == CUBLAS_STATUS_SUCCESS) cublasLtDestroy(h);
+  if (cublasLtCreate(&h) != CUBLAS_STATUS_SUCCESS) return;
+  // The heuristic initialises more of the library on its first use: one query on a small problem.
+  cublasLtMatmulDesc_t op = nullptr;
+  cublasLtMatrixLayout_t l = nullptr;
+  cublasLtMatmulPreference_t pref = nullptr;
+  if (cublasLtMatmulDescCreate(&op, CUBLAS_COMPUTE_32F, CUDA_R_32F) == CUBLAS_STATUS_SUCCESS &&
+      cublasLtMatrixLayoutCreate(&l, CUDA_R_32F, 64, 64, 64) == CUBLAS_STATUS_SUCCESS &&
+      cublasLtMatmulPreferenceCreate(&pref) == CUBLAS_STATUS_SUCCESS) {
+    cublasLtMatmulHeuristicResult_t r{};
+    int found = 0;
+    cublasLtMatmulAlgoGetHeuristic(h, op, l, l, l, l, pref, 1, &r, &found);
+  }
+  if (pref) cublasLtMatmulPreferenceDestroy(pref);
+  if (l) cublasLtMatrixLayoutDestroy(l);
+  if (op) cublasLtMatmulDescDestroy(op);
+  cublasLtDestroy(h);
 }
 
 bool gemm_bridge_enabled() {

@@ -34,6 +34,8 @@ struct Specializer::State {
   };
   mutable std::mutex mu;
   std::map<std::string, Sig> sigs;
+  int running = 0;                  // jobs of this program running now (under mu)
+  std::condition_variable idle;     // signalled when a job ends
 
   // Swaps in `sig`'s set extended by `added` (one pointer swap under the lock).
   void publish(const std::string& sig, const KernelMap& added, bool final) {
@@ -131,6 +133,10 @@ class Pool {
 
   static void run(Job& job) {
     Specializer::State& st = *job.owner;
+    {
+      std::lock_guard<std::mutex> lock(st.mu);
+      ++st.running;
+    }
     KernelMap added;
     bool all = true;
     if (device_set(st.options.device).ok()) {
@@ -173,8 +179,10 @@ class Pool {
     {
       std::lock_guard<std::mutex> lock(st.mu);
       st.sigs[job.signature].pending = false;
+      --st.running;
     }
     st.pending.fetch_sub(1, std::memory_order_relaxed);
+    st.idle.notify_all();
   }
 
   std::mutex mu_;
@@ -194,6 +202,11 @@ Specializer::Specializer(Options options) : options_(options), state_(std::make_
 Specializer::~Specializer() {
   state_->cancelled.store(true);
   Pool::get().cancel(state_.get());
+  // A job of this program already running stops at its next kernel or GEMM problem; wait for it,
+  // so that no work of a destroyed engine is left to race the process's exit (a cuBLASLt query in
+  // flight while the library's exit clean-up runs crashed the CLI).
+  std::unique_lock<std::mutex> lock(state_->mu);
+  state_->idle.wait(lock, [this] { return state_->running == 0; });
 }
 
 JitCounters& Specializer::jit() { return state_->jit; }

@@ -19,8 +19,8 @@
 // Static-shape programs compile every kernel they launch (the specialised variants) at creation
 // (precompile), so no strategy ever compiles on a call.
 //
-// Destroying a Specializer cancels its queued jobs; a job already running finishes its NVRTC
-// compile and publishes into state nobody reads any more. At process exit the pool cancels what
+// Destroying a Specializer cancels its queued jobs and waits for one already running, which stops
+// after its current NVRTC compile or GEMM problem. At process exit the pool cancels what
 // is queued and joins its threads before the runtime cache's exit save.
 // Thread-safe: concurrent calls on one program each have their own Call.
 #pragma once
