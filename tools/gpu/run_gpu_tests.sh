@@ -18,7 +18,9 @@
 # .tar.gz archives, or one archive. Default:
 # ../shared/testdata.
 # After the gpu label it runs `kiln conformance --backend cuda` over the ONNX conformance cases
-# (conformance_cuda.json; at most $CONFORMANCE_SECONDS s, default 400). With --sanitize it then runs the gpu test binary under
+# (conformance_cuda.json; at most $CONFORMANCE_SECONDS s, default 400), then five `kiln bench`
+# cold starts of the encoder that exit while lazy's background work runs (each must exit 0;
+# cold_starts.log). With --sanitize it then runs the gpu test binary under
 # compute-sanitizer: memcheck (out-of-bounds and misaligned accesses, leaks of device memory)
 # and racecheck (shared-memory races), each for at most S seconds (default 240) with
 # --error-exitcode, logs in sanitizer_<tool>.log; the summary names the tests that finished.
@@ -126,6 +128,26 @@ if [ "$SANITIZE_ONLY" = 0 ] && [ -d "$KILN_TESTDATA/onnx-conformance" ] && [ -x 
     --report "$OUT/conformance_cuda.json" > "$OUT/conformance_cuda.log" 2>&1 || status=1
   tail -3 "$OUT/conformance_cuda.log" | tee -a "$OUT/summary.txt"
   echo "conformance: $(( $(date +%s) - start )) s" | tee -a "$OUT/summary.txt"
+fi
+# Cold starts that exit while lazy's background work (the GEMM bridge's cuBLASLt warm-up) runs:
+# each must exit 0 (session 6: every one segfaulted at exit before Specializer's destructor waited).
+ENC="$KILN_TESTDATA/models/encoder_L4_d256/model.onnx"
+if [ "$SANITIZE_ONLY" = 0 ] && [ -f "$ENC" ] && [ -x "$BIN/kiln" ]; then
+  echo "=== kiln bench cold starts (exit during background work)" | tee -a "$OUT/summary.txt"
+  cold_dir=$(mktemp -d)
+  failed=0
+  if "$BIN/kiln" build "$ENC" -o "$cold_dir/e.kiln" --shape ids:1x128 > "$OUT/cold_starts.log" 2>&1; then
+    for i in 1 2 3 4 5; do
+      rm -f "$cold_dir/c.kcache"
+      "$BIN/kiln" bench "$cold_dir/e.kiln" --backend cuda --runtime-cache "$cold_dir/c.kcache" --iterations 2 \
+        --warmup 0 --min-time 0 >> "$OUT/cold_starts.log" 2>&1 || failed=$((failed + 1))
+    done
+  else
+    failed=5
+  fi
+  echo "cold starts: $((5 - failed)) of 5 exited 0" | tee -a "$OUT/summary.txt"
+  [ "$failed" = 0 ] || status=1
+  rm -rf "$cold_dir"
 fi
 if [ "$SANITIZE" = 1 ]; then
   SAN=$(command -v compute-sanitizer || echo /usr/local/cuda/bin/compute-sanitizer)

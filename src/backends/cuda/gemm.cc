@@ -23,10 +23,10 @@ namespace {
 constexpr size_t kWorkspaceBytes = size_t{32} << 20;  // cuBLASLt's recommendation for Hopper
 
 // cuBLASLt's handle creation and its algorithm queries (heuristic, check) run one at a time in
-// the process: with the GEMM bridge's background warm-up they can meet a call thread's, and
-// cuBLASLt 13.0 crashed in a heuristic query racing its own first-use initialisation on another
-// thread (H200 machine). They are rare (a handle per run slot, a query per new problem); the
-// matmuls themselves are not serialised.
+// the process: with the GEMM bridge's background warm-up they can meet a call thread's. A
+// precaution (the crash it was added for turned out to be an exit race, fixed in specializer.cc);
+// they are rare (a handle per run slot, a query per new problem), and the matmuls themselves are
+// not serialised.
 std::mutex& library_mutex() {
   static std::mutex* mu = new std::mutex();  // lives as long as the process
   return *mu;
