@@ -139,8 +139,9 @@ def cuda_graph_strategy(name: str) -> _Scope:
 
 def dynamic_shapes_kernel_strategy(name: str) -> _Scope:
     """Sets what kiln does on a call with an input shape it has not seen before: ``"lazy"`` (run
-    generic kernels now, specialise in the background), ``"eager"`` (compile specialised kernels
-    before running) or ``"none"`` (generic kernels only). Raises ValueError for any other name."""
+    generic kernels now, and GEMMs that cuBLASLt is not ready for on kiln's own kernel; specialise
+    and get cuBLASLt ready in the background), ``"eager"`` (compile specialised kernels before
+    running) or ``"none"`` (generic kernels only). Raises ValueError for any other name."""
     return _Scope({"dynamic_shapes_kernel_specialization_strategy": name})
 
 

@@ -500,12 +500,16 @@ LibraryMarks& library_marks() {
   return *m;
 }
 
-void mark_library(int device, const std::string& key, GemmLibraryState state) {
+}  // namespace
+
+void gemm_library_mark(int device, const std::string& key, GemmLibraryState state) {
   LibraryMarks& m = library_marks();
   std::lock_guard<std::mutex> lock(m.mu);
   const uint64_t gen = m.generation.fetch_add(1, std::memory_order_acq_rel) + 1;
   m.marks[{device, key}] = {state, gen};
 }
+
+namespace {
 
 // Scratch operands of the warm job: at most this much device memory per problem; a larger one is
 // left to the call that needs it.
@@ -609,7 +613,7 @@ size_t gemm_library_warm(int device, std::span<const GemmWarmRequest> requests, 
       total += (shift + std::max<int64_t>(sizes[i], 0) + 255) / 256 * 256;
     }
     if (total <= 0 || static_cast<size_t>(total) > kWarmScratchLimit) {
-      mark_library(device, r.problem.key, GemmLibraryState::kReady);  // the call plans it itself
+      gemm_library_mark(device, r.problem.key, GemmLibraryState::kReady);  // the call plans it itself
       continue;
     }
     Result<std::shared_ptr<void>> scratch = pool->alloc_bytes(static_cast<size_t>(total), *stream);
@@ -625,7 +629,7 @@ size_t gemm_library_warm(int device, std::span<const GemmWarmRequest> requests, 
     const cudaError_t sync = cudaStreamSynchronize((*stream)->get());
     scratch->reset();
     if (s.ok() && sync == cudaSuccess) {
-      mark_library(device, r.problem.key, GemmLibraryState::kReady);
+      gemm_library_mark(device, r.problem.key, GemmLibraryState::kReady);
       ++ready;
     } else {
       cudaGetLastError();
@@ -634,7 +638,7 @@ size_t gemm_library_warm(int device, std::span<const GemmWarmRequest> requests, 
         log_once(LogLevel::kWarning, "gemm-warm-failed",
                  "CUDA backend: getting cuBLASLt ready for a GEMM failed; kiln's own GEMM kernel keeps computing it: " +
                      s.to_string());
-      mark_library(device, r.problem.key, GemmLibraryState::kDeclined);
+      gemm_library_mark(device, r.problem.key, GemmLibraryState::kDeclined);
     }
   }
   return ready;

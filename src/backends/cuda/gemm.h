@@ -83,6 +83,9 @@ GemmProblem gemm_problem(const GemmDesc& desc, const void* a, const void* b, con
 enum class GemmLibraryState : uint8_t { kCold, kReady, kDeclined };
 uint64_t gemm_library_generation();
 GemmLibraryState gemm_library_state(int device, const std::string& key, uint64_t as_of);
+// Marks `key` on `device` (gemm_library_warm's; public for tests): the mark takes the next
+// generation, so calls that began before it still see the problem cold.
+void gemm_library_mark(int device, const std::string& key, GemmLibraryState state);
 // True when the bridge kernel can compute `desc` (f32 / f16 / bf16, grid within CUDA's limits).
 // KILN_GEMM_BRIDGE=0 turns the bridge off (read once).
 bool gemm_bridge_supported(const GemmDesc& desc);

@@ -126,17 +126,18 @@ class Pool {
         if (stop_) return;
         job = std::move(queue_.front());
         queue_.pop_front();
+        // Counted as running before the queue lock is released: a Specializer being destroyed
+        // either cancels the job in the queue or waits for it (lock order: the pool's, then the
+        // owner's).
+        std::lock_guard<std::mutex> owner_lock(job.owner->mu);
+        ++job.owner->running;
       }
       run(job);
     }
   }
 
   static void run(Job& job) {
-    Specializer::State& st = *job.owner;
-    {
-      std::lock_guard<std::mutex> lock(st.mu);
-      ++st.running;
-    }
+    Specializer::State& st = *job.owner;  // counted in st.running by work()
     KernelMap added;
     bool all = true;
     if (device_set(st.options.device).ok()) {

@@ -1,0 +1,154 @@
+// The GEMM bridge's host-side pieces without a GPU (label nogpu): problem keys and the alignment
+// they carry, the ready/declined marks and their generations, which problems the bridge kernel
+// takes, how planning counts it, and the runtime-cache lookup that never compiles (the warm
+// start's). The kernel itself runs in the gpu label (check_op reruns every GEMM case on cuBLASLt
+// after its bridged first call; SpecializeGpuTest.LazyBridgesGemms...).
+#include <gtest/gtest.h>
+
+#include <cstdint>
+#include <filesystem>
+#include <string>
+#include <unistd.h>
+
+#include "backends/cuda/gemm.h"
+#include "backends/cuda/kernel_jit.h"
+#include "backends/cuda/kernel_plan.h"
+#include "backends/cuda/kernels/gemm.h"
+#include "ir/graph.h"
+#include "kiln/runtime_cache.h"
+
+namespace kiln::cuda {
+namespace {
+
+namespace fs = std::filesystem;
+
+GemmDesc desc_f32(int64_t m, int64_t n, int64_t k) {
+  GemmDesc g;
+  g.m = m;
+  g.n = n;
+  g.k = k;
+  g.lda = k;
+  g.ldb = n;
+  g.ldd = n;
+  return g;
+}
+
+const void* at(uintptr_t address) { return reinterpret_cast<const void*>(address); }
+
+TEST(GemmBridgeTest, ProblemKeysCarryTheOperandsAlignment) {
+  const GemmDesc g = desc_f32(128, 768, 256);
+  const GemmProblem a = gemm_problem(g, at(0x10000), at(0x20000), at(0x30000), nullptr, nullptr);
+  const GemmProblem b = gemm_problem(g, at(0x50000), at(0x60000), at(0x70000), nullptr, nullptr);
+  EXPECT_EQ(a.align, 256u);
+  EXPECT_EQ(a.key, b.key) << "other addresses, same alignment: the same problem";
+  const GemmProblem c = gemm_problem(g, at(0x10004), at(0x20000), at(0x30000), nullptr, nullptr);
+  EXPECT_EQ(c.align, 4u);
+  EXPECT_NE(a.key, c.key) << "an A only 4-byte aligned is another cuBLASLt problem";
+  const GemmProblem d = gemm_problem(g, at(0x10000), at(0x20000), at(0x30000), nullptr, at(0x40010));
+  EXPECT_EQ(d.align, 16u);
+  EXPECT_TRUE(d.has_c);
+  EXPECT_FALSE(a.has_c);
+  GemmDesc odd = g;
+  odd.lda = 257;  // a row stride of 1028 bytes: 4-byte rows, whatever the base address
+  EXPECT_EQ(gemm_problem(odd, at(0x10000), at(0x20000), at(0x30000), nullptr, nullptr).align, 4u);
+  GemmDesc other_m = g;
+  other_m.m = 129;
+  EXPECT_NE(gemm_problem(other_m, at(0x10000), at(0x20000), at(0x30000), nullptr, nullptr).key, a.key);
+}
+
+TEST(GemmBridgeTest, MarksTakeEffectForCallsThatStartAfterThem) {
+  const int device = 77;  // no such device: these marks touch nothing real
+  const std::string key = "test|" + std::to_string(::getpid());
+  const uint64_t before = gemm_library_generation();
+  EXPECT_EQ(gemm_library_state(device, key, before), GemmLibraryState::kCold);
+  gemm_library_mark(device, key, GemmLibraryState::kReady);
+  EXPECT_EQ(gemm_library_state(device, key, before), GemmLibraryState::kCold)
+      << "a call that began before the mark keeps the bridge for the whole call";
+  const uint64_t after = gemm_library_generation();
+  EXPECT_GT(after, before);
+  EXPECT_EQ(gemm_library_state(device, key, after), GemmLibraryState::kReady);
+  EXPECT_EQ(gemm_library_state(device, key, UINT64_MAX), GemmLibraryState::kReady);
+  EXPECT_EQ(gemm_library_state(device + 1, key, UINT64_MAX), GemmLibraryState::kCold) << "marks are per device";
+  gemm_library_mark(device, key + "|declined", GemmLibraryState::kDeclined);
+  EXPECT_EQ(gemm_library_state(device, key + "|declined", UINT64_MAX), GemmLibraryState::kDeclined);
+}
+
+TEST(GemmBridgeTest, BridgeTakesFloatProblemsWithinTheGrid) {
+  GemmDesc g = desc_f32(128, 768, 256);
+  EXPECT_TRUE(gemm_bridge_supported(g));
+  for (DType dt : {DType::kF16, DType::kBF16}) {
+    g.dtype = dt;
+    EXPECT_TRUE(gemm_bridge_supported(g)) << dtype_name(dt);
+  }
+  for (DType dt : {DType::kF64, DType::kI32, DType::kI8}) {
+    g.dtype = dt;
+    EXPECT_FALSE(gemm_bridge_supported(g)) << dtype_name(dt);
+  }
+  g.dtype = DType::kF32;
+  g.batch = 70000;  // beyond gridDim.z
+  EXPECT_FALSE(gemm_bridge_supported(g));
+  g.batch = 1;
+  g.m = 0;
+  EXPECT_FALSE(gemm_bridge_supported(g));
+  g.m = int64_t{64} * 70000;  // beyond gridDim.y
+  EXPECT_FALSE(gemm_bridge_supported(g));
+}
+
+// Planning records the bridge's kernel (so creation and `kiln cache warm` compile it) but counts
+// GEMMs as no launches.
+TEST(GemmBridgeTest, PlanningCountsBridgeKernelsApartFromLaunches) {
+  ir::Graph g;
+  // Big enough for the GPU (small all-host nodes run on the host).
+  const int x = g.add_value("x", DType::kF32, ir::Shape::of({64, 128}));
+  g.inputs.push_back(x);
+  const int wid = g.add_constant("w", Tensor::zeros(DType::kF32, {128, 64}));
+  const int y = g.add_value("y");
+  ir::Node node;
+  node.name = "mm";
+  node.op = "MatMul";
+  node.inputs = {x, wid};
+  node.outputs = {y};
+  g.add_node(std::move(node));
+  g.outputs.push_back(y);
+  const Dims shapes[] = {{64, 128}};
+  Result<KernelPlan> plan = plan_kernels(g, shapes);
+  ASSERT_TRUE(plan.ok()) << plan.status().to_string();
+  EXPECT_EQ(plan->launches, 0u) << "a MatMul launches no kernel of kiln's";
+  if (!gemm_bridge_enabled()) GTEST_SKIP() << "KILN_GEMM_BRIDGE=0";
+  EXPECT_EQ(plan->gemm_bridges, 1u);
+  ASSERT_EQ(plan->kernels.size(), 1u);
+  EXPECT_EQ(plan->kernels[0].key, kernels::gemm_kernel_key({DType::kF32}));
+}
+
+// The warm start's lookup: a kernel the runtime cache lacks is kNotFound, not compiled; once the
+// cache holds it, it comes from there.
+TEST(GemmBridgeTest, CacheOnlyLookupNeverCompiles) {
+  const fs::path path = fs::temp_directory_path() / ("kiln_bridge_" + std::to_string(::getpid()) + ".kcache");
+  fs::remove(path);
+  Result<std::shared_ptr<RuntimeCache>> cache = RuntimeCache::open(path.string());
+  ASSERT_TRUE(cache.ok()) << cache.status().to_string();
+  Result<KernelSource> src = kernels::gemm_kernel_source({DType::kF16, true, false, true, false});
+  ASSERT_TRUE(src.ok());
+  JitCounters counters;
+  Result<KernelImage> miss = kernel_image(*src, 90, cache->get(), &counters, /*compile=*/false);
+  ASSERT_FALSE(miss.ok());
+  EXPECT_EQ(miss.status().code(), StatusCode::kNotFound);
+  EXPECT_EQ(counters.compiles.load(), 0u);
+  EXPECT_EQ(counters.cache_misses.load(), 0u) << "a cache-only lookup counts no miss";
+  EXPECT_EQ((*cache)->stats().entries, 0u);
+  EXPECT_EQ(kernel_image(*src, 90, nullptr, nullptr, false).status().code(), StatusCode::kNotFound);
+  Result<KernelImage> compiled = kernel_image(*src, 90, cache->get(), &counters);
+  ASSERT_TRUE(compiled.ok()) << compiled.status().to_string();
+  EXPECT_FALSE(compiled->from_cache);
+  EXPECT_EQ(counters.compiles.load(), 1u);
+  Result<KernelImage> hit = kernel_image(*src, 90, cache->get(), &counters, false);
+  ASSERT_TRUE(hit.ok()) << hit.status().to_string();
+  EXPECT_TRUE(hit->from_cache);
+  EXPECT_EQ(*hit->bytes, *compiled->bytes);
+  EXPECT_EQ(counters.compiles.load(), 1u);
+  cache->reset();
+  fs::remove(path);
+}
+
+}  // namespace
+}  // namespace kiln::cuda
