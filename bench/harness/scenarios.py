@@ -39,10 +39,6 @@ def _dyn_shape(model: str, n: int):
 DYNAMIC_WARMUP = {"mlp": 2, "encoder_l4_d256": 320}
 
 
-def _settle(run, timeout_s: float = 10.0) -> float:
-    return S.settle(run, timeout_s)
-
-
 def _dyn_profile(model: str):
     return ((1, 1024), (8, 1024), (64, 1024)) if model == "mlp" else \
         ((1, 16, 256), (1, 128, 256), (1, 320, 256))
@@ -71,7 +67,7 @@ def child_dynamic(model_name: str, system: str, steps: List[int], steady_iters: 
             run(torch.randn(_dyn_shape(model_name, DYNAMIC_WARMUP[model_name]), device="cuda"))
             torch.cuda.synchronize()
             if kiln_run:
-                _settle(run)
+                S.settle(run)
         for step, n in enumerate(steps):
             x = torch.randn(_dyn_shape(model_name, n), device="cuda")
             if system == "kiln_static":  # a fresh engine per shape; its build is not timed
@@ -80,7 +76,7 @@ def child_dynamic(model_name: str, system: str, steps: List[int], steady_iters: 
                 run.runtime_settings = kiln.runtime.RuntimeSettings(runtime_cache=None)
             first = first_call_ms(lambda: run(x))
             # Steady state is measured after lazy's swap (issue #6: "steady state after the swap").
-            settle = _settle(run) if kiln_run else 0.0
+            settle = S.settle(run) if kiln_run else 0.0
             t = measure(lambda: run(x), Params(warmup=5, iters=steady_iters, min_iters=steady_iters,
                                                 max_seconds=0))
             rows.append({"scenario": "dynamic", "model": model_name, "system": system, "step": step,

@@ -14,6 +14,7 @@
 #include <thread>
 #include <vector>
 
+#include "backends/cuda/capture_hooks.h"
 #include "backends/cuda/device.h"
 #include "core/logging.h"
 
@@ -579,12 +580,7 @@ size_t gemm_library_warm(int device, std::span<const GemmWarmRequest> requests, 
                          int sm, GemmTuningCounters* counters, const std::function<bool()>& stop) {
   // A caller may be capturing a graph in global mode on another thread: this thread's allocations
   // and synchronisations are not part of it.
-  cudaStreamCaptureMode mode = cudaStreamCaptureModeRelaxed;
-  cudaThreadExchangeStreamCaptureMode(&mode);
-  struct RestoreMode {
-    cudaStreamCaptureMode mode;
-    ~RestoreMode() { cudaThreadExchangeStreamCaptureMode(&mode); }
-  } restore{mode};
+  RelaxedCaptureMode relaxed;
   if (!device_set(device).ok()) return 0;
   std::shared_ptr<DevicePool> pool = warm_pool(device);
   // Non-blocking: the legacy default stream (a caller's) never waits for the warm-up, nor it for it.

@@ -627,34 +627,29 @@ class CudaBackend final : public Backend {
     std::vector<Tensor> const_dev(g.values.size());
     KILN_ASSIGN_OR_RETURN(std::shared_ptr<Stream> stream, Stream::create(info_.index));
     std::vector<Tensor> host_consts;
+    std::vector<std::string> const_names;
     std::vector<size_t> const_ids;
     for (size_t id = 0; id < g.values.size(); ++id) {
       const int c = g.values[id].constant;
       if (c < 0 || !g.constants[static_cast<size_t>(c)].defined()) continue;
       host_consts.push_back(g.constants[static_cast<size_t>(c)]);
+      const_names.push_back(g.values[id].name);
       const_ids.push_back(id);
     }
     std::optional<Result<std::vector<Tensor>>> uploaded;
-    uint64_t upload_ns = 0, upload_set_ns = 0;
+    uint64_t upload_ns = 0;
     std::thread uploader([&] {
       const uint64_t t0 = profile ? now_ns() : 0;
       const Status on_device = device_set(info_.index);
-      const uint64_t t1 = profile ? now_ns() : 0;
-      uploaded.emplace(on_device.ok() ? upload_tensors(host_consts, *pool_, stream)
+      uploaded.emplace(on_device.ok() ? upload_tensors(host_consts, const_names, *pool_, stream)
                                       : Result<std::vector<Tensor>>(on_device));
-      if (profile) {
-        upload_set_ns = t1 - t0;
-        upload_ns = now_ns() - t1;
-      }
+      if (profile) upload_ns = now_ns() - t0;
     });
     std::shared_ptr<Specializer> spec = make_specializer(*graph, info_, options, g_host_limit.load(), phase_done);
     phase_done("prepare.kernels.load");
     uploader.join();
     phase_done("prepare.upload_wait");
-    if (profile) {  // on the helper thread
-      phases.emplace_back("prepare.upload_constants", upload_ns);
-      phases.emplace_back("prepare.upload_device_set", upload_set_ns);
-    }
+    if (profile) phases.emplace_back("prepare.upload_constants", upload_ns);  // on the helper thread
     if (!uploaded->ok()) return uploaded->status().with_context("uploading the engine's constants");
     for (size_t i = 0; i < const_ids.size(); ++i) const_dev[const_ids[i]] = std::move((**uploaded)[i]);
     auto program = std::make_unique<CudaProgram>(graph, info_, pool_, std::move(handlers), std::move(frees),

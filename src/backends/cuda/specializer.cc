@@ -254,11 +254,13 @@ std::unique_ptr<Specializer::Call> Specializer::begin_call(std::span<const Tenso
   return call;
 }
 
-bool Specializer::Call::gemm_bridge(const GemmDesc& desc, const GemmProblem& problem, const std::string& kernel_key) {
-  if (!KernelTable::global().find(kernel_key, state_->options.sm)) return false;  // not planned: cuBLASLt now
+cudaKernel_t Specializer::Call::gemm_bridge(const GemmDesc& desc, const GemmProblem& problem,
+                                            const std::string& kernel_key) {
+  const std::optional<cudaKernel_t> kernel = KernelTable::global().find(kernel_key, state_->options.sm);
+  if (!kernel) return nullptr;  // not planned, so not loaded: cuBLASLt now
   switch (gemm_library_state(state_->options.device, problem.key, gemm_generation_)) {
     case GemmLibraryState::kReady:
-      return false;
+      return nullptr;
     case GemmLibraryState::kDeclined:
       ++bridged_declined_;
       break;
@@ -267,7 +269,7 @@ bool Specializer::Call::gemm_bridge(const GemmDesc& desc, const GemmProblem& pro
       break;
   }
   ++bridged_;
-  return true;
+  return *kernel;
 }
 
 Result<cudaKernel_t> Specializer::Call::kernel_for(const KernelVariant& v) {

@@ -59,7 +59,7 @@ class Specializer {
    public:
     Result<cudaKernel_t> kernel_for(const KernelVariant& v) override;
     bool gemm_may_bridge() const override { return may_bridge_; }
-    bool gemm_bridge(const GemmDesc& desc, const GemmProblem& problem, const std::string& kernel_key) override;
+    cudaKernel_t gemm_bridge(const GemmDesc& desc, const GemmProblem& problem, const std::string& kernel_key) override;
 
    private:
     friend class Specializer;

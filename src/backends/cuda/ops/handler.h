@@ -53,10 +53,10 @@ class KernelProvider {
   // The GEMM bridge (gemm.h): false when no GEMM of this call runs on kiln's own kernel (then
   // gemm_bridge is not asked: steady-state calls pay nothing for it).
   virtual bool gemm_may_bridge() const { return false; }
-  // True: compute this problem with kiln's GEMM kernel `kernel_key` now (cuBLASLt is not ready
-  // for it, and the kernel is loaded: a call never waits for NVRTC to bridge).
-  virtual bool gemm_bridge(const GemmDesc& desc, const GemmProblem& problem, const std::string& kernel_key) {
-    return false;
+  // The loaded kernel `kernel_key` to compute this problem with now (cuBLASLt is not ready for
+  // it), or null: cuBLASLt computes it. Never null for want of NVRTC: a call never compiles to bridge.
+  virtual cudaKernel_t gemm_bridge(const GemmDesc& desc, const GemmProblem& problem, const std::string& kernel_key) {
+    return nullptr;
   }
 };
 
@@ -138,9 +138,9 @@ class RunContext {
   const HostProfile& profile() const { return profile_; }
 
  private:
-  // Computes `desc` with kiln's GEMM kernel (kernels/gemm.h) on this run's stream.
-  Status launch_gemm_bridge(const GemmDesc& desc, const void* a, const void* b, void* d, const void* bias,
-                            const void* c);
+  // Computes `desc` with `kernel`, kiln's GEMM kernel for it (kernels/gemm.h), on this run's stream.
+  Status launch_gemm_bridge(cudaKernel_t kernel, const GemmDesc& desc, const void* a, const void* b, void* d,
+                            const void* bias, const void* c);
 
   const DeviceInfo& device_;
   std::shared_ptr<DevicePool> pool_;

@@ -64,8 +64,8 @@ KernelVariant gemm_bridge_variant(const GemmDesc& g) {
 
 }  // namespace
 
-Status RunContext::launch_gemm_bridge(const GemmDesc& g, const void* a, const void* b, void* d, const void* bias,
-                                      const void* c) {
+Status RunContext::launch_gemm_bridge(cudaKernel_t kernel, const GemmDesc& g, const void* a, const void* b, void* d,
+                                      const void* bias, const void* c) {
   const void* c_arg = g.beta != 0.0 ? (c ? c : d) : nullptr;
   long long m = g.m, n = g.n, k = g.k, lda = g.lda, ldb = g.ldb, ldd = g.ldd;
   long long sa = g.stride_a, sb = g.stride_b, sd = g.stride_d;
@@ -74,20 +74,16 @@ Status RunContext::launch_gemm_bridge(const GemmDesc& g, const void* a, const vo
   const dim3 grid(static_cast<unsigned>((g.n + kernels::kGemmTile - 1) / kernels::kGemmTile),
                   static_cast<unsigned>((g.m + kernels::kGemmTile - 1) / kernels::kGemmTile),
                   static_cast<unsigned>(g.batch));
-  const KernelVariant v = gemm_bridge_variant(g);
   const uint64_t t0 = profile_on_ ? profile_now_ns() : 0;
-  Result<cudaKernel_t> kernel = provider_->kernel_for(v);
-  if (!kernel.ok()) return kernel.status().with_context(where());
   // Counted as a GEMM (bridged_gemms), not in launches(): GEMMs are never kiln's kernel launches.
-  const cudaError_t err = cudaLaunchKernel(reinterpret_cast<const void*>(*kernel), grid, dim3(kernels::kGemmThreads),
+  const cudaError_t err = cudaLaunchKernel(reinterpret_cast<const void*>(kernel), grid, dim3(kernels::kGemmThreads),
                                            args, 0, stream_->get());
   if (profile_on_) profile_.gemm_ns += profile_now_ns() - t0;
-  if (err != cudaSuccess) return cuda_status(err, "cudaLaunchKernel (kernel " + v.key + ", " + where() + ")");
+  if (err != cudaSuccess) return cuda_status(err, "cudaLaunchKernel (GEMM bridge kernel, " + where() + ")");
   return Status();
 }
 
 std::string RunContext::where() const { return node_ ? cpu::node_context(*node_) : std::string("(no node)"); }
-
 
 Result<Tensor> RunContext::alloc(DType dtype, Dims dims) {
   if (planning_) {  // host memory standing in for device memory: marked cuda so placement matches a run
@@ -139,13 +135,18 @@ Status RunContext::launch(const KernelVariant& v, unsigned grid, unsigned block,
 Status RunContext::gemm_run(const GemmDesc& desc, const void* a, const void* b, void* d, const void* bias,
                             const void* c) {
   // The bridge kernel is part of a lazy program's plan (precompiled; `kiln cache warm`).
-  const bool bridgeable = gemm_bridge_enabled() && gemm_bridge_supported(desc);
-  if (planning_) return bridgeable && provider_ ? provider_->kernel_for(gemm_bridge_variant(desc)).status() : Status();
-  // Never while capturing: a graph is captured once its GEMMs are final.
-  if (bridgeable && !hooks_ && provider_ && provider_->gemm_may_bridge() &&
-      provider_->gemm_bridge(desc, gemm_problem(desc, a, b, d, bias, c), kernels::gemm_kernel_key(gemm_kernel_spec(desc)))) {
-    ++bridged_gemms_;
-    return launch_gemm_bridge(desc, a, b, d, bias, c);
+  if (planning_) {
+    const bool bridgeable = provider_ && gemm_bridge_enabled() && gemm_bridge_supported(desc);
+    return bridgeable ? provider_->kernel_for(gemm_bridge_variant(desc)).status() : Status();
+  }
+  // Steady-state calls stop at gemm_may_bridge(). Never while capturing: a graph is captured once
+  // its GEMMs are final.
+  if (provider_ && !hooks_ && provider_->gemm_may_bridge() && gemm_bridge_supported(desc)) {
+    if (cudaKernel_t kernel = provider_->gemm_bridge(desc, gemm_problem(desc, a, b, d, bias, c),
+                                                     kernels::gemm_kernel_key(gemm_kernel_spec(desc)))) {
+      ++bridged_gemms_;
+      return launch_gemm_bridge(kernel, desc, a, b, d, bias, c);
+    }
   }
   if (hooks_) {
     hooks_->on_library(a, b, d, bias);
