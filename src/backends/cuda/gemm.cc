@@ -16,6 +16,7 @@
 
 #include "backends/cuda/capture_hooks.h"
 #include "backends/cuda/device.h"
+#include "backends/cuda/kernels/gemm.h"
 #include "core/logging.h"
 
 namespace kiln::cuda {
@@ -172,6 +173,19 @@ GemmRunner::~GemmRunner() {
     std::lock_guard<std::mutex> lock(library_mutex());
     cublasLtDestroy(static_cast<cublasLtHandle_t>(handle_));
   }
+}
+
+Result<GemmRunner::SplitScratch> GemmRunner::split_scratch() {
+  constexpr size_t kCounterBytes = kernels::kGemmSplitScratchTiles * sizeof(unsigned);
+  constexpr size_t kPartialBytes = size_t{kernels::kGemmSplitScratchTiles} * 2048 * sizeof(float);
+  if (!split_scratch_) {
+    KILN_ASSIGN_OR_RETURN(std::shared_ptr<void> mem, pool_->alloc_bytes(kCounterBytes + kPartialBytes, stream_));
+    KILN_CUDA_RETURN_IF_ERROR(cudaMemsetAsync(mem.get(), 0, kCounterBytes, stream_->get()),
+                              "cudaMemsetAsync (GEMM split-K counters)");
+    split_scratch_ = std::move(mem);
+  }
+  auto* base = static_cast<char*>(split_scratch_.get());
+  return SplitScratch{reinterpret_cast<float*>(base + kCounterBytes), reinterpret_cast<unsigned*>(base)};
 }
 
 Status GemmRunner::init() {
@@ -573,7 +587,8 @@ bool gemm_bridge_supported(const GemmDesc& g) {
   if (g.dtype != DType::kF32 && g.dtype != DType::kF16 && g.dtype != DType::kBF16) return false;
   constexpr int64_t kMaxGridYZ = 65535;
   return g.m > 0 && g.n > 0 && g.k >= 0 && g.batch >= 1 && g.batch <= kMaxGridYZ &&
-         (g.m + 63) / 64 <= kMaxGridYZ && (g.n + 63) / 64 <= (int64_t{1} << 31) - 1;
+         (g.m + kernels::kGemmTileM - 1) / kernels::kGemmTileM <= kMaxGridYZ &&
+         (g.n + kernels::kGemmTileN - 1) / kernels::kGemmTileN <= (int64_t{1} << 31) - 1;
 }
 
 size_t gemm_library_warm(int device, std::span<const GemmWarmRequest> requests, std::shared_ptr<RuntimeCache> cache,

@@ -143,6 +143,14 @@ class GemmRunner {
   // Creates the cuBLASLt handle and allocates the workspace (run() does it on first use). A
   // runner whose work is captured into a CUDA graph must be initialised before the capture.
   Status init();
+  // The GEMM bridge's split-K scratch for this runner's stream (kernels/gemm.h): space for
+  // kGemmSplitScratchTiles partial tiles and as many zeroed tile counters, allocated on first use
+  // and kept. Work on one stream runs in order, so its GEMMs share it.
+  struct SplitScratch {
+    float* partials = nullptr;
+    unsigned* counters = nullptr;
+  };
+  Result<SplitScratch> split_scratch();
 
  private:
   struct Plan;
@@ -158,6 +166,7 @@ class GemmRunner {
   std::shared_ptr<Stream> stream_;
   void* handle_ = nullptr;  // cublasLtHandle_t
   std::shared_ptr<void> workspace_;
+  std::shared_ptr<void> split_scratch_;  // split_scratch(): the counters, then the partials
   size_t workspace_bytes_ = 0;
   std::map<std::string, std::unique_ptr<Plan>> plans_;
   std::map<std::string, std::array<uint64_t, 8>> family_algo_;  // per M-family: its latest plan's algorithm

@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <filesystem>
 #include <string>
+#include <utility>
 #include <unistd.h>
 
 #include "backends/cuda/gemm.h"
@@ -90,8 +91,45 @@ TEST(GemmBridgeTest, BridgeTakesFloatProblemsWithinTheGrid) {
   g.batch = 1;
   g.m = 0;
   EXPECT_FALSE(gemm_bridge_supported(g));
-  g.m = int64_t{64} * 70000;  // beyond gridDim.y
+  g.m = int64_t{kernels::kGemmTileM} * 70000;  // beyond gridDim.y
   EXPECT_FALSE(gemm_bridge_supported(g));
+  g.m = int64_t{kernels::kGemmTileM} * 65535;
+  EXPECT_TRUE(gemm_bridge_supported(g));
+}
+
+// Split K only where the output tiles leave most of the GPU idle, in whole K steps that cover k
+// exactly, never beyond the stream's scratch.
+TEST(GemmBridgeTest, SplitsKOnlyForProblemsThatLeaveTheGpuIdle) {
+  using kernels::gemm_split;
+  using kernels::kGemmTileK;
+  const int sms = 132;
+  // The benchmark encoder at seq 16: FFN down-projection, 4 tiles of 32x64 over K = 1024.
+  kernels::GemmSplit s = gemm_split(4, 1024, sms);
+  EXPECT_EQ(s.splits, 8);
+  EXPECT_EQ(s.kc, 128);
+  // QKV projection at seq 16: 12 tiles, K = 256: two splits of 128.
+  s = gemm_split(12, 256, sms);
+  EXPECT_EQ(s.splits, 2);
+  EXPECT_EQ(s.kc, 128);
+  // Enough tiles already, or K too short to split: one pass over K.
+  for (auto [tiles, k] : {std::pair<long long, long long>{160, 1024}, {67, 4096}, {4, 224}, {4, 0}, {0, 1024}}) {
+    s = gemm_split(tiles, k, sms);
+    EXPECT_EQ(s.splits, 1) << tiles << " tiles, k " << k;
+    EXPECT_EQ(s.kc, k) << tiles << " tiles, k " << k;
+  }
+  for (long long tiles = 1; tiles <= 66; ++tiles) {
+    for (long long k : {256LL, 257LL, 1000LL, 1024LL, 4097LL, 1LL << 20}) {
+      s = gemm_split(tiles, k, sms);
+      ASSERT_GE(s.splits, 1);
+      EXPECT_LE(s.splits, 16);
+      EXPECT_LE(s.splits * tiles, kernels::kGemmSplitScratchTiles) << tiles << " tiles, k " << k;
+      if (s.splits == 1) continue;
+      EXPECT_EQ(s.kc % kGemmTileK, 0);
+      EXPECT_LT((s.splits - 1) * s.kc, k) << "every split has work";
+      EXPECT_GE(s.splits * s.kc, k) << "the splits cover k";
+    }
+  }
+  EXPECT_EQ(gemm_split(4, 1024, 0).splits, 1) << "an unknown SM count never splits";
 }
 
 // Planning records the bridge's kernel (so creation and `kiln cache warm` compile it) but counts

@@ -198,6 +198,17 @@ TEST(CudaOpsTest, MatMulAndGemm) {
             {random_tensor(DType::kF16, {4, 32}), random_tensor(DType::kF16, {8, 32}), random_tensor(DType::kF16, {8})},
             {false, true, true}, 1, 1e-2, 2e-2};
   check_op(g4, "Gemm f16 bias");
+  // Problems too small to fill the GPU: the bridge splits K (kernels/gemm.h), summing in order.
+  for (const M& m : {M{{16, 1024}, {1024, 256}, "split K"}, M{{3, 20, 512}, {3, 512, 40}, "batched split K"}}) {
+    OpCase c{"MatMul", {}, {random_tensor(DType::kF32, m.a, -1, 1, 1), random_tensor(DType::kF32, m.b, -1, 1, 2)}, {}, 1, 1e-4, 1e-4};
+    check_op(c, std::string("MatMul ") + m.what);
+  }
+  OpCase g5{"Gemm", attrs({{"transA", 1}, {"transB", 1}}, {{"alpha", 0.5}, {"beta", 2.0}}),
+            {random_tensor(DType::kF32, {384, 6}), random_tensor(DType::kF32, {10, 384}), random_tensor(DType::kF32, {6, 10})},
+            {false, true, true}, 1, 1e-4, 1e-4};
+  check_op(g5, "Gemm transA transB alpha beta split K");
+  check_op({"MatMul", {}, {random_tensor(DType::kF16, {8, 512}, -1, 1), random_tensor(DType::kF16, {512, 64}, -1, 1)}, {}, 1, 1e-2, 5e-2},
+           "MatMul f16 split K");
 }
 
 TEST(CudaOpsTest, ConvAndPooling) {

@@ -1,5 +1,7 @@
 #include "backends/cuda/kernels/gemm.h"
 
+#include <algorithm>
+
 #include "backends/cuda/kernels/common.h"
 
 namespace kiln::cuda::kernels {
@@ -18,6 +20,20 @@ bool supported(DType d) { return d == DType::kF32 || d == DType::kF16 || d == DT
 
 }  // namespace
 
+GemmSplit gemm_split(long long tiles, long long k, int multiprocessors) {
+  GemmSplit out;
+  out.kc = k;
+  const long long sms = multiprocessors > 0 ? multiprocessors : 1;
+  if (tiles <= 0 || k < 8 * kGemmTileK || tiles * 2 > sms) return out;
+  long long splits = std::min<long long>({sms / tiles, k / (4 * kGemmTileK), 16, kGemmSplitScratchTiles / tiles});
+  if (splits < 2) return out;
+  const long long per = (k + splits - 1) / splits;
+  out.kc = (per + kGemmTileK - 1) / kGemmTileK * kGemmTileK;
+  out.splits = static_cast<int>((k + out.kc - 1) / out.kc);
+  if (out.splits < 2) out = GemmSplit{1, k};
+  return out;
+}
+
 std::string gemm_kernel_key(const GemmKernelSpec& s) {
   std::string key = std::string(kGemmKernelKeyPrefix) + tag(s.dtype) + "|" + (s.trans_a ? "T" : "N") + (s.trans_b ? "T" : "N");
   if (s.bias) key += "|bias";
@@ -35,12 +51,13 @@ Result<KernelSource> gemm_kernel_source(const GemmKernelSpec& s) {
   const DType d = s.dtype;
   std::string src(prelude());
   src += "typedef " + std::string(storage_type(d)) + " T;\n";
-  // A tile: 64 rows x 16 of K, stored As[kk][row]; B tile: 16 of K x 64 columns, Bs[kk][col].
-  // Consecutive threads load consecutive addresses of whichever operand layout this is.
-  const std::string a_load = s.trans_a ? "const int r = i % 64, kk = i / 64;\n      const long long off = (k0 + kk) * lda + (row0 + r);\n"
-                                       : "const int r = i / 16, kk = i % 16;\n      const long long off = (row0 + r) * lda + (k0 + kk);\n";
-  const std::string b_load = s.trans_b ? "const int c = i / 16, kk = i % 16;\n      const long long off = (col0 + c) * ldb + (k0 + kk);\n"
-                                       : "const int c = i % 64, kk = i / 64;\n      const long long off = (k0 + kk) * ldb + (col0 + c);\n";
+  // Tiles: A 32 rows x 32 of K, stored As[kk][row]; B 32 of K x 64 columns, Bs[kk][col]. Each
+  // thread loads 4 of A and 8 of B per step, consecutive threads consecutive addresses of whichever
+  // operand layout this is; the next step's loads are in flight while this step computes.
+  const std::string a_idx = s.trans_a ? "const int r = i % 32, kk = i / 32; const long long off = (k0 + kk) * lda + (row0 + r);"
+                                      : "const int r = i / 32, kk = i % 32; const long long off = (row0 + r) * lda + (k0 + kk);";
+  const std::string b_idx = s.trans_b ? "const int c = i / 32, kk = i % 32; const long long off = (col0 + c) * ldb + (k0 + kk);"
+                                      : "const int c = i % 64, kk = i / 64; const long long off = (k0 + kk) * ldb + (col0 + c);";
   std::string epilogue = "float v = alpha * acc[i][j];\n";
   if (s.beta) epilogue += "        v += beta * " + load_expr(d, "C[off]") + ";\n";
   if (s.bias) epilogue += "        v += " + load_expr(d, "bias[col]") + ";\n";
@@ -50,36 +67,73 @@ Result<KernelSource> gemm_kernel_source(const GemmKernelSpec& s) {
   src += "extern \"C\" __global__ void __launch_bounds__(256) " + name +
          "(const T* __restrict__ A, const T* __restrict__ B, T* D, const T* __restrict__ bias, const T* C,\n"
          "    long long m, long long n, long long k, long long lda, long long ldb, long long ldd,\n"
-         "    long long stride_a, long long stride_b, long long stride_d, float alpha, float beta) {\n"
-         "  __shared__ float As[16][68];\n"
-         "  __shared__ float Bs[16][68];\n"
-         "  const long long z = blockIdx.z;\n"
+         "    long long stride_a, long long stride_b, long long stride_d, float alpha, float beta,\n"
+         "    float* ws, unsigned* counters, int splits, long long kc) {\n"
+         "  __shared__ float As[32][33];\n"
+         "  __shared__ float Bs[32][65];\n"
+         "  __shared__ unsigned last;\n"
+         "  const int tid = threadIdx.x;\n"
+         "  const long long z = blockIdx.z / splits;\n"
+         "  const int split = (int)(blockIdx.z % splits);\n"
          "  A += z * stride_a; B += z * stride_b; D += z * stride_d;\n"
          "  if (C) C += z * stride_d;\n"
-         "  const int tx = threadIdx.x % 16, ty = threadIdx.x / 16;\n"
-         "  const long long row0 = (long long)blockIdx.y * 64, col0 = (long long)blockIdx.x * 64;\n"
-         "  float acc[4][4];\n"
-         "  for (int i = 0; i < 4; ++i) for (int j = 0; j < 4; ++j) acc[i][j] = 0.0f;\n"
-         "  for (long long k0 = 0; k0 < k; k0 += 16) {\n"
-         "    for (int i = threadIdx.x; i < 1024; i += 256) {\n"
-         "      " + a_load +
-         "      As[kk][r] = (row0 + r < m && k0 + kk < k) ? " + load_expr(d, "A[off]") + " : 0.0f;\n"
+         "  const int tx = tid % 16, ty = tid / 16;\n"
+         "  const long long row0 = (long long)blockIdx.y * 32, col0 = (long long)blockIdx.x * 64;\n"
+         "  const long long kbeg = split * kc, kend = kbeg + kc < k ? kbeg + kc : k;\n"
+         "  float acc[2][4];\n"
+         "  for (int i = 0; i < 2; ++i) for (int j = 0; j < 4; ++j) acc[i][j] = 0.0f;\n"
+         "  float ra[4], rb[8];\n"
+         "  long long k0 = kbeg;\n"
+         "  auto load = [&]() {\n"
+         "    for (int q = 0; q < 4; ++q) {\n"
+         "      const int i = tid + 256 * q; " + a_idx + "\n"
+         "      ra[q] = (row0 + r < m && k0 + kk < kend) ? " + load_expr(d, "A[off]") + " : 0.0f;\n"
          "    }\n"
-         "    for (int i = threadIdx.x; i < 1024; i += 256) {\n"
-         "      " + b_load +
-         "      Bs[kk][c] = (col0 + c < n && k0 + kk < k) ? " + load_expr(d, "B[off]") + " : 0.0f;\n"
+         "    for (int q = 0; q < 8; ++q) {\n"
+         "      const int i = tid + 256 * q; " + b_idx + "\n"
+         "      rb[q] = (col0 + c < n && k0 + kk < kend) ? " + load_expr(d, "B[off]") + " : 0.0f;\n"
+         "    }\n"
+         "  };\n"
+         "  load();\n"
+         "  for (; k0 < kend;) {\n"
+         "    for (int q = 0; q < 4; ++q) {\n"
+         "      const int i = tid + 256 * q; " + a_idx + "\n"
+         "      (void)off; As[kk][r] = ra[q];\n"
+         "    }\n"
+         "    for (int q = 0; q < 8; ++q) {\n"
+         "      const int i = tid + 256 * q; " + b_idx + "\n"
+         "      (void)off; Bs[kk][c] = rb[q];\n"
          "    }\n"
          "    __syncthreads();\n"
+         "    k0 += 32;\n"
+         "    if (k0 < kend) load();\n"
          "#pragma unroll\n"
-         "    for (int kk = 0; kk < 16; ++kk) {\n"
-         "      float a[4], b[4];\n"
-         "      for (int i = 0; i < 4; ++i) a[i] = As[kk][ty + 16 * i];\n"
+         "    for (int kk = 0; kk < 32; ++kk) {\n"
+         "      float a[2], b[4];\n"
+         "      for (int i = 0; i < 2; ++i) a[i] = As[kk][ty + 16 * i];\n"
          "      for (int j = 0; j < 4; ++j) b[j] = Bs[kk][tx + 16 * j];\n"
-         "      for (int i = 0; i < 4; ++i) for (int j = 0; j < 4; ++j) acc[i][j] = fmaf(a[i], b[j], acc[i][j]);\n"
+         "      for (int i = 0; i < 2; ++i) for (int j = 0; j < 4; ++j) acc[i][j] = fmaf(a[i], b[j], acc[i][j]);\n"
          "    }\n"
          "    __syncthreads();\n"
          "  }\n"
-         "  for (int i = 0; i < 4; ++i) {\n"
+         "  if (splits > 1) {  // split K: the tile's last block to finish sums the partial tiles in order\n"
+         "    const unsigned long long tile = ((unsigned long long)z * gridDim.y + blockIdx.y) * gridDim.x + blockIdx.x;\n"
+         "    float* part = ws + tile * (unsigned long long)splits * 2048ull;\n"
+         "    for (int i = 0; i < 2; ++i) for (int j = 0; j < 4; ++j) part[split * 2048 + (i * 4 + j) * 256 + tid] = acc[i][j];\n"
+         "    __threadfence();\n"
+         "    __syncthreads();\n"
+         "    if (tid == 0) last = atomicAdd(&counters[tile], 1u) == (unsigned)(splits - 1);\n"
+         "    __syncthreads();\n"
+         "    if (!last) return;\n"
+         "    __threadfence();\n"
+         "    for (int i = 0; i < 2; ++i) for (int j = 0; j < 4; ++j) {\n"
+         "      float sum = 0.0f;\n"
+         "      for (int t = 0; t < splits; ++t) sum += __ldcg(part + t * 2048 + (i * 4 + j) * 256 + tid);\n"
+         "      acc[i][j] = sum;\n"
+         "    }\n"
+         "    if (tid == 0) counters[tile] = 0u;  // ready for the next GEMM on this stream\n"
+         "  }\n"
+         "  for (int i = 0; i < 2; ++i) {\n"
          "    const long long row = row0 + ty + 16 * i;\n"
          "    if (row >= m) continue;\n"
          "    for (int j = 0; j < 4; ++j) {\n"

@@ -7,9 +7,15 @@
 // One generic kernel per (dtype, transposes, epilogue): shapes and strides are arguments.
 //   (const T* A, const T* B, T* D, const T* bias, const T* C, long long m, long long n,
 //    long long k, long long lda, long long ldb, long long ldd, long long stride_a,
-//    long long stride_b, long long stride_d, float alpha, float beta)
-// Grid (ceil(n / 64), ceil(m / 64), batch), 256 threads: a 64x64 tile of D per block, 4x4
-// outputs per thread, K in steps of 16 through shared memory.
+//    long long stride_b, long long stride_d, float alpha, float beta,
+//    float* ws, unsigned* counters, int splits, long long kc)
+// Grid (ceil(n / 64), ceil(m / 32), batch * splits), 256 threads: a 32x64 tile of D per block,
+// 2x4 outputs per thread, K in steps of 32 through shared memory with the next step's loads in
+// flight. Split K (splits > 1, for problems too small to fill the GPU): block z covers K range
+// [s * kc, (s + 1) * kc) of batch z / splits, s = z % splits, writes its partial tile to
+// ws[tile * splits + s] (2048 floats each; tile = (batch * gridDim.y + y) * gridDim.x + x), and
+// the last of a tile's blocks to finish (counted in counters[tile], which must start at 0 and which
+// it resets) sums the partials in split order - deterministic - and applies the epilogue.
 #pragma once
 
 #include <cstdint>
@@ -32,8 +38,22 @@ struct GemmKernelSpec {
   GemmEpilogue act = GemmEpilogue::kNone;
 };
 
-inline constexpr int kGemmTile = 64;
+inline constexpr int kGemmTileM = 32;
+inline constexpr int kGemmTileN = 64;
+inline constexpr int kGemmTileK = 32;
 inline constexpr int kGemmThreads = 256;
+// Split K: the scratch a stream keeps for it holds this many partial tiles (2048 floats each)
+// and as many tile counters; splits * tiles never exceeds it.
+inline constexpr int kGemmSplitScratchTiles = 256;
+
+// How many K splits a problem of `tiles` output tiles (over all batches) and depth k gets: enough
+// blocks to fill about `multiprocessors` SMs, each split at least 4 steps of K, at most 16.
+// Returns 1 (no split) for problems that fill the GPU already.
+struct GemmSplit {
+  int splits = 1;
+  long long kc = 0;  // K per split, a multiple of kGemmTileK (k itself when splits == 1)
+};
+GemmSplit gemm_split(long long tiles, long long k, int multiprocessors);
 
 // Every key starts with this: planning tells the bridge's kernels from the others by it.
 inline constexpr std::string_view kGemmKernelKeyPrefix = "gemm_bridge|";

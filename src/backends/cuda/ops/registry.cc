@@ -70,11 +70,28 @@ Status RunContext::launch_gemm_bridge(cudaKernel_t kernel, const GemmDesc& g, co
   long long m = g.m, n = g.n, k = g.k, lda = g.lda, ldb = g.ldb, ldd = g.ldd;
   long long sa = g.stride_a, sb = g.stride_b, sd = g.stride_d;
   float alpha = static_cast<float>(g.alpha), beta = static_cast<float>(g.beta);
-  void* args[] = {&a, &b, &d, &bias, &c_arg, &m, &n, &k, &lda, &ldb, &ldd, &sa, &sb, &sd, &alpha, &beta};
-  const dim3 grid(static_cast<unsigned>((g.n + kernels::kGemmTile - 1) / kernels::kGemmTile),
-                  static_cast<unsigned>((g.m + kernels::kGemmTile - 1) / kernels::kGemmTile),
-                  static_cast<unsigned>(g.batch));
+  const long long tiles_n = (g.n + kernels::kGemmTileN - 1) / kernels::kGemmTileN;
+  const long long tiles_m = (g.m + kernels::kGemmTileM - 1) / kernels::kGemmTileM;
   const uint64_t t0 = profile_on_ ? profile_now_ns() : 0;
+  // Small problems split K over more blocks (kernels/gemm.h), using the stream's scratch.
+  kernels::GemmSplit split = kernels::gemm_split(tiles_n * tiles_m * g.batch, g.k, device_.multiprocessors);
+  GemmRunner::SplitScratch scratch;
+  if (split.splits > 1 && gemm_ && g.batch * split.splits <= 65535) {
+    Result<GemmRunner::SplitScratch> got = gemm_->split_scratch();
+    if (got.ok()) {
+      scratch = *got;
+    } else {
+      split = kernels::GemmSplit{1, g.k};
+    }
+  } else {
+    split = kernels::GemmSplit{1, g.k};
+  }
+  int splits = split.splits;
+  long long kc = split.kc;
+  void* args[] = {&a,  &b,  &d,  &bias, &c_arg, &m,     &n,    &k, &lda, &ldb, &ldd, &sa, &sb, &sd,
+                  &alpha, &beta, &scratch.partials, &scratch.counters, &splits, &kc};
+  const dim3 grid(static_cast<unsigned>(tiles_n), static_cast<unsigned>(tiles_m),
+                  static_cast<unsigned>(g.batch * splits));
   // Counted as a GEMM (bridged_gemms), not in launches(): GEMMs are never kiln's kernel launches.
   const cudaError_t err = cudaLaunchKernel(reinterpret_cast<const void*>(kernel), grid, dim3(kernels::kGemmThreads),
                                            args, 0, stream_->get());
