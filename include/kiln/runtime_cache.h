@@ -73,6 +73,11 @@ CacheKey make_cache_key(std::string_view source, std::string_view options, int n
 // the library's version; the arch; kRuntimeCacheFormatVersion). Never equal to a kernel key.
 CacheKey make_tuning_key(std::string_view problem, int library_version, std::string_view arch);
 
+// Does the one-time set-up of the digest behind the keys (OpenSSL loading its provider, about a
+// millisecond) now, so that a later make_cache_key on a start-up's critical path does not; a
+// helper thread may call it while the caller does other work. Thread-safe.
+void prepare_cache_keys();
+
 enum class CacheEntryKind : uint8_t {
   kCubin = 1,   // "cubin": machine code (or PTX) from NVRTC
   kTuning = 2,  // "tuning": a tuning decision, an opaque string the backend understands

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import io
 import os
+import sys
 from typing import Any, Mapping, Optional, Sequence, Tuple
 
 from . import _kiln
@@ -23,7 +24,7 @@ from .errors import (DeviceError, InternalError, InvalidEngineError, KilnError, 
 from .module import Module, apply_legacy_settings
 
 __version__ = _kiln.__version__
-__all__ = ["compile", "load", "export_onnx", "Module", "runtime", "KilnError", "InvalidEngineError",
+__all__ = ["compile", "load", "prepare_backend", "export_onnx", "Module", "runtime", "KilnError", "InvalidEngineError",
            "UnsupportedModelError", "MismatchError", "DeviceError", "UnavailableError",
            "InternalError"]
 
@@ -117,6 +118,36 @@ def compile(model, *, shapes: Optional[Mapping[str, Any]] = None, precision: str
 
 
 def load(path) -> Module:
-    """Loads an engine file written by ``kiln build`` or ``Module.save``."""
+    """Loads an engine file written by ``kiln build`` or ``Module.save``.
+
+    When PyTorch has initialised CUDA in this process already, this also opens kiln's CUDA
+    backend on PyTorch's current device first (``prepare_backend``), so that its one-time set-up
+    proceeds while the engine loads instead of during the first inference. It never initialises
+    CUDA itself."""
     path = os.fspath(path)
+    _prepare_torch_device()
     return Module(_kiln.Engine.load(path), path=path)
+
+
+def prepare_backend(backend: str = "cuda", device: int = 0) -> None:
+    """Opens kiln's ``backend`` on ``device`` now, as the first inference there would: for
+    ``"cuda"`` the device's context and kiln's memory pool, whose one-time set-up in the driver
+    then proceeds in the background. Call it while doing other work to take that cost off the
+    first inference. Raises kiln.UnavailableError without such a backend or device."""
+    _kiln.prepare_backend(backend, int(device))
+
+
+def _prepare_torch_device() -> None:
+    torch = sys.modules.get("torch")
+    if torch is None:
+        return
+    try:
+        if not torch.cuda.is_initialized():
+            return
+        device = torch.cuda.current_device()
+    except Exception:  # a torch without CUDA, or in a state we do not know: nothing to prepare
+        return
+    try:
+        _kiln.prepare_backend("cuda", device)
+    except Exception:  # this kiln has no CUDA backend, say: the first run reports what matters
+        pass

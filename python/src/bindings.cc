@@ -249,6 +249,16 @@ PYBIND11_MODULE(_kiln, m) {
     return py::bytes(reinterpret_cast<const char*>(bytes.data()), bytes.size());
   });
 
+  // Opens a backend ahead of the first run (kiln.load does for PyTorch's current CUDA device).
+  m.def("prepare_backend", [](const std::string& backend, int device) {
+    Status s;
+    {
+      py::gil_scoped_release release;
+      s = prepare_backend(backend, device);
+    }
+    if (!s.ok()) raise(s);
+  });
+
   // Settings: validation, process defaults, resolution (the one parser is C++'s).
   m.def("validate_settings", [](const py::dict& d) { return settings_to_dict(settings_from_dict(d)); });
   m.def("set_default_settings", [](const py::dict& d) { set_default_runtime_settings(settings_from_dict(d)); });

@@ -2,8 +2,11 @@
 
 #include <zlib.h>
 
+#include <algorithm>
 #include <bit>
 #include <cstring>
+#include <thread>
+#include <vector>
 
 namespace kiln::format {
 
@@ -97,7 +100,9 @@ Status ByteReader::boolean(bool* v, const char* what) {
   return Status();
 }
 
-uint32_t crc32_of(std::span<const uint8_t> bytes, uint32_t crc) {
+namespace {
+
+uint32_t crc32_serial(std::span<const uint8_t> bytes, uint32_t crc) {
   uLong c = crc;
   const uint8_t* p = bytes.data();
   size_t left = bytes.size();
@@ -106,6 +111,32 @@ uint32_t crc32_of(std::span<const uint8_t> bytes, uint32_t crc) {
     c = ::crc32(c, p, chunk);
     p += chunk;
     left -= chunk;
+  }
+  return static_cast<uint32_t>(c);
+}
+
+}  // namespace
+
+uint32_t crc32_of(std::span<const uint8_t> bytes, uint32_t crc) {
+  // Large spans (an engine's weights) in parallel pieces, joined with crc32_combine: 13.8 MB take
+  // 2 ms on one core, and an engine load is on a start-up's critical path.
+  constexpr size_t kPiece = size_t{2} << 20;
+  if (bytes.size() < 2 * kPiece) return crc32_serial(bytes, crc);  // most calls: no thread count asked
+  static const size_t cores = std::max(1u, std::thread::hardware_concurrency());  // reads /sys each time
+  const size_t threads = std::min<size_t>({bytes.size() / kPiece, cores, 8});
+  if (threads < 2) return crc32_serial(bytes, crc);
+  const size_t per = bytes.size() / threads;
+  std::vector<uint32_t> part(threads);
+  std::vector<std::thread> workers;
+  for (size_t i = 1; i < threads; ++i) {
+    const size_t len = i + 1 == threads ? bytes.size() - i * per : per;
+    workers.emplace_back([&part, &bytes, i, per, len] { part[i] = crc32_serial(bytes.subspan(i * per, len), 0); });
+  }
+  uLong c = crc32_serial(bytes.subspan(0, per), crc);
+  for (size_t i = 1; i < threads; ++i) {
+    workers[i - 1].join();
+    const size_t len = i + 1 == threads ? bytes.size() - i * per : per;
+    c = ::crc32_combine(c, part[i], static_cast<z_off_t>(len));
   }
   return static_cast<uint32_t>(c);
 }

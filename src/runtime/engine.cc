@@ -61,6 +61,10 @@ Result<std::shared_ptr<Engine>> Engine::Impl::create(format::EngineModel model) 
   return std::shared_ptr<Engine>(new Engine(std::move(impl)));
 }
 
+Status prepare_backend(const std::string& backend, int device) {
+  return backend_get(backend, device).status();
+}
+
 Result<std::shared_ptr<Engine>> Engine::load(const std::string& path) {
   KILN_ASSIGN_OR_RETURN(format::EngineModel model, format::engine_load_file(path));
   Result<std::shared_ptr<Engine>> e = Impl::create(std::move(model));

@@ -119,6 +119,20 @@ def test_enable_cudagraphs_refuses_lazy_dynamic_module(mlp_pair):
         assert math.isfinite(float(graphed(x).sum()))
 
 
+def test_load_prepares_torchs_current_device(tmp_path, mlp_pair):
+    # PyTorch has initialised CUDA (the fixtures ran on it): kiln.load opens kiln's CUDA backend on
+    # PyTorch's device first; the module then runs there as usual.
+    torch.cuda.init()
+    model, mod = mlp_pair
+    path = tmp_path / "mlp.kiln"
+    mod.save(path)
+    loaded = kiln.load(path)
+    kiln.prepare_backend("cuda", torch.cuda.current_device())  # again: a no-op
+    x = torch.randn(4, 64, device="cuda")
+    torch.testing.assert_close(loaded(x), mod(x))
+    torch.testing.assert_close(loaded(x), model(x), rtol=1e-4, atol=1e-5)
+
+
 def test_resnet18_from_torch_module():
     torchvision = pytest.importorskip("torchvision", reason="needs torchvision")
     torch.manual_seed(0)

@@ -87,6 +87,20 @@ def test_errors_map_to_exception_classes(tmp_path, example_model):
         kiln.compile(str(example_model), bogus=1)
 
 
+def test_prepare_backend_errors(tmp_path, example_model):
+    kiln.prepare_backend("cpu", 0)
+    with pytest.raises(ValueError, match="invalid backend 'tpu'"):
+        kiln.prepare_backend("tpu", 0)
+    with pytest.raises((kiln.UnavailableError, ValueError)):
+        kiln.prepare_backend("cuda", 4096)  # no such GPU here (or none at all)
+    # kiln.load prepares PyTorch's CUDA device only when PyTorch has initialised CUDA already:
+    # without a GPU it must neither fail nor initialise anything.
+    path = tmp_path / "m.kiln"
+    kiln.compile(str(example_model), shapes={"x": ((1, 16), (2, 16), (8, 16))}).save(path)
+    mod = kiln.load(path)
+    assert mod(np.zeros((2, 16), np.float32)).shape[0] == 2
+
+
 def test_unsupported_model_error(tmp_path):
     from onnx import TensorProto, helper
     node = helper.make_node("NonMaxSuppression", ["a", "b"], ["c"])

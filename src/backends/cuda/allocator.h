@@ -56,6 +56,11 @@ class DevicePool : public std::enable_shared_from_this<DevicePool> {
   Result<std::shared_ptr<void>> alloc_bytes(size_t bytes, const std::shared_ptr<Stream>& stream);
 
   int device() const { return device_; }
+  // Makes the pool's first allocation on a helper thread and returns at once. A fresh pool's
+  // first allocation sets the pool up in the driver, whatever its size: 8-12 ms on the H200
+  // machine, which a first inference would otherwise wait for. Allocations made meanwhile wait
+  // for it in the driver, as they would have anyway. Helper threads are joined at process exit.
+  void prime();
   // Bytes currently handed out and reserved from the driver (cudaMemPoolAttr*Current).
   uint64_t used_bytes() const;
   uint64_t reserved_bytes() const;
@@ -67,12 +72,13 @@ class DevicePool : public std::enable_shared_from_this<DevicePool> {
 };
 
 // Copies every host tensor of `hosts` to device tensors (same dtypes and dims) that share one
-// allocation from `pool`, and waits for the copies. Pageable copies: on the H200 machine 12.6 MB
-// of weights in 50 tensors take 1.9 ms so, against 7 ms through freshly pinned staging buffers;
-// the one allocation saves a fresh pool 9-12 ms of growth. Undefined tensors stay undefined.
-// Errors name the tensor by `names[i]` (its index when `names` is shorter).
+// cudaMalloc'd block on the current device (`device`, which it must be), and waits for the copies.
+// Pageable copies: on the H200 machine 12.6 MB of weights in 50 tensors take 1.9 ms so, against
+// 7 ms through freshly pinned staging buffers. Freeing the block (with the last tensor)
+// synchronises the device, as cudaFree does. Undefined tensors stay undefined. Errors name the
+// tensor by `names[i]` (its index when `names` is shorter).
 Result<std::vector<Tensor>> upload_tensors(std::span<const Tensor> hosts, std::span<const std::string> names,
-                                           DevicePool& pool, const std::shared_ptr<Stream>& stream);
+                                           int device, const std::shared_ptr<Stream>& stream);
 
 // Copies between host and device on `stream`. The host side may be pageable memory; copy_to_host
 // waits for the stream, so the data is on the host when it returns.

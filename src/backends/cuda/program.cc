@@ -18,6 +18,7 @@
 #include "backends/cuda/shape_memo.h"
 #include "backends/cuda/specializer.h"
 #include "core/logging.h"
+#include "kiln/runtime_cache.h"
 
 namespace kiln {
 namespace cuda {
@@ -32,6 +33,16 @@ bool host_profile_enabled() {
   static const bool on = [] {
     const char* v = std::getenv("KILN_CUDA_HOST_PROFILE");
     return v && *v && std::string(v) != "0";
+  }();
+  return on;
+}
+
+// KILN_CUDA_HOST_PROFILE=sync: as =1, and a plain run waits for the GPU after every node, so
+// op.* counts each node's GPU time too (the run itself gets slower: a diagnosis, never a mode).
+bool host_profile_sync() {
+  static const bool on = [] {
+    const char* v = std::getenv("KILN_CUDA_HOST_PROFILE");
+    return v && std::string(v) == "sync";
   }();
   return on;
 }
@@ -443,6 +454,7 @@ class CudaProgram final : public BackendProgram, public GraphTarget {
         const uint64_t before = ctx.launches();
         const uint64_t t_node = profile ? now_ns() : 0;
         Status s = handler->run(ctx, in, out);
+        if (profile && !env.hooks && host_profile_sync()) cudaStreamSynchronize(stream);
         if (profile) node_ns[node.op] += now_ns() - t_node;
         launches_.fetch_add(ctx.launches() - before, std::memory_order_relaxed);
         if (s.code() == StatusCode::kUnsupported) {
@@ -639,9 +651,10 @@ class CudaBackend final : public Backend {
     std::optional<Result<std::vector<Tensor>>> uploaded;
     uint64_t upload_ns = 0;
     std::thread uploader([&] {
+      prepare_cache_keys();  // the kernels' cache keys need it next; here it overlaps with planning
       const uint64_t t0 = profile ? now_ns() : 0;
       const Status on_device = device_set(info_.index);
-      uploaded.emplace(on_device.ok() ? upload_tensors(host_consts, const_names, *pool_, stream)
+      uploaded.emplace(on_device.ok() ? upload_tensors(host_consts, const_names, info_.index, stream)
                                       : Result<std::vector<Tensor>>(on_device));
       if (profile) upload_ns = now_ns() - t0;
     });
@@ -696,6 +709,7 @@ Result<std::unique_ptr<Backend>> create_cuda_backend(int device) {
   cuda::RestoreDevice restore;
   KILN_ASSIGN_OR_RETURN(cuda::DeviceInfo info, cuda::device_open(device));
   KILN_ASSIGN_OR_RETURN(std::shared_ptr<cuda::DevicePool> pool, cuda::DevicePool::create(device, UINT64_MAX));
+  pool->prime();  // while the first engine's context is prepared
   return std::unique_ptr<Backend>(new cuda::CudaBackend(std::move(info), std::move(pool)));
 }
 
