@@ -9,6 +9,7 @@
 #include <filesystem>
 #include <string>
 #include <utility>
+#include <vector>
 #include <unistd.h>
 
 #include "backends/cuda/gemm.h"
@@ -156,6 +157,35 @@ TEST(GemmBridgeTest, PlanningCountsBridgeKernelsApartFromLaunches) {
   EXPECT_EQ(plan->gemm_bridges, 1u);
   ASSERT_EQ(plan->kernels.size(), 1u);
   EXPECT_EQ(plan->kernels[0].key, kernels::gemm_kernel_key({DType::kF32}));
+}
+
+// Planning stands device values in with host zeros: a node that runs on the host (no CUDA kernel)
+// reads a large one like any planned value.
+TEST(GemmBridgeTest, PlanningLargeValuesThatAHostNodeReads) {
+  ir::Graph g;
+  const int x = g.add_value("x", DType::kF32, ir::Shape::of({1024, 512}));
+  g.inputs.push_back(x);
+  const int wid = g.add_constant("w", Tensor::zeros(DType::kF32, {512, 512}));
+  const int kid = g.add_constant("k", Tensor::from_vector(DType::kI64, {1}, std::vector<int64_t>{3}));
+  const int y = g.add_value("y"), vals = g.add_value("values"), idx = g.add_value("indices");
+  ir::Node mm;
+  mm.name = "mm";
+  mm.op = "MatMul";
+  mm.inputs = {x, wid};
+  mm.outputs = {y};
+  g.add_node(std::move(mm));
+  ir::Node top;  // no CUDA kernel: runs on the CPU, reading the 2 MB planned MatMul output
+  top.name = "top";
+  top.op = "TopK";
+  top.inputs = {y, kid};
+  top.outputs = {vals, idx};
+  g.add_node(std::move(top));
+  g.outputs = {vals, idx};
+  const Dims shapes[] = {{1024, 512}};
+  Result<KernelPlan> plan = plan_kernels(g, shapes);
+  ASSERT_TRUE(plan.ok()) << plan.status().to_string();
+  EXPECT_EQ(plan->gpu_nodes, 1u);
+  EXPECT_EQ(plan->fallback_nodes, 1u);
 }
 
 // The warm start's lookup: a kernel the runtime cache lacks is kNotFound, not compiled; once the
