@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <bit>
 #include <cstring>
+#include <system_error>
 #include <thread>
 #include <vector>
 
@@ -126,18 +127,19 @@ uint32_t crc32_of(std::span<const uint8_t> bytes, uint32_t crc) {
   const size_t threads = std::min<size_t>({bytes.size() / kPiece, cores, 8});
   if (threads < 2) return crc32_serial(bytes, crc);
   const size_t per = bytes.size() / threads;
+  auto piece = [&bytes, per, threads](size_t i) {
+    return bytes.subspan(i * per, i + 1 == threads ? bytes.size() - i * per : per);
+  };
   std::vector<uint32_t> part(threads);
   std::vector<std::thread> workers;
-  for (size_t i = 1; i < threads; ++i) {
-    const size_t len = i + 1 == threads ? bytes.size() - i * per : per;
-    workers.emplace_back([&part, &bytes, i, per, len] { part[i] = crc32_serial(bytes.subspan(i * per, len), 0); });
+  try {
+    for (size_t i = 1; i < threads; ++i) workers.emplace_back([&part, &piece, i] { part[i] = crc32_serial(piece(i), 0); });
+  } catch (const std::system_error&) {  // no thread to be had: the rest here
   }
-  uLong c = crc32_serial(bytes.subspan(0, per), crc);
-  for (size_t i = 1; i < threads; ++i) {
-    workers[i - 1].join();
-    const size_t len = i + 1 == threads ? bytes.size() - i * per : per;
-    c = ::crc32_combine(c, part[i], static_cast<z_off_t>(len));
-  }
+  for (size_t i = workers.size() + 1; i < threads; ++i) part[i] = crc32_serial(piece(i), 0);
+  uLong c = crc32_serial(piece(0), crc);
+  for (std::thread& t : workers) t.join();
+  for (size_t i = 1; i < threads; ++i) c = ::crc32_combine(c, part[i], static_cast<z_off_t>(piece(i).size()));
   return static_cast<uint32_t>(c);
 }
 

@@ -4,6 +4,7 @@
 #include <functional>
 #include <mutex>
 #include <string>
+#include <system_error>
 #include <thread>
 #include <vector>
 
@@ -65,7 +66,10 @@ class Primers {
   }
   void start(std::function<void()> fn) {
     std::lock_guard<std::mutex> lock(mu_);
-    threads_.emplace_back(std::move(fn));
+    try {
+      threads_.emplace_back(std::move(fn));
+    } catch (const std::system_error&) {  // no thread: the first run sets the pool up instead
+    }
   }
   void join() {
     std::vector<std::thread> threads;

@@ -88,8 +88,8 @@ Status RunContext::launch_gemm_bridge(cudaKernel_t kernel, const GemmDesc& g, co
   }
   int splits = split.splits;
   long long kc = split.kc;
-  void* args[] = {&a,  &b,  &d,  &bias, &c_arg, &m,     &n,    &k, &lda, &ldb, &ldd, &sa, &sb, &sd,
-                  &alpha, &beta, &scratch.partials, &scratch.counters, &splits, &kc};
+  void* args[] = {&a,   &b,   &d,   &bias, &c_arg, &m,     &n,    &k,  &lda,  &ldb,  &ldd,
+                  &sa,  &sb,  &sd,  &alpha, &beta, &scratch.partials, &scratch.counters, &splits, &kc};
   const dim3 grid(static_cast<unsigned>(tiles_n), static_cast<unsigned>(tiles_m),
                   static_cast<unsigned>(g.batch * splits));
   // Counted as a GEMM (bridged_gemms), not in launches(): GEMMs are never kiln's kernel launches.
