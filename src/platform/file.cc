@@ -183,4 +183,11 @@ void MappedFile::reset() {
   size_ = 0;
 }
 
+std::shared_ptr<void> lazily_zeroed(size_t bytes) {
+  const size_t n = std::max<size_t>(bytes, 1);
+  void* p = ::mmap(nullptr, n, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+  if (p == MAP_FAILED) return nullptr;
+  return std::shared_ptr<void>(p, [n](void* q) { ::munmap(q, n); });
+}
+
 }  // namespace kiln::platform

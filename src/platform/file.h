@@ -56,6 +56,11 @@ class MappedFile {
   std::string path_;
 };
 
+// `bytes` of zeroed, writable memory whose pages the OS provides on first touch (an anonymous
+// private mapping): memory that may never be read costs no page faults and no clearing. Freed
+// (unmapped) with the last copy of the pointer. Null when the mapping fails.
+std::shared_ptr<void> lazily_zeroed(size_t bytes);
+
 // The OS text for an errno value (strerror), as used in the messages above.
 std::string errno_text(int err);
 

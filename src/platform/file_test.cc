@@ -236,5 +236,18 @@ TEST(FileLockTest, MissingFolderIsNotFound) {
   EXPECT_EQ(l.status().code(), StatusCode::kNotFound);
 }
 
+// Lazily zeroed memory reads as zeros and keeps what is written, page after page.
+TEST(FileTest, LazilyZeroedMemoryIsZeroAndWritable) {
+  const size_t n = (size_t{3} << 20) + 5;
+  std::shared_ptr<void> mem = lazily_zeroed(n);
+  ASSERT_TRUE(mem);
+  auto* p = static_cast<unsigned char*>(mem.get());
+  for (size_t i = 0; i < n; i += 4093) EXPECT_EQ(p[i], 0u) << i;
+  EXPECT_EQ(p[n - 1], 0u);
+  for (size_t i = 0; i < n; i += 4093) p[i] = static_cast<unsigned char>(i % 251 + 1);
+  for (size_t i = 0; i < n; i += 4093) EXPECT_EQ(p[i], static_cast<unsigned char>(i % 251 + 1)) << i;
+  EXPECT_TRUE(lazily_zeroed(0)) << "an empty request still maps a page";
+}
+
 }  // namespace
 }  // namespace kiln::platform

@@ -5,6 +5,8 @@
 #include "backends/cpu/kernel.h"
 #include "backends/cuda/kernels/gemm.h"
 #include "backends/cuda/ops/handler.h"
+#include "core/alloc_limit.h"
+#include "platform/file.h"
 
 namespace kiln::cuda {
 namespace {
@@ -88,8 +90,8 @@ Status RunContext::launch_gemm_bridge(cudaKernel_t kernel, const GemmDesc& g, co
   }
   int splits = split.splits;
   long long kc = split.kc;
-  void* args[] = {&a,   &b,   &d,   &bias, &c_arg, &m,     &n,    &k,  &lda,  &ldb,  &ldd,
-                  &sa,  &sb,  &sd,  &alpha, &beta, &scratch.partials, &scratch.counters, &splits, &kc};
+  void* args[] = {&a,  &b,  &d,  &bias, &c_arg, &m,     &n,    &k, &lda, &ldb, &ldd, &sa, &sb, &sd,
+                  &alpha, &beta, &scratch.partials, &scratch.counters, &splits, &kc};
   const dim3 grid(static_cast<unsigned>(tiles_n), static_cast<unsigned>(tiles_m),
                   static_cast<unsigned>(g.batch * splits));
   // Counted as a GEMM (bridged_gemms), not in launches(): GEMMs are never kiln's kernel launches.
@@ -104,6 +106,24 @@ std::string RunContext::where() const { return node_ ? cpu::node_context(*node_)
 
 Result<Tensor> RunContext::alloc(DType dtype, Dims dims) {
   if (planning_) {  // host memory standing in for device memory: marked cuda so placement matches a run
+    // Zeros whose pages the OS maps only when read (planning launches nothing, and host nodes read
+    // few of them): no clearing of megabytes of activations, and no heap growth, when a context
+    // plans at creation. A process's first plan of the shared encoder_L4_d256 at [1, 128] on the
+    // CPU machine: 3.8-4.0 ms before, 2.4-2.5 ms after; mobilenet_v3_small 2.5-2.7 -> 1.5-1.6 ms.
+    uint64_t bytes = dtype_size(dtype);
+    for (int64_t d : dims) {
+      if (d < 0 || (d > 0 && bytes > (uint64_t{1} << 40) / static_cast<uint64_t>(d))) {
+        bytes = 0;
+        break;
+      }
+      bytes *= static_cast<uint64_t>(d);
+    }
+    if (bytes >= (uint64_t{256} << 10) && allocation_within_limit(bytes)) {
+      if (std::shared_ptr<void> mem = platform::lazily_zeroed(static_cast<size_t>(bytes))) {
+        void* data = mem.get();
+        return Tensor::wrap(dtype, std::move(dims), data, std::move(mem), Device{DeviceType::kCuda, device_.index});
+      }
+    }
     Result<Tensor> t = Tensor::empty(dtype, std::move(dims));
     if (!t.ok()) return t.status().with_context(where());
     return Tensor::wrap(t->dtype(), t->dims(), t->data(), t->storage(), Device{DeviceType::kCuda, device_.index});
