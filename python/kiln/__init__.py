@@ -24,9 +24,9 @@ from .errors import (DeviceError, InternalError, InvalidEngineError, KilnError, 
 from .module import Module, apply_legacy_settings
 
 __version__ = _kiln.__version__
-__all__ = ["compile", "load", "prepare_backend", "export_onnx", "Module", "runtime", "KilnError", "InvalidEngineError",
-           "UnsupportedModelError", "MismatchError", "DeviceError", "UnavailableError",
-           "InternalError"]
+__all__ = ["compile", "load", "prepare_backend", "export_onnx", "Module", "runtime", "KilnError",
+           "InvalidEngineError", "UnsupportedModelError", "MismatchError", "DeviceError",
+           "UnavailableError", "InternalError"]
 
 Shape = Sequence[int]
 
