@@ -5,9 +5,9 @@
 #include <algorithm>
 #include <bit>
 #include <cstring>
-#include <system_error>
-#include <thread>
 #include <vector>
+
+#include "platform/thread_pool.h"
 
 namespace kiln::format {
 
@@ -119,27 +119,20 @@ uint32_t crc32_serial(std::span<const uint8_t> bytes, uint32_t crc) {
 }  // namespace
 
 uint32_t crc32_of(std::span<const uint8_t> bytes, uint32_t crc) {
-  // Large spans (an engine's weights) in parallel pieces, joined with crc32_combine: 13.8 MB take
-  // 2 ms on one core, and an engine load is on a start-up's critical path.
+  // Large spans (an engine's weights) in pieces on kiln's thread pool, joined with crc32_combine:
+  // 13.8 MB take 2 ms on one core, and an engine load is on a start-up's critical path.
   constexpr size_t kPiece = size_t{2} << 20;
-  if (bytes.size() < 2 * kPiece) return crc32_serial(bytes, crc);  // most calls: no thread count asked
-  static const size_t cores = std::max(1u, std::thread::hardware_concurrency());  // reads /sys each time
-  const size_t threads = std::min<size_t>({bytes.size() / kPiece, cores, 8});
-  if (threads < 2) return crc32_serial(bytes, crc);
-  const size_t per = bytes.size() / threads;
-  auto piece = [&bytes, per, threads](size_t i) {
-    return bytes.subspan(i * per, i + 1 == threads ? bytes.size() - i * per : per);
-  };
-  std::vector<uint32_t> part(threads);
-  std::vector<std::thread> workers;
-  try {
-    for (size_t i = 1; i < threads; ++i) workers.emplace_back([&part, &piece, i] { part[i] = crc32_serial(piece(i), 0); });
-  } catch (const std::system_error&) {  // no thread to be had: the rest here
-  }
-  for (size_t i = workers.size() + 1; i < threads; ++i) part[i] = crc32_serial(piece(i), 0);
-  uLong c = crc32_serial(piece(0), crc);
-  for (std::thread& t : workers) t.join();
-  for (size_t i = 1; i < threads; ++i) c = ::crc32_combine(c, part[i], static_cast<z_off_t>(piece(i).size()));
+  if (bytes.size() < 2 * kPiece) return crc32_serial(bytes, crc);
+  const size_t pieces = std::min<size_t>(bytes.size() / kPiece, static_cast<size_t>(std::max(1, parallel_threads())));
+  if (pieces < 2) return crc32_serial(bytes, crc);
+  const size_t per = bytes.size() / pieces;
+  auto piece = [&](size_t i) { return bytes.subspan(i * per, i + 1 == pieces ? bytes.size() - i * per : per); };
+  std::vector<uint32_t> part(pieces);
+  parallel_for(static_cast<int64_t>(pieces), 1, [&](int64_t b, int64_t e) {
+    for (int64_t i = b; i < e; ++i) part[static_cast<size_t>(i)] = crc32_serial(piece(static_cast<size_t>(i)), i == 0 ? crc : 0);
+  });
+  uLong c = part[0];
+  for (size_t i = 1; i < pieces; ++i) c = ::crc32_combine(c, part[i], static_cast<z_off_t>(piece(i).size()));
   return static_cast<uint32_t>(c);
 }
 

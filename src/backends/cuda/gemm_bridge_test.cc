@@ -37,6 +37,15 @@ GemmDesc desc_f32(int64_t m, int64_t n, int64_t k) {
 
 const void* at(uintptr_t address) { return reinterpret_cast<const void*>(address); }
 
+void add_node(ir::Graph& g, std::string name, std::string op, std::vector<int> inputs, std::vector<int> outputs) {
+  ir::Node node;
+  node.name = std::move(name);
+  node.op = std::move(op);
+  node.inputs = std::move(inputs);
+  node.outputs = std::move(outputs);
+  g.add_node(std::move(node));
+}
+
 TEST(GemmBridgeTest, ProblemKeysCarryTheOperandsAlignment) {
   const GemmDesc g = desc_f32(128, 768, 256);
   const GemmProblem a = gemm_problem(g, at(0x10000), at(0x20000), at(0x30000), nullptr, nullptr);
@@ -142,12 +151,7 @@ TEST(GemmBridgeTest, PlanningCountsBridgeKernelsApartFromLaunches) {
   g.inputs.push_back(x);
   const int wid = g.add_constant("w", Tensor::zeros(DType::kF32, {128, 64}));
   const int y = g.add_value("y");
-  ir::Node node;
-  node.name = "mm";
-  node.op = "MatMul";
-  node.inputs = {x, wid};
-  node.outputs = {y};
-  g.add_node(std::move(node));
+  add_node(g, "mm", "MatMul", {x, wid}, {y});
   g.outputs.push_back(y);
   const Dims shapes[] = {{64, 128}};
   Result<KernelPlan> plan = plan_kernels(g, shapes);
@@ -168,18 +172,8 @@ TEST(GemmBridgeTest, PlanningLargeValuesThatAHostNodeReads) {
   const int wid = g.add_constant("w", Tensor::zeros(DType::kF32, {512, 512}));
   const int kid = g.add_constant("k", Tensor::from_vector(DType::kI64, {1}, std::vector<int64_t>{3}));
   const int y = g.add_value("y"), vals = g.add_value("values"), idx = g.add_value("indices");
-  ir::Node mm;
-  mm.name = "mm";
-  mm.op = "MatMul";
-  mm.inputs = {x, wid};
-  mm.outputs = {y};
-  g.add_node(std::move(mm));
-  ir::Node top;  // no CUDA kernel: runs on the CPU, reading the 2 MB planned MatMul output
-  top.name = "top";
-  top.op = "TopK";
-  top.inputs = {y, kid};
-  top.outputs = {vals, idx};
-  g.add_node(std::move(top));
+  add_node(g, "mm", "MatMul", {x, wid}, {y});
+  add_node(g, "top", "TopK", {y, kid}, {vals, idx});  // no CUDA kernel: the CPU reads the 2 MB MatMul output
   g.outputs = {vals, idx};
   const Dims shapes[] = {{1024, 512}};
   Result<KernelPlan> plan = plan_kernels(g, shapes);

@@ -29,23 +29,18 @@ std::atomic<int64_t> g_host_limit{4096};
 
 // KILN_CUDA_HOST_PROFILE=1 (read once): every run adds the host time it spends per op type and
 // per phase to the backend counters (host_ns.*), to find where a call's host overhead goes.
-bool host_profile_enabled() {
-  static const bool on = [] {
+// =sync: the same, and a plain run waits for the GPU after every node, so op.* counts each node's
+// GPU time too (the run itself gets slower: a diagnosis, never a mode).
+enum class HostProfile { kOff, kOn, kSync };
+HostProfile host_profile() {
+  static const HostProfile mode = [] {
     const char* v = std::getenv("KILN_CUDA_HOST_PROFILE");
-    return v && *v && std::string(v) != "0";
+    if (!v || !*v || std::string(v) == "0") return HostProfile::kOff;
+    return std::string(v) == "sync" ? HostProfile::kSync : HostProfile::kOn;
   }();
-  return on;
+  return mode;
 }
-
-// KILN_CUDA_HOST_PROFILE=sync: as =1, and a plain run waits for the GPU after every node, so
-// op.* counts each node's GPU time too (the run itself gets slower: a diagnosis, never a mode).
-bool host_profile_sync() {
-  static const bool on = [] {
-    const char* v = std::getenv("KILN_CUDA_HOST_PROFILE");
-    return v && std::string(v) == "sync";
-  }();
-  return on;
-}
+bool host_profile_enabled() { return host_profile() != HostProfile::kOff; }
 
 // Restores the calling thread's current device when it goes out of scope: creating a backend
 // or an execution context for cuda:N must not leave cuda:N current for the caller.
@@ -454,7 +449,7 @@ class CudaProgram final : public BackendProgram, public GraphTarget {
         const uint64_t before = ctx.launches();
         const uint64_t t_node = profile ? now_ns() : 0;
         Status s = handler->run(ctx, in, out);
-        if (profile && !env.hooks && host_profile_sync()) cudaStreamSynchronize(stream);
+        if (profile && !env.hooks && host_profile() == HostProfile::kSync) cudaStreamSynchronize(stream);
         if (profile) node_ns[node.op] += now_ns() - t_node;
         launches_.fetch_add(ctx.launches() - before, std::memory_order_relaxed);
         if (s.code() == StatusCode::kUnsupported) {

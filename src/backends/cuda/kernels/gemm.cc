@@ -54,10 +54,10 @@ Result<KernelSource> gemm_kernel_source(const GemmKernelSpec& s) {
   // Tiles: A 32 rows x 32 of K, stored As[kk][row]; B 32 of K x 64 columns, Bs[kk][col]. Each
   // thread loads 4 of A and 8 of B per step, consecutive threads consecutive addresses of whichever
   // operand layout this is; the next step's loads are in flight while this step computes.
-  const std::string a_idx = s.trans_a ? "const int r = i % 32, kk = i / 32; const long long off = (k0 + kk) * lda + (row0 + r);"
-                                      : "const int r = i / 32, kk = i % 32; const long long off = (row0 + r) * lda + (k0 + kk);";
-  const std::string b_idx = s.trans_b ? "const int c = i / 32, kk = i % 32; const long long off = (col0 + c) * ldb + (k0 + kk);"
-                                      : "const int c = i % 64, kk = i / 64; const long long off = (k0 + kk) * ldb + (col0 + c);";
+  const std::string a_pos = s.trans_a ? "const int r = i % 32, kk = i / 32;" : "const int r = i / 32, kk = i % 32;";
+  const std::string a_off = s.trans_a ? "(k0 + kk) * lda + (row0 + r)" : "(row0 + r) * lda + (k0 + kk)";
+  const std::string b_pos = s.trans_b ? "const int c = i / 32, kk = i % 32;" : "const int c = i % 64, kk = i / 64;";
+  const std::string b_off = s.trans_b ? "(col0 + c) * ldb + (k0 + kk)" : "(k0 + kk) * ldb + (col0 + c)";
   std::string epilogue = "float v = alpha * acc[i][j];\n";
   if (s.beta) epilogue += "        v += beta * " + load_expr(d, "C[off]") + ";\n";
   if (s.bias) epilogue += "        v += " + load_expr(d, "bias[col]") + ";\n";
@@ -86,23 +86,23 @@ Result<KernelSource> gemm_kernel_source(const GemmKernelSpec& s) {
          "  long long k0 = kbeg;\n"
          "  auto load = [&]() {\n"
          "    for (int q = 0; q < 4; ++q) {\n"
-         "      const int i = tid + 256 * q; " + a_idx + "\n"
-         "      ra[q] = (row0 + r < m && k0 + kk < kend) ? " + load_expr(d, "A[off]") + " : 0.0f;\n"
+         "      const int i = tid + 256 * q; " + a_pos + "\n"
+         "      ra[q] = (row0 + r < m && k0 + kk < kend) ? " + load_expr(d, "A[" + a_off + "]") + " : 0.0f;\n"
          "    }\n"
          "    for (int q = 0; q < 8; ++q) {\n"
-         "      const int i = tid + 256 * q; " + b_idx + "\n"
-         "      rb[q] = (col0 + c < n && k0 + kk < kend) ? " + load_expr(d, "B[off]") + " : 0.0f;\n"
+         "      const int i = tid + 256 * q; " + b_pos + "\n"
+         "      rb[q] = (col0 + c < n && k0 + kk < kend) ? " + load_expr(d, "B[" + b_off + "]") + " : 0.0f;\n"
          "    }\n"
          "  };\n"
          "  load();\n"
          "  for (; k0 < kend;) {\n"
          "    for (int q = 0; q < 4; ++q) {\n"
-         "      const int i = tid + 256 * q; " + a_idx + "\n"
-         "      (void)off; As[kk][r] = ra[q];\n"
+         "      const int i = tid + 256 * q; " + a_pos + "\n"
+         "      As[kk][r] = ra[q];\n"
          "    }\n"
          "    for (int q = 0; q < 8; ++q) {\n"
-         "      const int i = tid + 256 * q; " + b_idx + "\n"
-         "      (void)off; Bs[kk][c] = rb[q];\n"
+         "      const int i = tid + 256 * q; " + b_pos + "\n"
+         "      Bs[kk][c] = rb[q];\n"
          "    }\n"
          "    __syncthreads();\n"
          "    k0 += 32;\n"

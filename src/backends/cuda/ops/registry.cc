@@ -75,18 +75,17 @@ Status RunContext::launch_gemm_bridge(cudaKernel_t kernel, const GemmDesc& g, co
   const long long tiles_n = (g.n + kernels::kGemmTileN - 1) / kernels::kGemmTileN;
   const long long tiles_m = (g.m + kernels::kGemmTileM - 1) / kernels::kGemmTileM;
   const uint64_t t0 = profile_on_ ? profile_now_ns() : 0;
-  // Small problems split K over more blocks (kernels/gemm.h), using the stream's scratch.
+  // Small problems split K over more blocks (kernels/gemm.h), using the stream's scratch. A split
+  // problem has fewer tiles than half the SMs, so batch * splits stays far below gridDim.z's limit.
   kernels::GemmSplit split = kernels::gemm_split(tiles_n * tiles_m * g.batch, g.k, device_.multiprocessors);
   GemmRunner::SplitScratch scratch;
-  if (split.splits > 1 && gemm_ && g.batch * split.splits <= 65535) {
+  if (split.splits > 1) {
     Result<GemmRunner::SplitScratch> got = gemm_->split_scratch();
     if (got.ok()) {
       scratch = *got;
-    } else {
+    } else {  // no scratch to be had: one pass over K
       split = kernels::GemmSplit{1, g.k};
     }
-  } else {
-    split = kernels::GemmSplit{1, g.k};
   }
   int splits = split.splits;
   long long kc = split.kc;
