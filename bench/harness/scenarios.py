@@ -79,12 +79,41 @@ def child_dynamic(model_name: str, system: str, steps: List[int], steady_iters: 
             settle = S.settle(run) if kiln_run else 0.0
             t = measure(lambda: run(x), Params(warmup=5, iters=steady_iters, min_iters=steady_iters,
                                                 max_seconds=0))
-            rows.append({"scenario": "dynamic", "model": model_name, "system": system, "step": step,
-                         "shape": "x".join(map(str, _dyn_shape(model_name, n))), "first_ms": first,
-                         "settle_ms": settle, "p50_ms": t["p50_ms"], "p99_ms": t["p99_ms"],
-                         "status": "ok"})
+            row = {"scenario": "dynamic", "model": model_name, "system": system, "step": step,
+                   "shape": "x".join(map(str, _dyn_shape(model_name, n))), "first_ms": first,
+                   "settle_ms": settle, "p50_ms": t["p50_ms"], "p99_ms": t["p99_ms"], "status": "ok"}
+            if system == "kiln_lazy":
+                row.update(_beside_static(onnx, model_name, n, run, x))
+            rows.append(row)
             print("ROW " + json.dumps(rows[-1]), flush=True)  # as it comes: a timeout keeps the rows so far
     return rows
+
+
+# Lazy's steady state against a static engine of the same shape, in one process and interleaved
+# (rounds of calls to each in turn): this machine's host speed moves between states up to 1.7x
+# apart within a run, which separate processes, or one block after the other, would measure.
+BESIDE_ROUNDS, BESIDE_CALLS = 8, 15
+
+
+def _beside_static(onnx, model_name: str, n: int, lazy, x) -> dict:
+    import statistics
+    import kiln
+    static = kiln.compile(onnx, shapes={"input_0": _dyn_shape(model_name, n)})  # not timed
+    static.runtime_settings = kiln.runtime.RuntimeSettings(runtime_cache=None)
+    timed = {"lazy": [], "static": []}
+    for run in (lazy, static):
+        for _ in range(5):
+            run(x)
+    torch.cuda.synchronize()
+    for _ in range(BESIDE_ROUNDS):
+        for name, run in (("lazy", lazy), ("static", static)):
+            for _ in range(BESIDE_CALLS):
+                t0 = time.perf_counter()
+                run(x)
+                torch.cuda.synchronize()
+                timed[name].append((time.perf_counter() - t0) * 1e3)
+    return {"beside_lazy_p50_ms": statistics.median(timed["lazy"]),
+            "beside_static_p50_ms": statistics.median(timed["static"])}
 
 
 def child_startup(model_name: str, system: str, engine_path: str, cache: str) -> dict:

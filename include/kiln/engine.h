@@ -80,10 +80,9 @@ struct EngineStats {
 };
 
 // Opens kiln's backend `backend` on `device` now, as the first run there would: for "cuda" the
-// device's context and properties and kiln's memory pool for it, whose one-time set-up in the
-// driver (8-12 ms on an H200 machine) then proceeds on a helper thread. A process that knows
-// which GPU it will run on can call this while it does other work, so that its first inference
-// does not wait for it; `kiln.load` in Python does when PyTorch has initialised CUDA already.
+// device's context and properties and kiln's memory pool for it. A process that knows which GPU
+// it will run on can call this while it does other work, so that its first inference does not
+// wait for it; `kiln.load` in Python does when PyTorch has initialised CUDA already.
 // Errors, as a run's would be: kUnavailable (no such backend or no GPU), kInvalidArgument.
 Status prepare_backend(const std::string& backend, int device);
 

@@ -131,9 +131,9 @@ def load(path) -> Module:
 
 def prepare_backend(backend: str = "cuda", device: int = 0) -> None:
     """Opens kiln's ``backend`` on ``device`` now, as the first inference there would: for
-    ``"cuda"`` the device's context and kiln's memory pool, whose one-time set-up in the driver
-    then proceeds in the background. Call it while doing other work to take that cost off the
-    first inference. Raises kiln.UnavailableError without such a backend or device."""
+    ``"cuda"`` the device's context and kiln's memory pool. Call it while doing other work to take
+    that cost off the first inference. Raises kiln.UnavailableError without such a backend or
+    device."""
     _kiln.prepare_backend(backend, int(device))
 
 

@@ -1,11 +1,9 @@
 #include "backends/cuda/allocator.h"
 
 #include <cstdlib>
-#include <functional>
+#include <map>
 #include <mutex>
 #include <string>
-#include <system_error>
-#include <thread>
 #include <vector>
 
 #include "backends/cuda/capture_hooks.h"
@@ -29,8 +27,53 @@ Result<std::shared_ptr<Stream>> Stream::create(int device, unsigned flags) {
 
 Stream::~Stream() { cudaStreamDestroy(stream_); }
 
-Result<std::shared_ptr<DevicePool>> DevicePool::create(int device, uint64_t release_threshold) {
+struct DevicePool::Cache {
+  // A stream's freed blocks (capacity -> address). The stream is held so that its handle cannot
+  // be reused by a new stream while blocks wait here.
+  struct StreamFree {
+    std::shared_ptr<Stream> stream;
+    std::multimap<size_t, void*> blocks;
+  };
+  std::mutex mu;
+  std::map<const Stream*, StreamFree> per_stream;
+  std::multimap<size_t, void*> idle;  // free blocks no pending work touches: any stream's
+  std::vector<void*> segments;        // kSegmentBytes each, cut into small blocks
+  char* bump = nullptr;               // the newest segment's uncut rest
+  size_t bump_left = 0;
+  std::map<void*, size_t> large;      // blocks of their own (handed out or free) -> capacity
+  uint64_t used = 0, reserved = 0, driver_allocations = 0;
+};
+
+namespace {
+
+constexpr size_t kSmallGranule = 512;
+constexpr size_t kLargeGranule = size_t{2} << 20;
+
+size_t round_up(size_t v, size_t to) { return (v + to - 1) / to * to; }
+
+// Takes a block of capacity in [want, limit] from `m`, the smallest that fits.
+void* take(std::multimap<size_t, void*>& m, size_t want, size_t limit, size_t* capacity) {
+  auto it = m.lower_bound(want);
+  if (it == m.end() || it->first > limit) return nullptr;
+  *capacity = it->first;
+  void* p = it->second;
+  m.erase(it);
+  return p;
+}
+
+Status malloc_status(cudaError_t err, size_t bytes, int device) {
+  return cuda_status(err, "cudaMalloc(" + std::to_string(bytes) + " bytes on cuda:" + std::to_string(device) + ")");
+}
+
+}  // namespace
+
+DevicePool::DevicePool(Kind kind, cudaMemPool_t pool, int device) : kind_(kind), pool_(pool), device_(device) {
+  if (kind == Kind::kCaching) cache_ = std::make_unique<Cache>();
+}
+
+Result<std::shared_ptr<DevicePool>> DevicePool::create(int device, Kind kind) {
   KILN_RETURN_IF_ERROR(device_set(device));
+  if (kind == Kind::kCaching) return std::shared_ptr<DevicePool>(new DevicePool(kind, nullptr, device));
   cudaMemPoolProps props{};
   props.allocType = cudaMemAllocationTypePinned;
   props.handleTypes = cudaMemHandleTypeNone;
@@ -38,78 +81,176 @@ Result<std::shared_ptr<DevicePool>> DevicePool::create(int device, uint64_t rele
   props.location.id = device;
   cudaMemPool_t pool = nullptr;
   KILN_CUDA_RETURN_IF_ERROR(cudaMemPoolCreate(&pool, &props), "cudaMemPoolCreate");
-  uint64_t threshold = release_threshold;
+  uint64_t threshold = 0;  // nothing stays cached
   Status s = cuda_status(cudaMemPoolSetAttribute(pool, cudaMemPoolAttrReleaseThreshold, &threshold),
                          "cudaMemPoolSetAttribute(release threshold)");
   if (!s.ok()) {
     cudaMemPoolDestroy(pool);
     return s;
   }
-  return std::shared_ptr<DevicePool>(new DevicePool(pool, device));
+  return std::shared_ptr<DevicePool>(new DevicePool(kind, pool, device));
 }
 
-DevicePool::~DevicePool() { cudaMemPoolDestroy(pool_); }
+DevicePool::~DevicePool() {
+  if (pool_) cudaMemPoolDestroy(pool_);
+  if (!cache_) return;
+  // Every block is free (handed-out ones keep the pool alive). cudaFree waits for the device, so
+  // no stream's pending work still reads them; errors (CUDA shut down at exit first) are moot.
+  RelaxedCaptureMode relaxed;
+  const int previous = [] {
+    int d = -1;
+    return cudaGetDevice(&d) == cudaSuccess ? d : -1;
+  }();
+  if (previous != device_) cudaSetDevice(device_);
+  for (void* seg : cache_->segments) cudaFree(seg);
+  for (const auto& [p, bytes] : cache_->large) cudaFree(p);
+  if (previous >= 0 && previous != device_) cudaSetDevice(previous);
+  cudaGetLastError();
+}
 
-namespace {
-
-// The helper threads of DevicePool::prime, joined at exit: before CUDA's own clean-up, which
-// registered its exit handler earlier (the pool exists, so CUDA is initialised).
-class Primers {
- public:
-  static Primers& get() {
-    static Primers* p = [] {
-      auto* primers = new Primers();  // never destroyed: threads are joined at exit
-      std::atexit([] { get().join(); });
-      return primers;
-    }();
-    return *p;
-  }
-  void start(std::function<void()> fn) {
-    std::lock_guard<std::mutex> lock(mu_);
-    try {
-      threads_.emplace_back(std::move(fn));
-    } catch (const std::system_error&) {  // no thread: the first run sets the pool up instead
+Result<void*> DevicePool::cached_alloc(size_t bytes, const std::shared_ptr<Stream>& stream, size_t* out_capacity) {
+  Cache& c = *cache_;
+  const bool small = bytes <= kSmallLimit;
+  const size_t want = small ? round_up(bytes, kSmallGranule) : round_up(bytes, kLargeGranule);
+  const size_t limit = small ? 2 * want : want + want / 4;
+  size_t capacity = 0;
+  // From the stream's own free blocks or the idle ones.
+  auto reuse = [&]() -> void* {
+    if (auto it = c.per_stream.find(stream.get()); it != c.per_stream.end())
+      if (void* p = take(it->second.blocks, want, limit, &capacity)) return p;
+    return take(c.idle, want, limit, &capacity);
+  };
+  // From the newest segment's uncut rest.
+  auto carve = [&]() -> void* {
+    if (!small || c.bump_left < want) return nullptr;
+    void* p = c.bump;
+    c.bump += want;
+    c.bump_left -= want;
+    capacity = want;
+    return p;
+  };
+  auto handed_out = [&](void* p) -> Result<void*> {
+    c.used += capacity;
+    *out_capacity = capacity;
+    return p;
+  };
+  // Moves the free blocks of the streams `pick` selects to the idle list once those streams
+  // have finished what they were given: blocks freed meanwhile stay where they are.
+  auto settle = [&](std::unique_lock<std::mutex>& lock, auto pick) {
+    std::vector<std::pair<std::shared_ptr<Stream>, std::multimap<size_t, void*>>> moved;
+    for (auto it = c.per_stream.begin(); it != c.per_stream.end();) {
+      if (!pick(it->second)) {
+        ++it;
+        continue;
+      }
+      moved.emplace_back(it->second.stream, std::move(it->second.blocks));
+      it->second.blocks.clear();
+      if (it->second.stream.use_count() == 2) {  // ours and the copy above: nobody else holds it
+        it = c.per_stream.erase(it);
+      } else {
+        ++it;
+      }
     }
-  }
-  void join() {
-    std::vector<std::thread> threads;
+    if (moved.empty()) return;
+    lock.unlock();
     {
-      std::lock_guard<std::mutex> lock(mu_);
-      threads.swap(threads_);
+      RelaxedCaptureMode relaxed;
+      for (auto& [s, blocks] : moved) cudaStreamSynchronize(s->get());  // an error leaves them unusable
+      cudaGetLastError();
     }
-    for (std::thread& t : threads) t.join();
+    lock.lock();
+    for (auto& [s, blocks] : moved) c.idle.merge(blocks);
+    lock.unlock();
+    moved.clear();  // streams nobody holds are destroyed outside the lock
+    lock.lock();
+  };
+
+  std::unique_lock<std::mutex> lock(c.mu);
+  if (void* p = reuse()) return handed_out(p);
+  // Streams only this pool still holds (their programs are gone): their blocks are anyone's.
+  bool orphans = false;
+  for (const auto& [key, f] : c.per_stream) orphans = orphans || f.stream.use_count() == 1;
+  if (orphans) {
+    settle(lock, [](const Cache::StreamFree& f) { return f.stream.use_count() == 1; });
+    if (void* p = reuse()) return handed_out(p);
   }
+  if (void* p = carve()) return handed_out(p);
+  lock.unlock();
 
- private:
-  std::mutex mu_;
-  std::vector<std::thread> threads_;
-};
-
-}  // namespace
-
-void DevicePool::prime() {
-  std::shared_ptr<DevicePool> self = shared_from_this();
-  Primers::get().start([self] {
-    // A caller may be capturing a graph in global mode meanwhile: none of this is part of it.
-    RelaxedCaptureMode relaxed;
-    Result<std::shared_ptr<Stream>> stream = Stream::create(self->device_, cudaStreamNonBlocking);
-    if (!stream.ok()) return;
-    {
-      Result<std::shared_ptr<void>> first = self->alloc_bytes(1, *stream);
-      if (!first.ok()) cudaGetLastError();  // a real allocation reports the error where it matters
+  const size_t driver_bytes = small ? kSegmentBytes : want;
+  void* fresh = nullptr;
+  cudaError_t err;
+  {
+    RelaxedCaptureMode relaxed;  // a caller capturing in global mode on another thread is not disturbed
+    err = cudaMalloc(&fresh, driver_bytes);
+    if (err == cudaErrorMemoryAllocation) {
+      cudaGetLastError();
+      // Out of memory: hand idle large blocks back (after every stream finished with its free
+      // ones) and try once more. Segments stay: their small blocks may be in use.
+      lock.lock();
+      settle(lock, [](const Cache::StreamFree& f) { return !f.blocks.empty(); });
+      for (auto it = c.idle.begin(); it != c.idle.end();) {
+        auto big = c.large.find(it->second);
+        if (big == c.large.end()) {
+          ++it;
+          continue;
+        }
+        cudaFree(big->first);
+        c.reserved -= big->second;
+        c.large.erase(big);
+        it = c.idle.erase(it);
+      }
+      lock.unlock();
+      cudaGetLastError();
+      err = cudaMalloc(&fresh, driver_bytes);
     }
-    cudaStreamSynchronize((*stream)->get());
-  });
+  }
+  if (err != cudaSuccess) {
+    cudaGetLastError();
+    return malloc_status(err, driver_bytes, device_);
+  }
+  lock.lock();
+  ++c.driver_allocations;
+  c.reserved += driver_bytes;
+  if (!small) {
+    c.large.emplace(fresh, want);
+    capacity = want;
+    return handed_out(fresh);
+  }
+  // A new segment: the old one's uncut rest was never used, so any stream may take it.
+  if (c.bump_left >= kSmallGranule) c.idle.emplace(c.bump_left, c.bump);
+  c.segments.push_back(fresh);
+  c.bump = static_cast<char*>(fresh) + want;
+  c.bump_left = kSegmentBytes - want;
+  capacity = want;
+  return handed_out(fresh);
+}
+
+void DevicePool::cached_free(void* p, size_t capacity, const std::shared_ptr<Stream>& stream) {
+  Cache& c = *cache_;
+  std::lock_guard<std::mutex> lock(c.mu);
+  auto [it, added] = c.per_stream.try_emplace(stream.get());
+  if (added) it->second.stream = stream;
+  it->second.blocks.emplace(capacity, p);
+  c.used -= capacity;
 }
 
 Result<std::shared_ptr<void>> DevicePool::alloc_bytes(size_t bytes, const std::shared_ptr<Stream>& stream) {
   if (bytes == 0) return std::shared_ptr<void>();
+  if (!stream) return invalid_argument("DevicePool::alloc_bytes: no stream");
+  std::shared_ptr<DevicePool> self = shared_from_this();
+  if (cache_) {
+    if (bytes > (size_t{1} << 50))
+      return resource_exhausted("device allocation of " + std::to_string(bytes) + " bytes is too large");
+    size_t capacity = 0;  // the block's: what it goes back to the free lists as
+    KILN_ASSIGN_OR_RETURN(void* p, cached_alloc(bytes, stream, &capacity));
+    return std::shared_ptr<void>(p, [self, stream, capacity](void* q) { self->cached_free(q, capacity, stream); });
+  }
   void* p = nullptr;
   cudaError_t err = cudaMallocFromPoolAsync(&p, bytes, pool_, stream->get());
   if (err != cudaSuccess)
     return cuda_status(err, "cudaMallocFromPoolAsync(" + std::to_string(bytes) + " bytes on cuda:" +
                                 std::to_string(device_) + ")");
-  std::shared_ptr<DevicePool> self = shared_from_this();
   return std::shared_ptr<void>(p, [self, stream](void* q) { cudaFreeAsync(q, stream->get()); });
 }
 
@@ -127,12 +268,26 @@ Result<Tensor> DevicePool::alloc(DType dtype, Dims dims, const std::shared_ptr<S
 }
 
 uint64_t DevicePool::used_bytes() const {
+  if (cache_) {
+    std::lock_guard<std::mutex> lock(cache_->mu);
+    return cache_->used;
+  }
   uint64_t v = 0;
   cudaMemPoolGetAttribute(pool_, cudaMemPoolAttrUsedMemCurrent, &v);
   return v;
 }
 
+uint64_t DevicePool::driver_allocations() const {
+  if (!cache_) return 0;
+  std::lock_guard<std::mutex> lock(cache_->mu);
+  return cache_->driver_allocations;
+}
+
 uint64_t DevicePool::reserved_bytes() const {
+  if (cache_) {
+    std::lock_guard<std::mutex> lock(cache_->mu);
+    return cache_->reserved;
+  }
   uint64_t v = 0;
   cudaMemPoolGetAttribute(pool_, cudaMemPoolAttrReservedMemCurrent, &v);
   return v;

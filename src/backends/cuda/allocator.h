@@ -1,10 +1,8 @@
-// Streams and the stream-ordered caching allocator of the CUDA backend.
+// Streams and the caching allocator of the CUDA backend.
 //
-// DevicePool owns a CUDA memory pool (cudaMemPoolCreate) on one device whose release threshold
-// keeps freed memory cached for reuse, so steady-state runs allocate nothing from the driver.
-// Allocation and free are ordered on a stream (cudaMallocFromPoolAsync / cudaFreeAsync): memory
-// freed on a stream may be reused by later work on that stream at once, without a sync.
-// Both classes are thread-safe; a Stream is used by one run at a time.
+// DevicePool keeps freed device memory cached for reuse, so steady-state runs allocate nothing
+// from the driver; memory freed on a stream may be reused by later work on that stream at once,
+// without a sync. Both classes are thread-safe; a Stream is used by one run at a time.
 #pragma once
 
 #include <cuda_runtime_api.h>
@@ -40,35 +38,57 @@ class Stream {
   int device_;
 };
 
+// DevicePool: the device memory of one CUDA backend, in one of two kinds.
+//
+// kCaching (the backend's runs): kiln's own caching allocator over plain cudaMalloc. A stream's
+// freed blocks wait in that stream's free lists and later allocations on the same stream reuse
+// them at once, with no sync (stream order makes it safe, as with cudaFreeAsync). Requests up to
+// kSmallLimit are cut from shared segments of kSegmentBytes; larger ones get blocks of their own.
+// Memory is handed back to the driver only when an allocation fails (then idle large blocks are
+// freed and it is tried again) and when the pool goes. A stream that only the pool still holds
+// is synchronised once and its free blocks become anyone's. Not the driver's stream-ordered
+// pools: a process's first stream-ordered allocation sets that machinery up in the driver, 10-14
+// ms on the H200 machine whatever the pool or size (first cudaMalloc: 0.1 ms), which a warm
+// first inference would wait for.
+// kStreamOrdered: a cudaMemPool with release threshold 0 (cudaMallocFromPoolAsync/cudaFreeAsync;
+// freed memory goes back to the driver at each sync), for background helpers that must not keep
+// memory cached.
 class DevicePool : public std::enable_shared_from_this<DevicePool> {
  public:
-  // `release_threshold`: bytes of freed memory the pool keeps cached (UINT64_MAX: all).
-  static Result<std::shared_ptr<DevicePool>> create(int device, uint64_t release_threshold);
+  enum class Kind { kCaching, kStreamOrdered };
+  static constexpr size_t kSmallLimit = size_t{1} << 20;
+  static constexpr size_t kSegmentBytes = size_t{8} << 20;
+
+  static Result<std::shared_ptr<DevicePool>> create(int device, Kind kind);
   ~DevicePool();
   DevicePool(const DevicePool&) = delete;
   DevicePool& operator=(const DevicePool&) = delete;
 
   // A device tensor of `dims` on this pool's device, ordered on `stream`; its memory returns to
   // the pool, ordered on that stream, when the last copy of the tensor is gone (the tensor keeps
-  // the stream and the pool alive). Contents are uninitialised. kResourceExhausted names the size.
+  // the stream and the pool alive). Contents are uninitialised; every block is 256-byte aligned.
+  // kResourceExhausted names the size.
   Result<Tensor> alloc(DType dtype, Dims dims, const std::shared_ptr<Stream>& stream);
   // Raw bytes with the same ownership rules.
   Result<std::shared_ptr<void>> alloc_bytes(size_t bytes, const std::shared_ptr<Stream>& stream);
 
   int device() const { return device_; }
-  // Makes the pool's first allocation on a helper thread and returns at once. A fresh pool's
-  // first allocation sets the pool up in the driver, whatever its size: 8-12 ms on the H200
-  // machine, which a first inference would otherwise wait for. Allocations made meanwhile wait
-  // for it in the driver, as they would have anyway. Helper threads are joined at process exit.
-  void prime();
-  // Bytes currently handed out and reserved from the driver (cudaMemPoolAttr*Current).
+  Kind kind() const { return kind_; }
+  // Bytes currently handed out, and held from the driver (kStreamOrdered: cudaMemPoolAttr*Current).
   uint64_t used_bytes() const;
   uint64_t reserved_bytes() const;
+  // kCaching: driver allocations made so far (segments and large blocks); a steady state makes none.
+  uint64_t driver_allocations() const;
 
  private:
-  DevicePool(cudaMemPool_t pool, int device) : pool_(pool), device_(device) {}
-  cudaMemPool_t pool_;
+  struct Cache;  // kCaching's state
+  DevicePool(Kind kind, cudaMemPool_t pool, int device);
+  Result<void*> cached_alloc(size_t bytes, const std::shared_ptr<Stream>& stream, size_t* capacity);
+  void cached_free(void* p, size_t bytes, const std::shared_ptr<Stream>& stream);
+  Kind kind_;
+  cudaMemPool_t pool_ = nullptr;  // kStreamOrdered
   int device_;
+  std::unique_ptr<Cache> cache_;  // kCaching
 };
 
 // Copies every host tensor of `hosts` to device tensors (same dtypes and dims) that share one

@@ -540,7 +540,7 @@ std::shared_ptr<DevicePool> warm_pool(int device) {
   std::lock_guard<std::mutex> lock(mu);
   auto it = pools->find(device);
   if (it != pools->end()) return it->second;
-  Result<std::shared_ptr<DevicePool>> pool = DevicePool::create(device, 0);  // keeps nothing cached
+  Result<std::shared_ptr<DevicePool>> pool = DevicePool::create(device, DevicePool::Kind::kStreamOrdered);  // keeps nothing cached
   if (!pool.ok()) return nullptr;
   return (*pools)[device] = *pool;
 }

@@ -703,8 +703,8 @@ void set_host_execution_limit(int64_t elements) { g_host_limit.store(elements); 
 Result<std::unique_ptr<Backend>> create_cuda_backend(int device) {
   cuda::RestoreDevice restore;
   KILN_ASSIGN_OR_RETURN(cuda::DeviceInfo info, cuda::device_open(device));
-  KILN_ASSIGN_OR_RETURN(std::shared_ptr<cuda::DevicePool> pool, cuda::DevicePool::create(device, UINT64_MAX));
-  pool->prime();  // while the first engine's context is prepared
+  KILN_ASSIGN_OR_RETURN(std::shared_ptr<cuda::DevicePool> pool,
+                        cuda::DevicePool::create(device, cuda::DevicePool::Kind::kCaching));
   return std::unique_ptr<Backend>(new cuda::CudaBackend(std::move(info), std::move(pool)));
 }
 
