@@ -9,7 +9,7 @@ run_example=1
 
 apt_pkgs=(cmake ninja-build g++ libprotobuf-dev protobuf-compiler libopenblas-dev libcli11-dev
           nlohmann-json3-dev zlib1g-dev libssl-dev libgtest-dev libgmock-dev libbenchmark-dev
-          python3-pip pybind11-dev
+          python3-pip pybind11-dev libdlpack-dev
           # tools/fuzz.sh: clang, its libFuzzer/sanitizer runtimes (only recommended by clang-14,
           # so named here) and llvm-symbolizer for readable crash stacks.
           clang libclang-rt-14-dev llvm)

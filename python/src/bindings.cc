@@ -131,8 +131,11 @@ BuildOptions build_options(const py::dict& shapes, const std::string& precision,
 Result<Tensor> tensor_from_numpy(const py::array& a) {
   py::dtype dt = a.dtype();
   DType d = DType::kUndefined;
-  char kind = dt.kind();
-  size_t size = static_cast<size_t>(dt.itemsize());
+  // Through Python attributes, not pybind11's view of the descriptor struct: NumPy 2 moved its
+  // item size, which pybind11 before 2.12 (Debian 12 ships 2.10) then misreads.
+  const std::string kinds = py::cast<std::string>(dt.attr("kind"));
+  const char kind = kinds.empty() ? '?' : kinds[0];
+  const size_t size = py::cast<size_t>(dt.attr("itemsize"));
   if (kind == 'f') d = size == 4 ? DType::kF32 : size == 8 ? DType::kF64 : size == 2 ? DType::kF16 : d;
   if (kind == 'i') d = size == 1 ? DType::kI8 : size == 2 ? DType::kI16 : size == 4 ? DType::kI32 : size == 8 ? DType::kI64 : d;
   if (kind == 'u') d = size == 1 ? DType::kU8 : size == 2 ? DType::kU16 : size == 4 ? DType::kU32 : size == 8 ? DType::kU64 : d;
