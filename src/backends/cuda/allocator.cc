@@ -42,6 +42,7 @@ struct DevicePool::Cache {
   size_t bump_left = 0;
   std::map<void*, size_t> large;      // blocks of their own (handed out or free) -> capacity
   uint64_t used = 0, reserved = 0, driver_allocations = 0;
+  bool closed = false;                // the process is exiting: release_at_exit ran
 };
 
 namespace {
@@ -71,9 +72,73 @@ DevicePool::DevicePool(Kind kind, cudaMemPool_t pool, int device) : kind_(kind),
   if (kind == Kind::kCaching) cache_ = std::make_unique<Cache>();
 }
 
+namespace {
+
+// The caching pools alive in the process. At exit, before CUDA's own clean-up (registered when
+// CUDA was initialised, so earlier, so it runs later), each one waits for its device and hands
+// every block back to the driver: what a long-lived backend caches would otherwise still be
+// allocated when the context goes, which is no harm but is what compute-sanitizer's leak check
+// reports.
+class LivePools {
+ public:
+  static LivePools& get() {
+    static LivePools* p = [] {
+      auto* pools = new LivePools();  // never destroyed: used by the exit handler
+      std::atexit([] { get().release_all(); });
+      return pools;
+    }();
+    return *p;
+  }
+  void add(const std::shared_ptr<DevicePool>& pool) {
+    std::lock_guard<std::mutex> lock(mu_);
+    std::erase_if(pools_, [](const std::weak_ptr<DevicePool>& w) { return w.expired(); });
+    pools_.push_back(pool);
+  }
+  void release_all() {
+    std::vector<std::shared_ptr<DevicePool>> live;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      for (const auto& w : pools_)
+        if (auto p = w.lock()) live.push_back(std::move(p));
+    }
+    for (const auto& p : live) p->release_at_exit();
+  }
+
+ private:
+  std::mutex mu_;
+  std::vector<std::weak_ptr<DevicePool>> pools_;
+};
+
+}  // namespace
+
+void DevicePool::release_at_exit() {
+  if (!cache_) return;
+  Cache& c = *cache_;
+  std::lock_guard<std::mutex> lock(c.mu);
+  if (c.closed) return;
+  c.closed = true;
+  RelaxedCaptureMode relaxed;
+  if (device_set(device_).ok() && cudaDeviceSynchronize() == cudaSuccess) {
+    for (void* seg : c.segments) cudaFree(seg);
+    for (const auto& [p, bytes] : c.large) cudaFree(p);
+  }
+  cudaGetLastError();
+  c.segments.clear();
+  c.large.clear();
+  c.idle.clear();
+  for (auto& [key, f] : c.per_stream) f.blocks.clear();
+  c.bump = nullptr;
+  c.bump_left = 0;
+  c.reserved = 0;
+}
+
 Result<std::shared_ptr<DevicePool>> DevicePool::create(int device, Kind kind) {
   KILN_RETURN_IF_ERROR(device_set(device));
-  if (kind == Kind::kCaching) return std::shared_ptr<DevicePool>(new DevicePool(kind, nullptr, device));
+  if (kind == Kind::kCaching) {
+    std::shared_ptr<DevicePool> pool(new DevicePool(kind, nullptr, device));
+    LivePools::get().add(pool);
+    return pool;
+  }
   cudaMemPoolProps props{};
   props.allocType = cudaMemAllocationTypePinned;
   props.handleTypes = cudaMemHandleTypeNone;
@@ -229,10 +294,11 @@ Result<void*> DevicePool::cached_alloc(size_t bytes, const std::shared_ptr<Strea
 void DevicePool::cached_free(void* p, size_t capacity, const std::shared_ptr<Stream>& stream) {
   Cache& c = *cache_;
   std::lock_guard<std::mutex> lock(c.mu);
+  c.used -= capacity;
+  if (c.closed) return;  // exiting: the block went back to the driver with the rest (or is kept)
   auto [it, added] = c.per_stream.try_emplace(stream.get());
   if (added) it->second.stream = stream;
   it->second.blocks.emplace(capacity, p);
-  c.used -= capacity;
 }
 
 Result<std::shared_ptr<void>> DevicePool::alloc_bytes(size_t bytes, const std::shared_ptr<Stream>& stream) {

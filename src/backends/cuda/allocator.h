@@ -79,6 +79,10 @@ class DevicePool : public std::enable_shared_from_this<DevicePool> {
   uint64_t reserved_bytes() const;
   // kCaching: driver allocations made so far (segments and large blocks); a steady state makes none.
   uint64_t driver_allocations() const;
+  // kCaching, called at process exit (an atexit handler registered with the first caching pool,
+  // which runs before CUDA's own clean-up): waits for the device and hands every block back to
+  // the driver, free or not; blocks freed later are dropped. Allocations after it get new memory.
+  void release_at_exit();
 
  private:
   struct Cache;  // kCaching's state
