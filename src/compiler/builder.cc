@@ -127,6 +127,7 @@ Result<std::vector<uint8_t>> build_from_graph(ir::Graph graph, std::string defau
     if (pinned) KILN_RETURN_IF_ERROR(ir::infer_shapes(graph, nullptr));
     compiler::FoldStats fold;
     KILN_RETURN_IF_ERROR(compiler::fold_constants(graph, kMaxFoldBytes, &fold));
+    KILN_RETURN_IF_ERROR(compiler::fold_reshape_targets(graph, nullptr));
     KILN_RETURN_IF_ERROR(compiler::fuse_epilogues(graph, nullptr));
   }
   if (options.precision != Precision::kFp32) {

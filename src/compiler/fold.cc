@@ -3,6 +3,8 @@
 
 #include "backends/cpu/cpu_backend.h"
 #include "compiler/passes.h"
+#include "ir/infer_util.h"
+#include "ir/shape_inference.h"
 #include "core/alloc_limit.h"
 
 namespace kiln::compiler {
@@ -83,4 +85,49 @@ Status fold_constants(ir::Graph& graph, size_t max_bytes, FoldStats* stats) {
   return Status();
 }
 
+Status fold_reshape_targets(ir::Graph& graph, size_t* reshapes) {
+  size_t local = 0;
+  if (!reshapes) reshapes = &local;
+  KILN_RETURN_IF_ERROR(graph.validate());
+  KILN_RETURN_IF_ERROR(ir::infer_shapes(graph, nullptr));
+  bool changed = false;
+  for (size_t n = 0; n < graph.nodes.size(); ++n) {
+    ir::Node& node = graph.nodes[n];
+    if (node.op != "Reshape" || node.inputs.size() != 2 || node.outputs.size() != 1 || node.inputs[1] < 0 ||
+        node.outputs[0] < 0 || graph.values[static_cast<size_t>(node.inputs[1])].constant >= 0)
+      continue;
+    const ir::Shape& out = graph.values[static_cast<size_t>(node.outputs[0])].shape;
+    if (!out.rank_known || out.dims.empty()) continue;
+    std::vector<int64_t> target;
+    int open = 0;
+    bool zero = false;
+    for (const ir::Dim& d : out.dims) {
+      if (d.is_known()) {
+        zero = zero || d.value == 0;
+        target.push_back(d.value);
+      } else {
+        ++open;
+        target.push_back(-1);
+      }
+    }
+    if (open > 1 || zero) continue;
+    // The -1 must come out as the dim inference found: the input's and the output's element
+    // counts, as products of known sizes and symbols, must be the same (a model whose computed
+    // target does not add up fails at run time; a -1 would hide that).
+    const ir::Shape& in = graph.values[static_cast<size_t>(node.inputs[0])].shape;
+    if (!in.rank_known) continue;
+    const ir::infer::Factors a = ir::infer::factors_of(in.dims), b = ir::infer::factors_of(out.dims);
+    if (!a.exact || !b.exact || a.coef == 0 || a.coef != b.coef || a.symbols != b.symbols) continue;
+    const std::string name = graph.values[static_cast<size_t>(node.outputs[0])].name + "_kiln_target";
+    const int c = graph.add_constant(name, Tensor::from_vector(DType::kI64, {static_cast<int64_t>(target.size())}, target));
+    graph.nodes[n].inputs[1] = c;  // add_constant may have grown the value table, not the nodes
+    ++*reshapes;
+    changed = true;
+  }
+  if (!changed) return Status();
+  graph.prune();  // the shape arithmetic that fed only the replaced targets
+  return graph.validate();
+}
+
 }  // namespace kiln::compiler
+

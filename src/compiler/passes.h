@@ -19,6 +19,15 @@ struct FoldStats {
 // shape inference left it): a static profile makes a dynamic model's shape arithmetic constant.
 Status fold_constants(ir::Graph& graph, size_t max_bytes, FoldStats* stats);
 
+// Gives every Reshape whose target is computed at run time (an exporter's Shape -> Gather ->
+// Unsqueeze -> Concat chain) a constant target instead, where shape inference knows every
+// output dim but at most one, and none of the known ones is 0: the known dims as they are and
+// -1 for the other, which Reshape then infers from the element count, as the computed target
+// would have given (a Reshape keeps the element count). The chains that fed only such targets
+// are pruned, so a dynamic-shape engine runs no shape arithmetic per call. Trusts inferred
+// shapes as fold_constants does. `reshapes` (may be null) counts the targets replaced.
+Status fold_reshape_targets(ir::Graph& graph, size_t* reshapes);
+
 struct EpilogueStats {
   size_t matmul_bias = 0;       // MatMul -> Add(constant bias) became MatMul(x, W, bias)
   size_t matmul_scale = 0;      // MatMul -> Mul(constant scalar) became kiln_alpha
