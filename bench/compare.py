@@ -18,7 +18,8 @@ iterations, and a time budget shared out over the scenarios, after which rows ar
 say so). Scenarios (all by default): steady (the tables above), dynamic (the 4-layer encoder at
 seq 16, 48, ..., 304 in order: first call and steady p50 per new shape under each kernel
 specialisation strategy, a static engine per shape, PyTorch eager and
-torch.compile(dynamic=True)), startup (fresh processes: empty vs warm runtime cache, for the
+torch.compile(dynamic=True); lazy's steady state is also timed against a static engine of the
+shape side by side, interleaved in one process), startup (fresh processes: empty vs warm runtime cache, for the
 encoder and mobilenet) and threads (N threads sharing one engine).
 """
 
