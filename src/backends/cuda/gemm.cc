@@ -214,9 +214,26 @@ Status GemmRunner::fetch_candidates(Plan& plan, int count) const {
   return Status();
 }
 
-Result<GemmRunner::Plan*> GemmRunner::plan_for(const GemmDesc& g, const std::string& key, unsigned align) {
-  auto it = plans_.find(key);
+GemmRunner::ProblemId GemmRunner::problem_id(const GemmDesc& g, unsigned align) {
+  ProblemId id;
+  id.v = {static_cast<int64_t>(g.dtype) | int64_t{g.trans_a} << 8 | int64_t{g.trans_b} << 9 | int64_t{g.bias} << 10 |
+              int64_t{g.allow_tf32} << 11 | static_cast<int64_t>(g.act) << 12 | static_cast<int64_t>(align) << 16,
+          g.m, g.n, g.k, g.lda, g.ldb, g.ldd, g.batch, g.stride_a, g.stride_b, g.stride_d};
+  return id;
+}
+
+size_t GemmRunner::ProblemIdHash::operator()(const ProblemId& id) const {
+  uint64_t h = 1469598103934665603ull;  // FNV-1a over the words, then a final mix
+  for (int64_t x : id.v) h = (h ^ static_cast<uint64_t>(x)) * 1099511628211ull;
+  return static_cast<size_t>(h ^ (h >> 29));
+}
+
+Result<GemmRunner::Plan*> GemmRunner::plan_for(const GemmDesc& g, const ProblemId& id, unsigned align) {
+  auto it = plans_.find(id);
   if (it != plans_.end()) return it->second.get();
+  ProblemKey key_text;
+  format_problem(g, align, /*with_m=*/true, key_text);
+  const std::string key = key_text;
   const std::string where = "cuBLASLt GEMM (" + shape_text(g) + ")";
   cudaDataType_t type;
   cublasComputeType_t compute;
@@ -366,7 +383,7 @@ Result<GemmRunner::Plan*> GemmRunner::plan_for(const GemmDesc& g, const std::str
   plan->family = family;
   std::memcpy(family_algo_[family].data(), &plan->algo, sizeof plan->algo);
   Plan* p = plan.get();
-  plans_[key] = std::move(plan);
+  plans_[id] = std::move(plan);
   return p;
 }
 
@@ -455,11 +472,10 @@ Status GemmRunner::run(const GemmDesc& g, const void* a, const void* b, void* d,
   if (g.m == 0 || g.n == 0 || g.batch == 0) return Status();
   KILN_RETURN_IF_ERROR(init());
   const unsigned align = operand_alignment(g, a, b, d, bias, c);
-  ProblemKey key;
-  format_problem(g, align, /*with_m=*/true, key);
-  if (declined_.count(key)) return unsupported("cuBLASLt GEMM (" + shape_text(g) + "): no algorithm (declined before)");
-  Result<Plan*> planned = plan_for(g, key, align);
-  if (!planned.ok() && planned.status().code() == StatusCode::kUnsupported) declined_.insert(key);
+  const ProblemId id = problem_id(g, align);
+  if (declined_.count(id)) return unsupported("cuBLASLt GEMM (" + shape_text(g) + "): no algorithm (declined before)");
+  Result<Plan*> planned = plan_for(g, id, align);
+  if (!planned.ok() && planned.status().code() == StatusCode::kUnsupported) declined_.insert(id);
   KILN_ASSIGN_OR_RETURN(Plan * plan, std::move(planned));
   // Named only when a call fails: steady-state calls build no strings.
   auto where = [&g] { return "cuBLASLt GEMM (" + shape_text(g) + ")"; };

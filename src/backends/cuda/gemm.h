@@ -31,6 +31,8 @@
 #include <set>
 #include <span>
 #include <string>
+#include <unordered_map>
+#include <unordered_set>
 #include <vector>
 
 #include "backends/cuda/allocator.h"
@@ -154,7 +156,17 @@ class GemmRunner {
 
  private:
   struct Plan;
-  Result<Plan*> plan_for(const GemmDesc& desc, const std::string& key, unsigned align);
+  // A concrete problem's identity (the GemmDesc's fields and the operands' alignment): what run()
+  // looks plans up by on every call, so a steady-state call formats no key text.
+  struct ProblemId {
+    std::array<int64_t, 11> v{};
+    bool operator==(const ProblemId&) const = default;
+  };
+  struct ProblemIdHash {
+    size_t operator()(const ProblemId& id) const;
+  };
+  static ProblemId problem_id(const GemmDesc& desc, unsigned align);
+  Result<Plan*> plan_for(const GemmDesc& desc, const ProblemId& id, unsigned align);
   // Fills plan.candidates with cuBLASLt's heuristic for it: up to `count` algorithms, best first.
   Status fetch_candidates(Plan& plan, int count) const;
   // Times plan.candidates on the call's operands and keeps the fastest in plan.algo.
@@ -168,9 +180,9 @@ class GemmRunner {
   std::shared_ptr<void> workspace_;
   std::shared_ptr<void> split_scratch_;  // split_scratch(): the counters, then the partials
   size_t workspace_bytes_ = 0;
-  std::map<std::string, std::unique_ptr<Plan>> plans_;
+  std::unordered_map<ProblemId, std::unique_ptr<Plan>, ProblemIdHash> plans_;
   std::map<std::string, std::array<uint64_t, 8>> family_algo_;  // per M-family: its latest plan's algorithm
-  std::set<std::string> declined_;  // plan keys cuBLASLt has no algorithm for
+  std::unordered_set<ProblemId, ProblemIdHash> declined_;  // problems cuBLASLt has no algorithm for
   uint64_t plans_built_ = 0;
   std::shared_ptr<RuntimeCache> tuning_cache_;
   int tuning_sm_ = 0;

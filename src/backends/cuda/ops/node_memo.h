@@ -7,7 +7,7 @@
 // derived from that can change between runs (dims, strides, dtypes, attribute bits); whatever
 // else the result depends on must be fixed for the node, or compared by the caller on a hit.
 // Values are immutable once stored. Thread-safe: concurrent runs of one program share it. At most
-// kMaxEntries per node (dynamic shapes cycle through them; the oldest is replaced).
+// kMaxEntries per node (dynamic shapes cycle through them; the least recently used is replaced).
 #pragma once
 
 #include <algorithm>
@@ -23,30 +23,37 @@ class NodeMemo {
  public:
   static constexpr size_t kMaxEntries = 8;
 
-  // The value stored under (kind, sig), or null.
+  // The value stored under (kind, sig), or null. A hit moves its entry to the front, so the
+  // shapes a program runs at now are found first (a dynamic program's nodes keep up to
+  // kMaxEntries; its steady-state calls compare one).
   std::shared_ptr<const void> find(uint32_t kind, std::span<const int64_t> sig) const {
     std::lock_guard<std::mutex> lock(mu_);
-    for (const Entry& e : entries_)
-      if (e.kind == kind && e.sig.size() == sig.size() && std::equal(sig.begin(), sig.end(), e.sig.begin()))
-        return e.value;
+    for (size_t i = 0; i < entries_.size(); ++i) {
+      const Entry& e = entries_[i];
+      if (e.kind != kind || e.sig.size() != sig.size() || !std::equal(sig.begin(), sig.end(), e.sig.begin())) continue;
+      if (i > 0) std::rotate(entries_.begin(), entries_.begin() + static_cast<std::ptrdiff_t>(i),
+                             entries_.begin() + static_cast<std::ptrdiff_t>(i) + 1);
+      return entries_.front().value;
+    }
     return nullptr;
   }
 
-  // Stores `value` under (kind, sig), replacing an entry of the same key or, when full, the oldest.
+  // Stores `value` under (kind, sig) at the front, replacing an entry of the same key or, when
+  // full, the least recently used one (the last).
   void put(uint32_t kind, std::vector<int64_t> sig, std::shared_ptr<const void> value) {
     std::lock_guard<std::mutex> lock(mu_);
-    for (Entry& e : entries_) {
-      if (e.kind == kind && e.sig == sig) {
-        e.value = std::move(value);
-        return;
+    size_t i = 0;
+    while (i < entries_.size() && !(entries_[i].kind == kind && entries_[i].sig == sig)) ++i;
+    if (i == entries_.size()) {
+      if (entries_.size() < kMaxEntries) {
+        entries_.push_back(Entry{});
+      } else {
+        i = entries_.size() - 1;
       }
     }
-    if (entries_.size() < kMaxEntries) {
-      entries_.push_back(Entry{kind, std::move(sig), std::move(value)});
-      return;
-    }
-    entries_[next_] = Entry{kind, std::move(sig), std::move(value)};
-    next_ = (next_ + 1) % kMaxEntries;
+    entries_[i] = Entry{kind, std::move(sig), std::move(value)};
+    std::rotate(entries_.begin(), entries_.begin() + static_cast<std::ptrdiff_t>(i),
+                entries_.begin() + static_cast<std::ptrdiff_t>(i) + 1);
   }
 
   size_t size() const {
@@ -61,8 +68,7 @@ class NodeMemo {
     std::shared_ptr<const void> value;
   };
   mutable std::mutex mu_;
-  std::vector<Entry> entries_;
-  size_t next_ = 0;
+  mutable std::vector<Entry> entries_;  // most recently used first
 };
 
 }  // namespace kiln::cuda

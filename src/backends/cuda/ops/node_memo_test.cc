@@ -1,4 +1,4 @@
-// NodeMemo: lookups by (kind, signature), replacement of the oldest entry when full, and
+// NodeMemo: lookups by (kind, signature), replacement of the least recently used entry when full, and
 // concurrent use by several runs of one program (the TSan build runs this too).
 #include "backends/cuda/ops/node_memo.h"
 
@@ -42,6 +42,24 @@ TEST(NodeMemoTest, FullMemoReplacesTheOldestEntry) {
     ASSERT_NE(m.find(7, std::vector<int64_t>{i}), nullptr) << i;
     EXPECT_EQ(as_int(m.find(7, std::vector<int64_t>{i})), i);
   }
+}
+
+TEST(NodeMemoTest, FullMemoKeepsWhatWasFoundLately) {
+  NodeMemo m;
+  const int full = static_cast<int>(NodeMemo::kMaxEntries);
+  for (int i = 0; i < full; ++i) m.put(7, {i}, value(i));
+  ASSERT_NE(m.find(7, std::vector<int64_t>{0}), nullptr);  // the oldest put, used now
+  m.put(7, {full}, value(full));                           // evicts 1, the least recently used
+  EXPECT_EQ(m.size(), NodeMemo::kMaxEntries);
+  EXPECT_EQ(m.find(7, std::vector<int64_t>{1}), nullptr);
+  for (int i : {0, 2, full - 1, full}) {
+    ASSERT_NE(m.find(7, std::vector<int64_t>{i}), nullptr) << i;
+    EXPECT_EQ(as_int(m.find(7, std::vector<int64_t>{i})), i);
+  }
+  m.put(7, {2}, value(20));  // an existing key: replaced in place, nothing evicted
+  EXPECT_EQ(as_int(m.find(7, std::vector<int64_t>{2})), 20);
+  EXPECT_EQ(m.size(), NodeMemo::kMaxEntries);
+  EXPECT_NE(m.find(7, std::vector<int64_t>{3}), nullptr);
 }
 
 TEST(NodeMemoTest, ConcurrentRunsShareIt) {
