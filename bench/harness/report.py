@@ -118,9 +118,18 @@ def scenario_tables(rows: List[dict]) -> str:
         has_target = "kiln_lazy" in systems
         beside = any("beside_static_p50_ms" in r for r in mrows)
         if beside:
+            rounds = next((r for r in mrows if "beside_rounds" in r), None)
+            if rounds:
+                how = (f"{rounds['beside_rounds']} rounds of {rounds['beside_calls']} calls each, the order "
+                       "alternating between rounds; each round gives the ratio of lazy's median to the static "
+                       "engine's, and the verdict takes the median of those paired ratios (yes at or below 1; "
+                       "tie when above 1 but the rounds' interquartile range reaches 1, i.e. within the spread "
+                       "of rounds of the same comparison; no otherwise)")
+            else:
+                how = "8 rounds of 15 calls each"
             out.append("Lazy's steady state is judged against the static engine side by side: in the "
                        "kiln_lazy process, after the row's own timings, a static engine for the shape is "
-                       "built (not timed) and the two are timed in turns, 8 rounds of 15 calls each "
+                       f"built (not timed) and the two are timed in turns, {how} "
                        "(the host's speed moves within a run; separate processes measure that too). "
                        "kiln_static's own column is a process of its own, kept for its first calls.\n")
         out.append("| shape | " + " | ".join(systems) +
@@ -142,14 +151,20 @@ def scenario_tables(rows: List[dict]) -> str:
                 verdict = "-"
                 if lazy:
                     first_ok = lazy["first_ms"] <= 2 * lazy["p50_ms"]
-                    if "beside_static_p50_ms" in lazy:  # side by side in one process
-                        mine, theirs = lazy["beside_lazy_p50_ms"], lazy["beside_static_p50_ms"]
+                    verdict = "yes" if first_ok else f"no: first {lazy['first_ms'] / lazy['p50_ms']:.2f}x"
+                    if "beside_ratio_median" in lazy:  # paired rounds side by side in one process
+                        ratio, q1, q3 = lazy["beside_ratio_median"], lazy["beside_ratio_q1"], lazy["beside_ratio_q3"]
+                        spread = f"{ratio:.3f}x static, rounds' IQR {q1:.3f}-{q3:.3f}"
+                        verdict += (f" / yes: {spread}" if ratio <= 1.0 else
+                                    f" / tie: {spread} spans 1" if q1 <= 1.0 else f" / no: {spread}")
                     else:
-                        mine, theirs = lazy["p50_ms"], static["p50_ms"] if static else None
-                    steady_ok = theirs is not None and mine <= theirs
-                    verdict = ("yes" if first_ok else f"no: first {lazy['first_ms'] / lazy['p50_ms']:.1f}x") + \
-                        (" / yes" if steady_ok else (" / -" if theirs is None else
-                         f" / no: {mine / theirs:.2f}x static"))
+                        if "beside_static_p50_ms" in lazy:  # side by side in one process (older runs)
+                            mine, theirs = lazy["beside_lazy_p50_ms"], lazy["beside_static_p50_ms"]
+                        else:
+                            mine, theirs = lazy["p50_ms"], static["p50_ms"] if static else None
+                        steady_ok = theirs is not None and mine <= theirs
+                        verdict += (" / yes" if steady_ok else (" / -" if theirs is None else
+                                    f" / no: {mine / theirs:.2f}x static"))
                 line += f" {verdict} |"
             out.append(line)
         bad = [r for r in mrows if r.get("status", "ok") != "ok"]

@@ -90,9 +90,12 @@ def child_dynamic(model_name: str, system: str, steps: List[int], steady_iters: 
 
 
 # Lazy's steady state against a static engine of the same shape, in one process and interleaved
-# (rounds of calls to each in turn): this machine's host speed moves between states up to 1.7x
-# apart within a run, which separate processes, or one block after the other, would measure.
-BESIDE_ROUNDS, BESIDE_CALLS = 8, 15
+# (rounds of calls to each in turn, the order alternating between rounds): this machine's host
+# speed moves between states up to 1.7x apart within a run, which separate processes, or one block
+# after the other, would measure. Each round gives a ratio of the two rounds' medians (paired: a
+# slow spell slows both); the verdict takes the median of those ratios, and their interquartile
+# range says how far apart rounds of the same comparison land.
+BESIDE_ROUNDS, BESIDE_CALLS = 16, 15
 
 
 def _beside_static(onnx, model_name: str, n: int, lazy, x) -> dict:
@@ -101,19 +104,29 @@ def _beside_static(onnx, model_name: str, n: int, lazy, x) -> dict:
     static = kiln.compile(onnx, shapes={"input_0": _dyn_shape(model_name, n)})  # not timed
     static.runtime_settings = kiln.runtime.RuntimeSettings(runtime_cache=None)
     timed = {"lazy": [], "static": []}
+    ratios = []
     for run in (lazy, static):
         for _ in range(5):
             run(x)
     torch.cuda.synchronize()
-    for _ in range(BESIDE_ROUNDS):
-        for name, run in (("lazy", lazy), ("static", static)):
+    for r in range(BESIDE_ROUNDS):
+        order = (("lazy", lazy), ("static", static)) if r % 2 == 0 else (("static", static), ("lazy", lazy))
+        this_round = {}
+        for name, run in order:
+            ts = []
             for _ in range(BESIDE_CALLS):
                 t0 = time.perf_counter()
                 run(x)
                 torch.cuda.synchronize()
-                timed[name].append((time.perf_counter() - t0) * 1e3)
+                ts.append((time.perf_counter() - t0) * 1e3)
+            timed[name] += ts
+            this_round[name] = statistics.median(ts)
+        ratios.append(this_round["lazy"] / this_round["static"])
+    q = statistics.quantiles(ratios, n=4)
     return {"beside_lazy_p50_ms": statistics.median(timed["lazy"]),
-            "beside_static_p50_ms": statistics.median(timed["static"])}
+            "beside_static_p50_ms": statistics.median(timed["static"]),
+            "beside_ratio_median": statistics.median(ratios), "beside_ratio_q1": q[0], "beside_ratio_q3": q[2],
+            "beside_rounds": BESIDE_ROUNDS, "beside_calls": BESIDE_CALLS}
 
 
 def child_startup(model_name: str, system: str, engine_path: str, cache: str) -> dict:
