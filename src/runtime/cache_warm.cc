@@ -130,6 +130,7 @@ Result<KernelInventory> engine_kernel_inventory(const std::string& engine_path) 
   inv.specializable = plan.specializable;
   inv.launches = plan.launches;
   inv.gemm_bridges = plan.gemm_bridges;
+  inv.gemv_kernels = plan.gemv_kernels;
   inv.gpu_nodes = plan.gpu_nodes;
   inv.host_nodes = plan.host_nodes;
   inv.fallback_nodes = plan.fallback_nodes;

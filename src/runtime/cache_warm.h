@@ -54,6 +54,7 @@ struct KernelInventory {
   uint64_t specializable = 0;  // of those, with a specialised variant that gains
   uint64_t launches = 0;       // launches per run (GEMMs not counted)
   uint64_t gemm_bridges = 0;   // of `kernels`, GEMM kernels lazy's first calls run while cuBLASLt gets ready
+  uint64_t gemv_kernels = 0;   // of `kernels`, GEMV kernels that compute one-row GEMMs instead of cuBLASLt
   uint64_t gpu_nodes = 0, host_nodes = 0, fallback_nodes = 0;
 };
 Result<KernelInventory> engine_kernel_inventory(const std::string& engine_path);

@@ -92,6 +92,7 @@ int run_inspect(const InspectArgs& args) {
                                                                 {"specializable", kernels->specializable},
                                                                 {"launches_per_run", kernels->launches},
                                                                 {"gemm_bridge_kernels", kernels->gemm_bridges},
+                                                                {"gemv_kernels", kernels->gemv_kernels},
                                                                 {"gpu_nodes", kernels->gpu_nodes},
                                                                 {"host_nodes", kernels->host_nodes},
                                                                 {"cpu_fallback_nodes", kernels->fallback_nodes}}
@@ -127,9 +128,10 @@ int run_inspect(const InspectArgs& args) {
     std::printf("  %-*s %lld\n", op_width, op.c_str(), static_cast<long long>(count));
   if (kernels.ok()) {
     std::printf("cuda kernels      at the opt shape: %llu generic kernels (%llu of them GEMM kernels for lazy's "
-                "first calls), %llu specialised variants (shapes baked in), %llu launches per run besides GEMMs; "
-                "nodes: %llu gpu, %llu host, %llu cpu fallback\n",
+                "first calls, %llu GEMV kernels for one-row GEMMs), %llu specialised variants (shapes baked in), "
+                "%llu launches per run besides GEMMs; nodes: %llu gpu, %llu host, %llu cpu fallback\n",
                 static_cast<unsigned long long>(kernels->kernels), static_cast<unsigned long long>(kernels->gemm_bridges),
+                static_cast<unsigned long long>(kernels->gemv_kernels),
                 static_cast<unsigned long long>(kernels->specializable),
                 static_cast<unsigned long long>(kernels->launches), static_cast<unsigned long long>(kernels->gpu_nodes),
                 static_cast<unsigned long long>(kernels->host_nodes),

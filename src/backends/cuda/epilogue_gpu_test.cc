@@ -5,7 +5,9 @@
 #include <algorithm>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
+#include <string>
 
 #include "backends/cuda/conv_cudnn.h"
 #include "backends/cuda/op_test_util.h"
@@ -180,6 +182,95 @@ TEST(CudaEpilogueGpuTest, GemmActivations) {
 
 // Conv with and without bias, Relu, on the JIT kernels (im2col + cuBLASLt; 1x1 direct; grouped
 // direct kernel) and on the default path (cuDNN where it loads).
+// Runs `c` on the CPU and on CUDA (device inputs): the results match, the product ran on the
+// GEMV kernel when `want_gemv`, and a second run is bitwise equal to the first.
+void check_gemv_case(const OpCase& c, const std::string& what, bool want_gemv) {
+  SCOPED_TRACE(what);
+  const Backend* gpu = cuda_backend();
+  ASSERT_NE(gpu, nullptr);
+  auto cpu = cpu::create_cpu_backend();
+  std::shared_ptr<const ir::Graph> g = one_node_graph(c);
+  Result<std::unique_ptr<BackendProgram>> ref = cpu->prepare(g, {});
+  ASSERT_TRUE(ref.ok()) << ref.status().to_string();
+  std::vector<Tensor> in = runtime_inputs(c), want;
+  ASSERT_TRUE((*ref)->run(in, &want).ok());
+  Result<std::unique_ptr<BackendProgram>> prog = gpu->prepare(g, {});
+  ASSERT_TRUE(prog.ok()) << prog.status().to_string();
+  std::vector<Tensor> dev_in, got, again;
+  for (const Tensor& t : in) dev_in.push_back(to_device(t));
+  Status s = (*prog)->run(dev_in, &got);
+  ASSERT_TRUE(s.ok()) << s.to_string();
+  ASSERT_EQ(got.size(), 1u);
+  expect_close(got[0], want[0], c.rtol, c.atol, what);
+  if (want_gemv) EXPECT_EQ((*prog)->counters()["gemm_gemv"], 1u) << "the product ran on cuBLASLt, not the GEMV kernel";
+  ASSERT_TRUE((*prog)->run(dev_in, &again).ok());
+  const Tensor x = to_host(got[0]), y = to_host(again[0]);
+  EXPECT_EQ(std::memcmp(x.data(), y.data(), x.nbytes()), 0) << "two runs differ";
+}
+
+// One row of D (m == 1) and one column (n == 1): kiln's GEMV kernel (kernels/gemm.h) instead of
+// cuBLASLt, counted in gemm_gemv, for B as stored [k, n] and [n, k] (kiln_trans_b), A stored
+// transposed (kiln_trans_a), with alpha, bias, activations and a residual, K and N not multiples
+// of the kernel's 8, 16 or 32, and K below one unrolled step; results match the CPU backend and
+// are bitwise equal from one run to the next (no atomics, a fixed order of additions).
+TEST(CudaEpilogueGpuTest, OneRowAndOneColumnProductsRunOnTheGemvKernel) {
+  if (const char* e = std::getenv("KILN_GEMV"); e && std::string(e) == "0") GTEST_SKIP() << "KILN_GEMV=0";
+  struct Shape {
+    int64_t m, k, n;
+  };
+  const Shape shapes[] = {{1, 1024, 1024}, {1, 1031, 1000}, {1, 7, 33}, {1, 300, 1}, {1000, 1024, 1}, {33, 7, 1}};
+  for (DType dt : kTypes) {
+    for (const Shape& sh : shapes) {
+      for (int layout = 0; layout < 3; ++layout) {  // plain, B^T, A^T
+        for (int variant = 0; variant < 3; ++variant) {  // nothing; bias + Gelu:tanh; alpha + residual + Relu (+ bias for rows)
+          const bool ta = layout == 2, tb = layout == 1, row = sh.m == 1;
+          if (!row && variant == 1) continue;  // a bias along a column is not the GEMV kernel's (gemv_applies)
+          const Dims a_dims = ta ? Dims{sh.k, sh.m} : Dims{sh.m, sh.k};
+          const Dims b_dims = tb ? Dims{sh.n, sh.k} : Dims{sh.k, sh.n};
+          OpCase c{"MatMul", {}, {random_tensor(dt, a_dims, -1, 1, 21), random_tensor(dt, b_dims, -1, 1, 22)}, {false, true}};
+          if (ta) c.attrs.set_int("kiln_trans_a", 1);
+          if (tb) c.attrs.set_int("kiln_trans_b", 1);
+          if (variant >= 1) c.attrs.set_string("kiln_activation", variant == 1 ? "Gelu:tanh" : "Relu");
+          const bool bias = variant == 1 || (variant == 2 && row);
+          if (bias || variant == 2) {
+            c.inputs.push_back(bias ? random_tensor(dt, {sh.n}, -1, 1, 23) : Tensor());
+            c.constant.push_back(bias);
+          }
+          if (variant == 2) {
+            c.attrs.set_float("kiln_alpha", 0.5);
+            c.inputs.push_back(random_tensor(dt, {sh.m, sh.n}, -1, 1, 24));
+            c.constant.push_back(false);
+          }
+          set_tolerance(c, dt);
+          check_gemv_case(c,
+                          label("GEMV [" + std::to_string(sh.m) + "," + std::to_string(sh.k) + "]x[" +
+                                    std::to_string(sh.k) + "," + std::to_string(sh.n) + "]" + (ta ? " A^T" : "") +
+                                    (tb ? " B^T" : "") + " variant " + std::to_string(variant),
+                                dt, ""),
+                          true);
+        }
+      }
+    }
+  }
+}
+
+// A 1x1 convolution of a 1x1 image (mobilenet's squeeze-and-excitation blocks at batch 1) is an
+// n == 1 product: with and without a bias (prefilled, beta = 1), it matches the CPU backend.
+TEST(CudaEpilogueGpuTest, PointwiseConvOfOnePixelMatchesCpu) {
+  for (DType dt : kTypes) {
+    for (bool bias : {false, true}) {
+      OpCase c{"Conv", {}, {random_tensor(dt, {1, 96, 1, 1}, -1, 1, 31), random_tensor(dt, {24, 96, 1, 1}, -1, 1, 32)},
+               {false, true}};
+      if (bias) {
+        c.inputs.push_back(random_tensor(dt, {24}, -1, 1, 33));
+        c.constant.push_back(true);
+      }
+      set_tolerance(c, dt);
+      check_gemv_case(c, label(std::string("Conv 1x1 of [1,96,1,1]") + (bias ? " +bias" : ""), dt, ""), false);
+    }
+  }
+}
+
 TEST(CudaEpilogueGpuTest, ConvRelu) {
   struct Geom {
     Dims x, w;

@@ -599,6 +599,16 @@ bool gemm_bridge_enabled() {
   return on;
 }
 
+bool gemv_applies(const GemmDesc& g) {
+  static const bool on = env_switch("KILN_GEMV").value_or(true);
+  if (!on || g.batch != 1 || g.m <= 0 || g.n <= 0 || g.k <= 0) return false;
+  if (g.dtype != DType::kF32 && g.dtype != DType::kF16 && g.dtype != DType::kBF16) return false;
+  // One row of D; or one column of a contiguous D without a bias (its transpose is one row, and
+  // the bias would run along it: callers of n == 1 products, convolutions, prefill theirs instead).
+  const bool row = g.m == 1, column = g.n == 1 && g.ldd == 1 && !g.bias;
+  return (row || column) && std::max(g.m, g.n) <= (int64_t{1} << 34);
+}
+
 bool gemm_bridge_supported(const GemmDesc& g) {
   if (g.dtype != DType::kF32 && g.dtype != DType::kF16 && g.dtype != DType::kBF16) return false;
   constexpr int64_t kMaxGridYZ = 65535;

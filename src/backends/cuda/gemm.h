@@ -92,6 +92,11 @@ void gemm_library_mark(int device, const std::string& key, GemmLibraryState stat
 // KILN_GEMM_BRIDGE=0 turns the bridge off (read once).
 bool gemm_bridge_supported(const GemmDesc& desc);
 bool gemm_bridge_enabled();
+// Whether kiln's GEMV kernel (kernels/gemm.h) computes `desc` instead of cuBLASLt: one row of D
+// (m == 1), or one column of a contiguous D with no bias (n == 1, ldd == 1: computed as its
+// transpose, D^T = op(B)^T op(A)^T), in one batch entry, f32 / f16 / bf16. KILN_GEMV=0 turns it
+// off (read once).
+bool gemv_applies(const GemmDesc& desc);
 
 // Initialises cuBLASLt in this process (a handle created and destroyed), so that whatever the
 // library registers to run at exit is registered by the time this returns.

@@ -15,11 +15,14 @@ class Recorder final : public KernelProvider {
  public:
   explicit Recorder(KernelPlan& plan) : plan_(plan) {}
   Result<cudaKernel_t> kernel_for(const KernelVariant& v) override {
-    // A GEMM: the bridge kernel that lazy's first calls may run instead of cuBLASLt.
+    // A GEMM: the bridge kernel that lazy's first calls may run instead of cuBLASLt, or the GEMV
+    // kernel of a one-row product.
     const bool gemm = v.key.starts_with(kernels::kGemmKernelKeyPrefix);
-    if (!gemm) ++plan_.launches;
+    const bool gemv = v.key.starts_with(kernels::kGemvKernelKeyPrefix);
+    if (!gemm && !gemv) ++plan_.launches;
     if (seen_.insert(v.key + '\n' + v.spec_key).second) {
       if (gemm) ++plan_.gemm_bridges;
+      if (gemv) ++plan_.gemv_kernels;
       plan_.kernels.push_back(v);
       if (!v.spec_key.empty()) ++plan_.specializable;
       if (generic_.insert(v.key).second) ++plan_.generic;

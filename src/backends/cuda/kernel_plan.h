@@ -28,8 +28,9 @@ struct KernelPlan {
   // Distinct (generic, specialised) variant pairs, in first-launch order: a generic kernel that
   // runs at two shapes appears twice, with two specialised variants.
   std::vector<KernelVariant> kernels;
-  uint64_t launches = 0;        // kernel launches one run makes (GEMMs not counted)
+  uint64_t launches = 0;        // kernel launches one run makes (GEMMs, GEMV kernels too, not counted)
   uint64_t gemm_bridges = 0;    // entries of `kernels` that are GEMM bridge kernels (kernels/gemm.h)
+  uint64_t gemv_kernels = 0;    // entries of `kernels` that are GEMV kernels (one-row GEMMs; kernels/gemm.h)
   uint64_t generic = 0;         // distinct generic kernels
   uint64_t specializable = 0;   // entries of `kernels` with a specialised variant
   uint64_t gpu_nodes = 0, host_nodes = 0, fallback_nodes = 0;

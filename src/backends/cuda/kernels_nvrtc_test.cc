@@ -181,5 +181,39 @@ TEST(CudaKernelsTest, EveryGemmKernelCompiles) {
   }
 }
 
+// The GEMV kernel (kernels/gemm.h): the same variants as the bridge's, under keys and names of
+// their own, and the launch geometry each layout uses.
+TEST(CudaKernelsTest, EveryGemvKernelCompiles) {
+  std::vector<Result<KernelSource>> sources;
+  std::vector<std::string> keys, names;
+  for (DType dt : {DType::kF32, DType::kF16, DType::kBF16})
+    for (int t = 0; t < 4; ++t)
+      for (bool bias : {false, true})
+        for (bool beta : {false, true})
+          for (GemmEpilogue act : {GemmEpilogue::kNone, GemmEpilogue::kRelu, GemmEpilogue::kGeluTanh}) {
+            GemmKernelSpec spec{dt, (t & 1) != 0, (t & 2) != 0, bias, beta, act};
+            sources.push_back(gemv_kernel_source(spec));
+            keys.push_back(gemv_kernel_key(spec));
+            if (sources.back().ok()) names.push_back(sources.back()->name);
+          }
+  expect_all_compile(sources);
+  std::sort(keys.begin(), keys.end());
+  std::sort(names.begin(), names.end());
+  EXPECT_EQ(std::unique(keys.begin(), keys.end()), keys.end()) << "two variants share a key";
+  EXPECT_EQ(std::unique(names.begin(), names.end()), names.end()) << "two variants share a name";
+  EXPECT_EQ(gemv_kernel_key({DType::kBF16, true, false, false, true, GemmEpilogue::kGeluTanh}), "gemv|bf16|TN|gelu|beta");
+  EXPECT_NE(gemv_kernel_key({DType::kF32}), gemm_kernel_key({DType::kF32}));
+  const GemvGeometry rows = gemv_geometry({DType::kF32, false, false}, 1000);  // B [k, n]: 8 f32 columns a block
+  EXPECT_EQ(rows.grid, 125u);
+  EXPECT_EQ(rows.block, 1024u);
+  EXPECT_EQ(gemv_geometry({DType::kF16, false, false}, 1000).grid, 63u);  // 16 f16 columns
+  const GemvGeometry cols = gemv_geometry({DType::kF32, false, true}, 1000);  // B [n, k]: a warp a column
+  EXPECT_EQ(cols.grid, 125u);
+  EXPECT_EQ(cols.block, 256u);
+  Result<KernelSource> k = gemv_kernel_source(GemmKernelSpec{DType::kF64});
+  ASSERT_FALSE(k.ok());
+  EXPECT_EQ(k.status().code(), StatusCode::kUnsupported);
+}
+
 }  // namespace
 }  // namespace kiln::cuda::kernels

@@ -123,6 +123,7 @@ class CudaProgram final : public BackendProgram, public GraphTarget {
     if (graphs_) graphs_->add_counters(c);
     c["conv_cudnn"] += cudnn_convs_.load(std::memory_order_relaxed);
     c["conv_jit"] += jit_convs_.load(std::memory_order_relaxed);
+    c["gemm_gemv"] += gemv_gemms_.load(std::memory_order_relaxed);
     c["device_checks"] += device_checks_.load(std::memory_order_relaxed);
     c["shape_memo_hits"] += shape_memo_hits_.load(std::memory_order_relaxed);
     c["shape_memo_signatures"] += shape_memo_.size();
@@ -544,6 +545,7 @@ class CudaProgram final : public BackendProgram, public GraphTarget {
     }
     cudnn_convs_.fetch_add(ctx.cudnn_convs(), std::memory_order_relaxed);
     jit_convs_.fetch_add(ctx.jit_convs(), std::memory_order_relaxed);
+    gemv_gemms_.fetch_add(ctx.gemv_gemms(), std::memory_order_relaxed);
     if (profile) {
       std::lock_guard<std::mutex> lock(mu_);
       host_ns_["walk"] += now_ns() - t_walk;
@@ -582,7 +584,7 @@ class CudaProgram final : public BackendProgram, public GraphTarget {
   mutable ShapeMemo shape_memo_;
   mutable std::atomic<uint64_t> shape_memo_hits_{0};
   mutable std::atomic<uint64_t> gpu_nodes_{0}, host_nodes_{0}, fallback_nodes_{0}, uploads_{0}, downloads_{0},
-      launches_{0}, cudnn_convs_{0}, jit_convs_{0};
+      launches_{0}, cudnn_convs_{0}, jit_convs_{0}, gemv_gemms_{0};
 };
 
 class CudaBackend final : public Backend {

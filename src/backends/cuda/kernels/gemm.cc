@@ -148,4 +148,116 @@ Result<KernelSource> gemm_kernel_source(const GemmKernelSpec& s) {
   return KernelSource{name, std::move(src)};
 }
 
+std::string gemv_kernel_key(const GemmKernelSpec& s) {
+  std::string key = std::string(kGemvKernelKeyPrefix) + tag(s.dtype) + "|" + (s.trans_a ? "T" : "N") + (s.trans_b ? "T" : "N");
+  if (s.bias) key += "|bias";
+  if (s.act != GemmEpilogue::kNone) key += std::string("|") + act_tag(s.act);
+  if (s.beta) key += "|beta";
+  return key;
+}
+
+int gemv_columns_per_block(DType d) { return d == DType::kF32 ? 8 : 16; }  // one 32-byte sector of a row
+
+GemvGeometry gemv_geometry(const GemmKernelSpec& s, long long n) {
+  if (s.trans_b) return {static_cast<unsigned>((n + 7) / 8), 256};  // a warp per column
+  const long long cpb = gemv_columns_per_block(s.dtype);
+  return {static_cast<unsigned>((n + cpb - 1) / cpb), 1024};
+}
+
+Result<KernelSource> gemv_kernel_source(const GemmKernelSpec& s) {
+  if (!supported(s.dtype)) return unsupported("GEMV kernel: dtype " + tag(s.dtype) + " is not supported");
+  std::string name = "kiln_gemv_" + tag(s.dtype) + "_" + (s.trans_a ? "t" : "n") + (s.trans_b ? "t" : "n");
+  if (s.bias) name += "_bias";
+  if (s.act != GemmEpilogue::kNone) name += std::string("_") + act_tag(s.act);
+  if (s.beta) name += "_beta";
+  const DType d = s.dtype;
+  const std::string x_at = s.trans_a ? "A[(r) * lda]" : "A[(r)]";
+  auto x = [&](const std::string& r) {
+    std::string e = x_at;
+    e.replace(e.find("(r)"), 3, "(" + r + ")");
+    return load_expr(d, e);
+  };
+  std::string epilogue = "float v = alpha * acc;\n";
+  if (s.beta) epilogue += "    v += beta * " + load_expr(d, "C[col]") + ";\n";
+  if (s.bias) epilogue += "    v += " + load_expr(d, "bias[col]") + ";\n";
+  if (s.act == GemmEpilogue::kRelu) epilogue += "    v = v > 0.0f ? v : 0.0f;\n";
+  if (s.act == GemmEpilogue::kGeluTanh)
+    epilogue += "    v = 0.5f * v * (1.0f + tanhf(0.7978845608028654f * (v + 0.044715f * v * v * v)));\n";
+  std::string src(prelude());
+  src += "typedef " + std::string(storage_type(d)) + " T;\n";
+  const std::string params =
+      "(const T* __restrict__ A, const T* __restrict__ B, T* D, const T* __restrict__ bias, const T* C,\n"
+      "    long long n, long long k, long long lda, long long ldb, float alpha, float beta) {\n";
+  if (!s.trans_b) {
+    const std::string cpb = std::to_string(gemv_columns_per_block(d)), rows = std::to_string(32 / gemv_columns_per_block(d));
+    src += "#define CPB " + cpb + "\n#define R " + rows + "\n";
+    src += "extern \"C\" __global__ void __launch_bounds__(1024) " + name + params +
+           "  __shared__ float part[32][CPB + 1];\n"
+           "  const int lane = threadIdx.x & 31, w = threadIdx.x >> 5;\n"
+           "  const int lc = lane % CPB, lr = lane / CPB;\n"
+           "  float acc = 0.0f;\n"
+           "  {\n"
+           "    const long long col = (long long)blockIdx.x * CPB + lc;\n"
+           "    if (col < n) {\n"
+           "      const long long step = 32 * R;\n"
+           "      long long r = (long long)w * R + lr;\n"
+           "      for (; r + 7 * step < k; r += 8 * step) {\n"
+           "        float b[8], a[8];\n"
+           "#pragma unroll\n"
+           "        for (int u = 0; u < 8; ++u) { b[u] = " + load_expr(d, "B[(r + step * u) * ldb + col]") + "; a[u] = " +
+           x("r + step * u") + "; }\n"
+           "#pragma unroll\n"
+           "        for (int u = 0; u < 8; ++u) acc = fmaf(a[u], b[u], acc);\n"
+           "      }\n"
+           "      for (; r < k; r += step) acc = fmaf(" + x("r") + ", " + load_expr(d, "B[r * ldb + col]") + ", acc);\n"
+           "    }\n"
+           "  }\n"
+           "  // The lanes of one column in a warp (lc, lc + CPB, ...), then the warps, by fixed trees.\n"
+           "#pragma unroll\n"
+           "  for (int off = CPB; off < 32; off <<= 1) acc += __shfl_xor_sync(0xffffffffu, acc, off);\n"
+           "  if (lr == 0) part[w][lc] = acc;\n"
+           "  __syncthreads();\n"
+           "  if (w != 0) return;\n"
+           "  for (int c = 0; c < CPB; ++c) {\n"
+           "    float v = part[lane][c];\n"
+           "#pragma unroll\n"
+           "    for (int off = 16; off > 0; off >>= 1) v += __shfl_xor_sync(0xffffffffu, v, off);\n"
+           "    if (lane == c) acc = v;\n"
+           "  }\n"
+           "  const long long col = (long long)blockIdx.x * CPB + lane;\n"
+           "  if (lane >= CPB || col >= n) return;\n"
+           "  {\n"
+           "    " + epilogue +
+           "    D[col] = " + store_expr(d, "v") + ";\n"
+           "  }\n"
+           "}\n";
+  } else {
+    src += "extern \"C\" __global__ void __launch_bounds__(256) " + name + params +
+           "  const int lane = threadIdx.x & 31;\n"
+           "  const long long col = (long long)blockIdx.x * 8 + (threadIdx.x >> 5);\n"
+           "  if (col >= n) return;\n"
+           "  const T* row = B + col * ldb;\n"
+           "  float acc = 0.0f;\n"
+           "  long long r = lane;\n"
+           "  for (; r + 7 * 32 < k; r += 8 * 32) {\n"
+           "    float b[8], a[8];\n"
+           "#pragma unroll\n"
+           "    for (int u = 0; u < 8; ++u) { b[u] = " + load_expr(d, "row[r + 32 * u]") + "; a[u] = " + x("r + 32 * u") +
+           "; }\n"
+           "#pragma unroll\n"
+           "    for (int u = 0; u < 8; ++u) acc = fmaf(a[u], b[u], acc);\n"
+           "  }\n"
+           "  for (; r < k; r += 32) acc = fmaf(" + x("r") + ", " + load_expr(d, "row[r]") + ", acc);\n"
+           "#pragma unroll\n"
+           "  for (int off = 16; off > 0; off >>= 1) acc += __shfl_xor_sync(0xffffffffu, acc, off);\n"
+           "  if (lane != 0) return;\n"
+           "  {\n"
+           "    " + epilogue +
+           "    D[col] = " + store_expr(d, "v") + ";\n"
+           "  }\n"
+           "}\n";
+  }
+  return KernelSource{name, std::move(src)};
+}
+
 }  // namespace kiln::cuda::kernels

@@ -62,4 +62,26 @@ inline constexpr std::string_view kGemmKernelKeyPrefix = "gemm_bridge|";
 std::string gemm_kernel_key(const GemmKernelSpec& spec);
 Result<KernelSource> gemm_kernel_source(const GemmKernelSpec& spec);
 
+// kiln's GEMV kernel: the contract above for one row of D (m == 1, one batch entry), which
+// cuBLASLt runs as a GEMM (about 5-6 us of GPU time and as much host time for 1x1024x1024 on the
+// H200). The product reads B once; it is bound by memory, so the kernel keeps many loads in flight:
+//   (const T* A, const T* B, T* D, const T* bias, const T* C, long long n, long long k,
+//    long long lda, long long ldb, float alpha, float beta)
+// A's row is A[kk] (A[kk * lda] when trans_a); D and C are rows of n. B as stored [k, n]
+// (trans_b false): a block of 1024 threads owns the columns of one 32-byte sector of a row
+// (gemv_columns_per_block: 8 f32, 16 f16 / bf16), so that N = 1024 spreads over 64-128 blocks; a
+// warp's load covers 32 / that many rows, its 32 warps interleave over K, 8 loads in flight per
+// thread; partial sums meet by fixed shuffle trees within each warp and across the warps. B
+// stored [n, k] (trans_b): a warp per column, its lanes along k, 8 loads in flight each, summed by
+// a fixed shuffle tree. Either way the order of every addition is fixed: results are
+// deterministic, with or without CUDA graphs.
+inline constexpr std::string_view kGemvKernelKeyPrefix = "gemv|";
+std::string gemv_kernel_key(const GemmKernelSpec& spec);
+Result<KernelSource> gemv_kernel_source(const GemmKernelSpec& spec);
+int gemv_columns_per_block(DType dtype);  // B [k, n]: columns a block owns
+struct GemvGeometry {
+  unsigned grid = 0, block = 0;
+};
+GemvGeometry gemv_geometry(const GemmKernelSpec& spec, long long n);
+
 }  // namespace kiln::cuda::kernels

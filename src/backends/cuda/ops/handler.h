@@ -120,6 +120,8 @@ class RunContext {
   uint64_t launches() const { return launches_; }
   // GEMMs this context computed with kiln's own kernel (the GEMM bridge).
   uint64_t bridged_gemms() const { return bridged_gemms_; }
+  // GEMMs of one row computed by kiln's GEMV kernel (gemv_applies) this run.
+  uint64_t gemv_gemms() const { return gemv_gemms_; }
   // Convolutions this context ran on cuDNN and on the JIT kernels (conv_cudnn.cc counts them;
   // planning runs count too: callers take differences around real runs only).
   void count_conv(bool on_cudnn) { ++(on_cudnn ? cudnn_convs_ : jit_convs_); }
@@ -154,6 +156,7 @@ class RunContext {
   uint32_t memo_ordinal_ = 0;
   uint64_t launches_ = 0;
   uint64_t bridged_gemms_ = 0;
+  uint64_t gemv_gemms_ = 0;
   uint64_t cudnn_convs_ = 0, jit_convs_ = 0;
   KernelProvider* provider_ = nullptr;
   bool planning_ = false;

@@ -1,6 +1,8 @@
 #include <algorithm>
 #include <chrono>
 #include <map>
+#include <memory>
+#include <mutex>
 
 #include "backends/cpu/kernel.h"
 #include "backends/cuda/kernels/gemm.h"
@@ -57,6 +59,20 @@ kernels::GemmKernelSpec gemm_kernel_spec(const GemmDesc& g) {
              : g.act == GemmActivation::kGeluTanh ? kernels::GemmEpilogue::kGeluTanh
                                                   : kernels::GemmEpilogue::kNone;
   return spec;
+}
+
+// The GEMV kernel variant of a spec: built once per spec and kept (steady-state calls build no
+// key strings).
+const KernelVariant& gemv_variant(const kernels::GemmKernelSpec& spec) {
+  static std::mutex mu;
+  static auto* variants = new std::map<uint32_t, std::unique_ptr<KernelVariant>>();  // lives as long as the process
+  const uint32_t id = static_cast<uint32_t>(spec.dtype) | uint32_t{spec.trans_a} << 8 | uint32_t{spec.trans_b} << 9 |
+                      uint32_t{spec.bias} << 10 | uint32_t{spec.beta} << 11 | static_cast<uint32_t>(spec.act) << 12;
+  std::lock_guard<std::mutex> lock(mu);
+  std::unique_ptr<KernelVariant>& v = (*variants)[id];
+  if (!v) v = std::make_unique<KernelVariant>(
+              KernelVariant{kernels::gemv_kernel_key(spec), [spec] { return kernels::gemv_kernel_source(spec); }, {}, {}});
+  return *v;
 }
 
 KernelVariant gemm_bridge_variant(const GemmDesc& g) {
@@ -170,6 +186,35 @@ Status RunContext::launch(const KernelVariant& v, unsigned grid, unsigned block,
 
 Status RunContext::gemm_run(const GemmDesc& desc, const void* a, const void* b, void* d, const void* bias,
                             const void* c) {
+  // One row (or column) of D: kiln's GEMV kernel, when it is loaded (planned at creation: a call
+  // never waits for NVRTC for it); else cuBLASLt as for any GEMM.
+  if (gemv_applies(desc)) {
+    kernels::GemmKernelSpec spec = gemm_kernel_spec(desc);
+    const void* x = a;
+    const void* w = b;
+    long long n = desc.n, k = desc.k, lda = desc.lda, ldb = desc.ldb;
+    if (desc.m != 1) {  // n == 1: D^T [1, m] = op(B)^T [1, k] x op(A)^T [k, m]
+      x = b;
+      w = a;
+      spec.trans_a = !desc.trans_b;
+      spec.trans_b = !desc.trans_a;
+      n = desc.m;
+      lda = desc.ldb;
+      ldb = desc.lda;
+    }
+    const KernelVariant& v = gemv_variant(spec);
+    if (planning_ || KernelTable::global().find(v.key, device_.sm)) {
+      const void* c_arg = desc.beta != 0.0 ? (c ? c : d) : nullptr;
+      float alpha = static_cast<float>(desc.alpha), beta = static_cast<float>(desc.beta);
+      void* args[] = {&x, &w, &d, &bias, &c_arg, &n, &k, &lda, &ldb, &alpha, &beta};
+      const kernels::GemvGeometry geo = kernels::gemv_geometry(spec, n);
+      const uint64_t launched = launches_;
+      Status s = launch(v, geo.grid, geo.block, args);
+      launches_ = launched;  // a GEMM: counted in gemv_gemms(), never in launches()
+      if (s.ok() && !planning_) ++gemv_gemms_;
+      return s;
+    }
+  }
   // The bridge kernel is part of a lazy program's plan (precompiled; `kiln cache warm`).
   if (planning_) {
     const bool bridgeable = provider_ && gemm_bridge_enabled() && gemm_bridge_supported(desc);
