@@ -183,8 +183,9 @@ TEST(CudaEpilogueGpuTest, GemmActivations) {
 // Conv with and without bias, Relu, on the JIT kernels (im2col + cuBLASLt; 1x1 direct; grouped
 // direct kernel) and on the default path (cuDNN where it loads).
 // Runs `c` on the CPU and on CUDA (device inputs): the results match, the product ran on the
-// GEMV kernel when `want_gemv`, and a second run is bitwise equal to the first.
-void check_gemv_case(const OpCase& c, const std::string& what, bool want_gemv) {
+// GEMV kernel when `want_gemv`, the run made `want_launches` kernel launches besides GEMMs (when
+// not negative), and a second run is bitwise equal to the first.
+void check_gemv_case(const OpCase& c, const std::string& what, bool want_gemv, int want_launches = -1) {
   SCOPED_TRACE(what);
   const Backend* gpu = cuda_backend();
   ASSERT_NE(gpu, nullptr);
@@ -203,6 +204,11 @@ void check_gemv_case(const OpCase& c, const std::string& what, bool want_gemv) {
   ASSERT_EQ(got.size(), 1u);
   expect_close(got[0], want[0], c.rtol, c.atol, what);
   if (want_gemv) EXPECT_EQ((*prog)->counters()["gemm_gemv"], 1u) << "the product ran on cuBLASLt, not the GEMV kernel";
+  if (want_launches >= 0) {
+    Result<CudaProgramStats> st = program_stats(**prog);
+    ASSERT_TRUE(st.ok());
+    EXPECT_EQ(st->kernel_launches, static_cast<uint64_t>(want_launches));
+  }
   ASSERT_TRUE((*prog)->run(dev_in, &again).ok());
   const Tensor x = to_host(got[0]), y = to_host(again[0]);
   EXPECT_EQ(std::memcmp(x.data(), y.data(), x.nbytes()), 0) << "two runs differ";
@@ -255,18 +261,22 @@ TEST(CudaEpilogueGpuTest, OneRowAndOneColumnProductsRunOnTheGemvKernel) {
 }
 
 // A 1x1 convolution of a 1x1 image (mobilenet's squeeze-and-excitation blocks at batch 1) is an
-// n == 1 product: with and without a bias (prefilled, beta = 1), it matches the CPU backend.
+// n == 1 product: the GEMV kernel computes it, a bias in its epilogue (no prefill launch), with
+// and without a Relu, matching the CPU backend.
 TEST(CudaEpilogueGpuTest, PointwiseConvOfOnePixelMatchesCpu) {
   for (DType dt : kTypes) {
-    for (bool bias : {false, true}) {
+    for (int variant = 0; variant < 3; ++variant) {  // plain, bias, bias + Relu
+      const bool bias = variant >= 1;
       OpCase c{"Conv", {}, {random_tensor(dt, {1, 96, 1, 1}, -1, 1, 31), random_tensor(dt, {24, 96, 1, 1}, -1, 1, 32)},
                {false, true}};
       if (bias) {
         c.inputs.push_back(random_tensor(dt, {24}, -1, 1, 33));
         c.constant.push_back(true);
       }
+      if (variant == 2) c.attrs.set_string("kiln_activation", "Relu");
       set_tolerance(c, dt);
-      check_gemv_case(c, label(std::string("Conv 1x1 of [1,96,1,1]") + (bias ? " +bias" : ""), dt, ""), false);
+      check_gemv_case(c, label(std::string("Conv 1x1 of [1,96,1,1]") + (bias ? " +bias" : "") + (variant == 2 ? " relu" : ""), dt, ""),
+                      true, 0);
     }
   }
 }

@@ -470,6 +470,7 @@ Status GemmRunner::tune(Plan& plan, const GemmDesc& g, const void* a, const void
 
 Status GemmRunner::run(const GemmDesc& g, const void* a, const void* b, void* d, const void* bias, const void* c) {
   if (g.m == 0 || g.n == 0 || g.batch == 0) return Status();
+  if (g.bias_rows) return unsupported("cuBLASLt GEMM (" + shape_text(g) + "): a bias per row of D is the GEMV kernel's only");
   KILN_RETURN_IF_ERROR(init());
   const unsigned align = operand_alignment(g, a, b, d, bias, c);
   const ProblemId id = problem_id(g, align);
@@ -605,7 +606,8 @@ bool gemv_applies(const GemmDesc& g) {
   if (g.dtype != DType::kF32 && g.dtype != DType::kF16 && g.dtype != DType::kBF16) return false;
   // One row of D; or one column of a contiguous D without a bias (its transpose is one row, and
   // the bias would run along it: callers of n == 1 products, convolutions, prefill theirs instead).
-  const bool row = g.m == 1, column = g.n == 1 && g.ldd == 1 && !g.bias;
+  if (g.bias && g.bias_rows) return false;
+  const bool row = g.m == 1 && !g.bias_rows, column = g.n == 1 && g.ldd == 1 && !g.bias;
   return (row || column) && std::max(g.m, g.n) <= (int64_t{1} << 34);
 }
 

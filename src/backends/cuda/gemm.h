@@ -53,6 +53,10 @@ struct GemmDesc {
   int64_t stride_a = 0, stride_b = 0, stride_d = 0;  // elements between batch entries (0: shared)
   double alpha = 1.0, beta = 0.0;
   bool bias = false;             // add a length-n vector to every row of D
+  // Add a length-m vector to every column of D instead (a convolution's per-channel bias): only
+  // kiln's GEMV kernel takes it, for n == 1 (gemv_applies); callers ask RunContext::gemv_ready
+  // first and otherwise prefill D (beta = 1).
+  bool bias_rows = false;
   GemmActivation act = GemmActivation::kNone;  // applied last, in cuBLASLt's epilogue
   bool allow_tf32 = false;       // f32 only: TF32 tensor cores
 };
@@ -93,8 +97,9 @@ void gemm_library_mark(int device, const std::string& key, GemmLibraryState stat
 bool gemm_bridge_supported(const GemmDesc& desc);
 bool gemm_bridge_enabled();
 // Whether kiln's GEMV kernel (kernels/gemm.h) computes `desc` instead of cuBLASLt: one row of D
-// (m == 1), or one column of a contiguous D with no bias (n == 1, ldd == 1: computed as its
-// transpose, D^T = op(B)^T op(A)^T), in one batch entry, f32 / f16 / bf16. KILN_GEMV=0 turns it
+// (m == 1, no bias_rows), or one column of a contiguous D without a per-column bias (n == 1,
+// ldd == 1, bias_rows allowed: computed as its transpose, D^T = op(B)^T op(A)^T, where the
+// per-row bias runs along the row), in one batch entry, f32 / f16 / bf16. KILN_GEMV=0 turns it
 // off (read once).
 bool gemv_applies(const GemmDesc& desc);
 

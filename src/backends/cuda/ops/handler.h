@@ -114,6 +114,9 @@ class RunContext {
   // ctx.gemm().run(...), or nothing when planning.
   Status gemm_run(const GemmDesc& desc, const void* a, const void* b, void* d, const void* bias,
                   const void* c = nullptr);
+  // Whether gemm_run(desc, ...) will run kiln's GEMV kernel (gemv_applies, and its kernel is
+  // loaded; always when planning): what a caller asks before using GemmDesc::bias_rows.
+  bool gemv_ready(const GemmDesc& desc) const;
   // cudaMemsetAsync on this run's stream, or nothing when planning.
   Status memset(void* ptr, size_t bytes);
 

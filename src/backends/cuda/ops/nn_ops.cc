@@ -363,7 +363,18 @@ class ConvHandler final : public OpHandler {
     // cuBLASLt epilogue takes (gemm.h): y is prefilled with it and the GEMM accumulates (beta =
     // 1). The im2col kernel writes the prefill in its own launch; a 1x1 conv has no im2col and
     // uses a broadcast copy.
-    if (bias.defined()) {
+    // One image of one pixel (a squeeze-and-excitation block's 1x1 convolutions at batch 1): the
+    // product is one column, which the GEMV kernel computes with the bias in its epilogue (no
+    // prefill launch) when it is ready for it.
+    bool bias_in_gemv = false;
+    if (bias.defined() && direct && w.n == 1) {
+      GemmDesc probe = g;
+      probe.batch = 1;
+      probe.bias_rows = true;
+      bias_in_gemv = ctx.gemv_ready(probe);
+    }
+    g.bias_rows = bias_in_gemv;
+    if (bias.defined() && !bias_in_gemv) {
       g.beta = 1.0;
       if (direct) {
         std::vector<int64_t> bs(od.size(), 0);
@@ -401,7 +412,7 @@ class ConvHandler final : public OpHandler {
         bmat = col.data();
       }
       g.batch = nb;
-      Status s = ctx.gemm_run(g, wt.data(), bmat, yb, nullptr);
+      Status s = ctx.gemm_run(g, wt.data(), bmat, yb, bias_in_gemv ? bias.data() : nullptr);
       if (s.code() == StatusCode::kUnsupported && nb > 1) {  // no batched algorithm: one GEMM per image
         GemmDesc one = g;
         one.batch = 1;

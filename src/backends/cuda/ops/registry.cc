@@ -75,6 +75,38 @@ const KernelVariant& gemv_variant(const kernels::GemmKernelSpec& spec) {
   return *v;
 }
 
+// The GEMV kernel's view of a one-row or one-column product (gemv_applies): for n == 1, D^T [1, m]
+// = op(B)^T [1, k] x op(A)^T [k, m], so the operands swap and so do their transposes, and a bias
+// per row of D becomes the row's bias.
+struct GemvCall {
+  kernels::GemmKernelSpec spec;
+  const void* x = nullptr;  // the row operand
+  const void* w = nullptr;  // the matrix
+  long long n = 0, lda = 0, ldb = 0;
+};
+
+GemvCall gemv_call(const GemmDesc& g, const void* a, const void* b) {
+  GemvCall call;
+  call.spec = gemm_kernel_spec(g);
+  if (g.m == 1 && !g.bias_rows) {
+    call.x = a;
+    call.w = b;
+    call.n = g.n;
+    call.lda = g.lda;
+    call.ldb = g.ldb;
+    return call;
+  }
+  call.x = b;
+  call.w = a;
+  call.spec.trans_a = !g.trans_b;
+  call.spec.trans_b = !g.trans_a;
+  call.spec.bias = g.bias_rows;
+  call.n = g.m;
+  call.lda = g.ldb;
+  call.ldb = g.lda;
+  return call;
+}
+
 KernelVariant gemm_bridge_variant(const GemmDesc& g) {
   const kernels::GemmKernelSpec spec = gemm_kernel_spec(g);
   return KernelVariant{kernels::gemm_kernel_key(spec), [spec] { return kernels::gemm_kernel_source(spec); }, {}, {}};
@@ -184,30 +216,26 @@ Status RunContext::launch(const KernelVariant& v, unsigned grid, unsigned block,
   return Status();
 }
 
+bool RunContext::gemv_ready(const GemmDesc& desc) const {
+  if (!gemv_applies(desc)) return false;
+  return planning_ || KernelTable::global().find(gemv_variant(gemv_call(desc, nullptr, nullptr).spec).key, device_.sm);
+}
+
 Status RunContext::gemm_run(const GemmDesc& desc, const void* a, const void* b, void* d, const void* bias,
                             const void* c) {
   // One row (or column) of D: kiln's GEMV kernel, when it is loaded (planned at creation: a call
   // never waits for NVRTC for it); else cuBLASLt as for any GEMM.
   if (gemv_applies(desc)) {
-    kernels::GemmKernelSpec spec = gemm_kernel_spec(desc);
-    const void* x = a;
-    const void* w = b;
-    long long n = desc.n, k = desc.k, lda = desc.lda, ldb = desc.ldb;
-    if (desc.m != 1) {  // n == 1: D^T [1, m] = op(B)^T [1, k] x op(A)^T [k, m]
-      x = b;
-      w = a;
-      spec.trans_a = !desc.trans_b;
-      spec.trans_b = !desc.trans_a;
-      n = desc.m;
-      lda = desc.ldb;
-      ldb = desc.lda;
-    }
-    const KernelVariant& v = gemv_variant(spec);
+    const GemvCall call = gemv_call(desc, a, b);
+    const KernelVariant& v = gemv_variant(call.spec);
     if (planning_ || KernelTable::global().find(v.key, device_.sm)) {
+      const void* x = call.x;
+      const void* w = call.w;
+      long long n = call.n, k = desc.k, lda = call.lda, ldb = call.ldb;
       const void* c_arg = desc.beta != 0.0 ? (c ? c : d) : nullptr;
       float alpha = static_cast<float>(desc.alpha), beta = static_cast<float>(desc.beta);
       void* args[] = {&x, &w, &d, &bias, &c_arg, &n, &k, &lda, &ldb, &alpha, &beta};
-      const kernels::GemvGeometry geo = kernels::gemv_geometry(spec, n);
+      const kernels::GemvGeometry geo = kernels::gemv_geometry(call.spec, n);
       const uint64_t launched = launches_;
       Status s = launch(v, geo.grid, geo.block, args);
       launches_ = launched;  // a GEMM: counted in gemv_gemms(), never in launches()
@@ -215,6 +243,7 @@ Status RunContext::gemm_run(const GemmDesc& desc, const void* a, const void* b, 
       return s;
     }
   }
+  if (desc.bias_rows) return invalid_argument(where() + ": a GEMM with a bias per row that the GEMV kernel cannot run");
   // The bridge kernel is part of a lazy program's plan (precompiled; `kiln cache warm`).
   if (planning_) {
     const bool bridgeable = provider_ && gemm_bridge_enabled() && gemm_bridge_supported(desc);
