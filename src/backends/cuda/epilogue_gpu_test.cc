@@ -224,7 +224,10 @@ TEST(CudaEpilogueGpuTest, OneRowAndOneColumnProductsRunOnTheGemvKernel) {
   struct Shape {
     int64_t m, k, n;
   };
-  const Shape shapes[] = {{1, 1024, 1024}, {1, 1031, 1000}, {1, 7, 33}, {1, 300, 1}, {1000, 1024, 1}, {33, 7, 1}};
+  // Every case has an operand of more than 4096 elements: a node whose inputs are all smaller is
+  // planned on the host (cuda_backend.h), so its GEMV kernel would not be loaded at creation and a
+  // run would take cuBLASLt unless an earlier case had loaded the kernel.
+  const Shape shapes[] = {{1, 1024, 1024}, {1, 1031, 1000}, {1, 7, 600}, {1, 4100, 1}, {1000, 1024, 1}, {600, 7, 1}};
   for (DType dt : kTypes) {
     for (const Shape& sh : shapes) {
       for (int layout = 0; layout < 3; ++layout) {  // plain, B^T, A^T
@@ -262,12 +265,13 @@ TEST(CudaEpilogueGpuTest, OneRowAndOneColumnProductsRunOnTheGemvKernel) {
 
 // A 1x1 convolution of a 1x1 image (mobilenet's squeeze-and-excitation blocks at batch 1) is an
 // n == 1 product: the GEMV kernel computes it, a bias in its epilogue (no prefill launch), with
-// and without a Relu, matching the CPU backend.
+// and without a Relu, matching the CPU backend. (4104 channels: an input of at most 4096
+// elements would be planned on the host, and the kernel not loaded at creation.)
 TEST(CudaEpilogueGpuTest, PointwiseConvOfOnePixelMatchesCpu) {
   for (DType dt : kTypes) {
     for (int variant = 0; variant < 3; ++variant) {  // plain, bias, bias + Relu
       const bool bias = variant >= 1;
-      OpCase c{"Conv", {}, {random_tensor(dt, {1, 96, 1, 1}, -1, 1, 31), random_tensor(dt, {24, 96, 1, 1}, -1, 1, 32)},
+      OpCase c{"Conv", {}, {random_tensor(dt, {1, 4104, 1, 1}, -1, 1, 31), random_tensor(dt, {24, 4104, 1, 1}, -1, 1, 32)},
                {false, true}};
       if (bias) {
         c.inputs.push_back(random_tensor(dt, {24}, -1, 1, 33));
@@ -275,7 +279,7 @@ TEST(CudaEpilogueGpuTest, PointwiseConvOfOnePixelMatchesCpu) {
       }
       if (variant == 2) c.attrs.set_string("kiln_activation", "Relu");
       set_tolerance(c, dt);
-      check_gemv_case(c, label(std::string("Conv 1x1 of [1,96,1,1]") + (bias ? " +bias" : "") + (variant == 2 ? " relu" : ""), dt, ""),
+      check_gemv_case(c, label(std::string("Conv 1x1 of [1,4104,1,1]") + (bias ? " +bias" : "") + (variant == 2 ? " relu" : ""), dt, ""),
                       true, 0);
     }
   }
