@@ -1,25 +1,46 @@
 #include "backends/cuda/kernels/bake.h"
 
+#include <charconv>
+#include <string>
 #include <vector>
 
 namespace kiln::cuda::kernels {
 namespace {
 
-std::string ll(int64_t v) { return std::to_string(v) + "LL"; }
+// Appended in place (std::to_chars, no temporaries): a first call at a new shape builds these
+// texts for every launch it makes (the specialised variant's key), so they are on its path.
+void append_ll(std::string& s, int64_t v) {
+  char buf[24];
+  const std::to_chars_result r = std::to_chars(buf, buf + sizeof buf, v);
+  s.append(buf, r.ptr).append("LL");
+}
 
 template <size_t N>
-std::string ll_array(const int64_t (&a)[N]) {
-  std::string s = "{";
-  for (size_t i = 0; i < N; ++i) s += (i ? ", " : "") + ll(a[i]);
-  return s + "}";
+void append_ll_array(std::string& s, const int64_t (&a)[N]) {
+  s += '{';
+  for (size_t i = 0; i < N; ++i) {
+    if (i) s += ", ";
+    append_ll(s, a[i]);
+  }
+  s += '}';
+}
+
+std::string ll(int64_t v) {
+  std::string s;
+  append_ll(s, v);
+  return s;
 }
 
 }  // namespace
 
 std::string bake_key(const Bake& bake) {
-  std::string k = "#";
-  for (const BakedParam& p : bake.params) k += p.name + "=" + p.value + ";";
-  if (bake.block) k += "block=" + std::to_string(bake.block);
+  size_t size = 16;
+  for (const BakedParam& p : bake.params) size += p.name.size() + p.value.size() + 2;
+  std::string k;
+  k.reserve(size);
+  k += '#';
+  for (const BakedParam& p : bake.params) k.append(p.name).append("=").append(p.value).append(";");
+  if (bake.block) k.append("block=").append(std::to_string(bake.block));
   return k;
 }
 
@@ -27,22 +48,33 @@ BakedParam bake_i64(const std::string& name, int64_t value) { return {"long long
 
 BakedParam bake_strided(const std::string& name, const StridedArgs& a, int operands) {
   // Unused operand rows are zero, so equal launches give equal text.
-  std::string v = "{" + ll_array(a.dims) + ", {";
+  std::string v;
+  v.reserve(64 + 48 * (kMaxOperands + 1) * kMaxRank);
+  v += '{';
+  append_ll_array(v, a.dims);
+  v += ", {";
   for (int o = 0; o < kMaxOperands; ++o) {
     int64_t row[kMaxRank] = {};
     if (o < operands)
       for (int d = 0; d < kMaxRank; ++d) row[d] = a.strides[o][d];
-    v += (o ? ", " : "") + ll_array(row);
+    if (o) v += ", ";
+    append_ll_array(v, row);
   }
   v += "}, " + std::to_string(a.rank) + "}";
   return {"KilnStrided", name, v};
 }
 
 BakedParam bake_window(const std::string& name, const WindowArgs& a) {
-  std::string v = "{" + ll_array(a.in) + ", " + ll_array(a.out) + ", " + ll_array(a.k) + ", " +
-                  ll_array(a.s) + ", " + ll_array(a.d) + ", " + ll_array(a.pb) + ", " + ll_array(a.pe) +
-                  ", " + ll(a.n) + ", " + ll(a.c) + ", " + ll(a.m) + ", " + ll(a.groups) + ", " +
-                  std::to_string(a.rank) + "}";
+  std::string v = "{";
+  for (const auto* arr : {&a.in, &a.out, &a.k, &a.s, &a.d, &a.pb, &a.pe}) {
+    append_ll_array(v, *arr);
+    v += ", ";
+  }
+  for (int64_t x : {a.n, a.c, a.m, a.groups}) {
+    append_ll(v, x);
+    v += ", ";
+  }
+  v += std::to_string(a.rank) + "}";
   return {"KilnWindow", name, v};
 }
 

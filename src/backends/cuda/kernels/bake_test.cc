@@ -3,7 +3,10 @@
 
 #include <gtest/gtest.h>
 
+#include <cstdint>
+
 #include "backends/cuda/kernels/elementwise.h"
+#include "backends/cuda/kernels/nn.h"
 #include "backends/cuda/kernels/reduce.h"
 
 namespace kiln::cuda::kernels {
@@ -82,6 +85,40 @@ TEST(BakeTest, MissingParameterIsAnInternalErrorNotACrash) {
   ASSERT_TRUE(ok.ok());
   EXPECT_NE(ok->source.find("long long n_arg"), std::string::npos);
   EXPECT_NE(ok->source.find("constexpr long long n = 3LL;"), std::string::npos);
+}
+
+// The key text of baked parameters, exactly: it names specialised kernels in the kernel table
+// and, through their sources, in runtime caches written by earlier versions, so a change to how
+// values are written (session 9 moved it to std::to_chars) must not change a byte. Operand rows
+// past `operands` are zeros; negative values and the int64 extremes are written as they are.
+TEST(BakeTest, KeyTextIsStable) {
+  StridedArgs a{};
+  a.rank = 2;
+  a.dims[0] = 3;
+  a.dims[1] = -4;
+  a.strides[0][0] = 4;
+  a.strides[0][1] = 1;
+  a.strides[1][1] = INT64_MIN;
+  a.strides[2][0] = 77;  // beyond `operands`
+  WindowArgs w{};
+  w.in[0] = 5;
+  w.out[1] = 6;
+  w.k[2] = 7;
+  w.s[0] = 1;
+  w.pe[2] = -2;
+  w.n = 2;
+  w.c = 3;
+  w.m = 4;
+  w.groups = 1;
+  w.rank = 2;
+  const Bake b{{bake_i64("n", 12), bake_strided("st", a, 2), bake_window("w", w)}, 128};
+  EXPECT_EQ(bake_key(b),
+      "#n=12LL;st={{3LL, -4LL, 0LL, 0LL, 0LL, 0LL, 0LL, 0LL}, {{4LL, 1LL, 0LL, 0LL, 0LL, 0LL, 0LL"
+      ", 0LL}, {0LL, -9223372036854775808LL, 0LL, 0LL, 0LL, 0LL, 0LL, 0LL}, {0LL, 0LL, 0LL, 0LL, "
+      "0LL, 0LL, 0LL, 0LL}, {0LL, 0LL, 0LL, 0LL, 0LL, 0LL, 0LL, 0LL}, {0LL, 0LL, 0LL, 0LL, 0LL, 0"
+      "LL, 0LL, 0LL}, {0LL, 0LL, 0LL, 0LL, 0LL, 0LL, 0LL, 0LL}, {0LL, 0LL, 0LL, 0LL, 0LL, 0LL, 0L"
+      "L, 0LL}}, 2};w={{5LL, 0LL, 0LL}, {0LL, 6LL, 0LL}, {0LL, 0LL, 7LL}, {1LL, 0LL, 0LL}, {0LL, "
+      "0LL, 0LL}, {0LL, 0LL, 0LL}, {0LL, 0LL, -2LL}, 2LL, 3LL, 4LL, 1LL, 2};block=128");
 }
 
 }  // namespace
