@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 
 #include <cstdint>
+#include <cstdlib>
 #include <filesystem>
 #include <string>
 #include <utility>
@@ -161,6 +162,80 @@ TEST(GemmBridgeTest, PlanningCountsBridgeKernelsApartFromLaunches) {
   EXPECT_EQ(plan->gemm_bridges, 1u);
   ASSERT_EQ(plan->kernels.size(), 1u);
   EXPECT_EQ(plan->kernels[0].key, kernels::gemm_kernel_key({DType::kF32}));
+}
+
+// One-row and one-column products (gemv_applies): which GEMM descriptors the GEMV kernel takes.
+TEST(GemvPlanTest, GemvTakesOneRowOrOneContiguousColumn) {
+  if (const char* e = std::getenv("KILN_GEMV"); e && std::string(e) == "0") GTEST_SKIP() << "KILN_GEMV=0";
+  GemmDesc row = desc_f32(1, 1000, 512);
+  EXPECT_TRUE(gemv_applies(row));
+  row.bias = true;
+  EXPECT_TRUE(gemv_applies(row)) << "a bias along the row";
+  row.bias_rows = true;
+  EXPECT_FALSE(gemv_applies(row)) << "both biases";
+  GemmDesc col = desc_f32(1000, 1, 512);
+  EXPECT_TRUE(gemv_applies(col));
+  col.bias_rows = true;
+  EXPECT_TRUE(gemv_applies(col)) << "a per-row bias is the transposed row's bias";
+  col.bias_rows = false;
+  col.bias = true;
+  EXPECT_FALSE(gemv_applies(col)) << "a per-column bias would run across the transposed row";
+  GemmDesc strided = desc_f32(1000, 1, 512);
+  strided.ldd = 4;
+  EXPECT_FALSE(gemv_applies(strided)) << "a column of a wider D";
+  GemmDesc batched = desc_f32(1, 1000, 512);
+  batched.batch = 2;
+  EXPECT_FALSE(gemv_applies(batched));
+  EXPECT_FALSE(gemv_applies(desc_f32(2, 1000, 512)));
+  GemmDesc f64 = desc_f32(1, 1000, 512);
+  f64.dtype = DType::kF64;
+  EXPECT_FALSE(gemv_applies(f64));
+  GemmDesc half = desc_f32(1, 1000, 512);
+  half.dtype = DType::kBF16;
+  EXPECT_TRUE(gemv_applies(half));
+}
+
+// Planning records the GEMV kernel a batch-1 Linear and a one-pixel 1x1 convolution with a bias
+// run (so creation and `kiln cache warm` compile them; the conv's bias goes in the epilogue, no
+// prefill launch), counted apart from launches; a second row makes it an ordinary GEMM.
+TEST(GemvPlanTest, PlanningRecordsGemvKernels) {
+  if (const char* e = std::getenv("KILN_GEMV"); e && std::string(e) == "0") GTEST_SKIP() << "KILN_GEMV=0";
+  auto plan_of = [](Dims x_dims, const std::string& op, Dims w_dims, bool bias) {
+    ir::Graph g;
+    const int x = g.add_value("x", DType::kF32, ir::Shape::of(x_dims));
+    g.inputs.push_back(x);
+    std::vector<int> ins = {x, g.add_constant("w", Tensor::zeros(DType::kF32, w_dims))};
+    if (bias) ins.push_back(g.add_constant("b", Tensor::zeros(DType::kF32, {w_dims[0]})));
+    const int y = g.add_value("y");
+    add_node(g, "n", op, ins, {y});
+    g.outputs.push_back(y);
+    const Dims shapes[] = {x_dims};
+    return plan_kernels(g, shapes);
+  };
+  auto gemv_keys = [](const KernelPlan& p) {
+    std::vector<std::string> keys;
+    for (const KernelVariant& v : p.kernels)
+      if (v.key.starts_with(kernels::kGemvKernelKeyPrefix)) keys.push_back(v.key);
+    return keys;
+  };
+  Result<KernelPlan> linear = plan_of({1, 4100}, "MatMul", {4100, 64}, false);
+  ASSERT_TRUE(linear.ok()) << linear.status().to_string();
+  EXPECT_EQ(gemv_keys(*linear), std::vector<std::string>{"gemv|f32|NN"});
+  EXPECT_EQ(linear->gemv_kernels, 1u);
+  EXPECT_EQ(linear->launches, 0u);
+  Result<KernelPlan> two_rows = plan_of({2, 4100}, "MatMul", {4100, 64}, false);
+  ASSERT_TRUE(two_rows.ok());
+  EXPECT_TRUE(gemv_keys(*two_rows).empty());
+  // Conv: D [Cout, pixels] = W [Cout, C] x X [C, pixels]: one pixel is one column, run as the
+  // transposed row (both operands swapped and transposed), the bias in its epilogue.
+  Result<KernelPlan> conv = plan_of({1, 4104, 1, 1}, "Conv", {24, 4104, 1, 1}, true);
+  ASSERT_TRUE(conv.ok()) << conv.status().to_string();
+  EXPECT_EQ(gemv_keys(*conv), std::vector<std::string>{"gemv|f32|TT|bias"});
+  EXPECT_EQ(conv->launches, 0u) << "no prefill of the bias";
+  Result<KernelPlan> conv_pixels = plan_of({1, 4104, 2, 1}, "Conv", {24, 4104, 1, 1}, true);
+  ASSERT_TRUE(conv_pixels.ok());
+  EXPECT_TRUE(gemv_keys(*conv_pixels).empty());
+  EXPECT_EQ(conv_pixels->launches, 1u) << "two pixels: the bias prefill, then cuBLASLt";
 }
 
 // Planning stands device values in with host zeros: a node that runs on the host (no CUDA kernel)
