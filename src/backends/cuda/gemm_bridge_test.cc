@@ -238,6 +238,44 @@ TEST(GemvPlanTest, PlanningRecordsGemvKernels) {
   EXPECT_EQ(conv_pixels->launches, 1u) << "two pixels: the bias prefill, then cuBLASLt";
 }
 
+// A small node reading a graph input runs on the host when the input arrives as a host array and
+// on the GPU when it arrives on the device: planning plans both walks, so that a call with device
+// inputs finds its kernel compiled at creation too (no call under lazy or none waits for NVRTC),
+// and reports the host-input walk's counts.
+TEST(KernelPlanTest, SmallNodesOnGraphInputsArePlannedForDeviceInputsToo) {
+  ir::Graph g;
+  const int x = g.add_value("x", DType::kF32, ir::Shape::of({1, 64}));
+  g.inputs.push_back(x);
+  const int scale = g.add_constant("s", Tensor::zeros(DType::kF32, {64}));
+  const int y = g.add_value("y"), z = g.add_value("z");
+  add_node(g, "mul", "Mul", {x, scale}, {y});
+  add_node(g, "relu", "Relu", {y}, {z});
+  g.outputs.push_back(z);
+  const Dims shapes[] = {{1, 64}};
+  Result<KernelPlan> plan = plan_kernels(g, shapes);
+  ASSERT_TRUE(plan.ok()) << plan.status().to_string();
+  EXPECT_EQ(plan->host_nodes, 2u) << "with host inputs both nodes run on the host";
+  EXPECT_EQ(plan->gpu_nodes, 0u);
+  EXPECT_EQ(plan->launches, 0u);
+  ASSERT_EQ(plan->kernels.size(), 2u) << "the device-input walk's Mul and Relu kernels";
+  EXPECT_NE(plan->kernels[0].key.find("Mul"), std::string::npos) << plan->kernels[0].key;
+  EXPECT_NE(plan->kernels[1].key.find("Relu"), std::string::npos) << plan->kernels[1].key;
+
+  // A graph whose small nodes read no graph input is walked once: same plan as before.
+  ir::Graph big;
+  const int bx = big.add_value("x", DType::kF32, ir::Shape::of({64, 128}));
+  big.inputs.push_back(bx);
+  const int w = big.add_constant("w", Tensor::zeros(DType::kF32, {128, 64}));
+  const int by = big.add_value("y");
+  add_node(big, "mm", "MatMul", {bx, w}, {by});
+  big.outputs.push_back(by);
+  const Dims big_shapes[] = {{64, 128}};
+  Result<KernelPlan> once = plan_kernels(big, big_shapes);
+  ASSERT_TRUE(once.ok());
+  EXPECT_EQ(once->gpu_nodes, 1u);
+  EXPECT_EQ(once->host_nodes, 0u);
+}
+
 // Planning stands device values in with host zeros: a node that runs on the host (no CUDA kernel)
 // reads a large one like any planned value.
 TEST(GemmBridgeTest, PlanningLargeValuesThatAHostNodeReads) {

@@ -41,21 +41,19 @@ struct PlannedValue {
   bool host = false, dev = false;
 };
 
-}  // namespace
-
-Result<KernelPlan> plan_kernels(const ir::Graph& g, std::span<const Dims> input_shapes, int64_t host_limit) {
-  if (input_shapes.size() != g.inputs.size())
-    return invalid_argument("plan_kernels: the graph has " + std::to_string(g.inputs.size()) + " inputs, got " +
-                            std::to_string(input_shapes.size()) + " shapes");
-  KILN_RETURN_IF_ERROR(g.validate());
-  KernelPlan plan;
-  Recorder recorder(plan);
+// One walk of the graph with the inputs on the host (as host arrays arrive) or on the device (as
+// device tensors do). Sets *input_on_host when a node ran on the host with a graph input among its
+// inputs: a call with device inputs runs that node on the GPU instead.
+Status plan_pass(const ir::Graph& g, std::span<const Dims> input_shapes, int64_t host_limit, bool inputs_on_device,
+                 KernelPlan& plan, Recorder& recorder, bool* input_on_host) {
   DeviceInfo device;  // launch geometry only; no kernel source depends on it
   device.sm = 90;
   device.multiprocessors = 132;
   RunContext ctx(device, nullptr, nullptr, nullptr, nullptr, false);
   ctx.set_planning(true);
   ctx.set_kernel_provider(&recorder);
+  std::vector<bool> is_input(g.values.size(), false);
+  for (int id : g.inputs) is_input[static_cast<size_t>(id)] = true;
 
   std::vector<PlannedValue> vals(g.values.size());
   std::vector<int> last_use(g.values.size(), -1);
@@ -69,7 +67,7 @@ Result<KernelPlan> plan_kernels(const ir::Graph& g, std::span<const Dims> input_
   for (size_t i = 0; i < g.inputs.size(); ++i) {
     const ir::Value& v = g.values[static_cast<size_t>(g.inputs[i])];
     KILN_ASSIGN_OR_RETURN(Tensor t, Tensor::empty(v.dtype, input_shapes[i]));
-    vals[static_cast<size_t>(g.inputs[i])] = {t, true, false};
+    vals[static_cast<size_t>(g.inputs[i])] = {t, !inputs_on_device, inputs_on_device};
   }
 
   std::vector<Tensor> in, out;
@@ -107,6 +105,8 @@ Result<KernelPlan> plan_kernels(const ir::Graph& g, std::span<const Dims> input_
       }
     }
     if (on_host) {
+      for (int id : node.inputs)
+        if (id >= 0 && is_input[static_cast<size_t>(id)]) *input_on_host = true;
       in.assign(node.inputs.size(), Tensor());
       for (size_t k = 0; k < node.inputs.size(); ++k) {
         const int id = node.inputs[k];
@@ -133,6 +133,32 @@ Result<KernelPlan> plan_kernels(const ir::Graph& g, std::span<const Dims> input_
         for (int o : g.outputs) is_output = is_output || o == id;
         if (!is_output) vals[static_cast<size_t>(id)] = PlannedValue();
       }
+  }
+  return Status();
+}
+
+}  // namespace
+
+Result<KernelPlan> plan_kernels(const ir::Graph& g, std::span<const Dims> input_shapes, int64_t host_limit) {
+  if (input_shapes.size() != g.inputs.size())
+    return invalid_argument("plan_kernels: the graph has " + std::to_string(g.inputs.size()) + " inputs, got " +
+                            std::to_string(input_shapes.size()) + " shapes");
+  KILN_RETURN_IF_ERROR(g.validate());
+  KernelPlan plan;
+  Recorder recorder(plan);
+  bool input_on_host = false;
+  KILN_RETURN_IF_ERROR(plan_pass(g, input_shapes, host_limit, false, plan, recorder, &input_on_host));
+  if (input_on_host) {
+    // A small node reads a graph input: with host inputs it runs on the host, with device inputs on
+    // the GPU. Plan that walk too, so that its kernels are ready as well (the counts stay the
+    // host-input walk's).
+    const KernelPlan counts = plan;
+    bool unused = false;
+    KILN_RETURN_IF_ERROR(plan_pass(g, input_shapes, host_limit, true, plan, recorder, &unused));
+    plan.launches = counts.launches;
+    plan.gpu_nodes = counts.gpu_nodes;
+    plan.host_nodes = counts.host_nodes;
+    plan.fallback_nodes = counts.fallback_nodes;
   }
   return plan;
 }

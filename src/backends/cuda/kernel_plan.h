@@ -37,7 +37,11 @@ struct KernelPlan {
 };
 
 // Plans a run of `graph` with inputs of `input_shapes` (one per graph input, dtypes from the
-// graph). `host_limit` is the program's host execution limit (cuda_backend.h).
+// graph). `host_limit` is the program's host execution limit (cuda_backend.h). The inputs are
+// planned as host arrays; where that puts a small node that reads a graph input on the host, the
+// walk is repeated with the inputs on the device (where such a node runs on the GPU) and its
+// kernels are added, so calls with either kind of input find them compiled. The counts
+// (launches, nodes) are the host-input walk's.
 // Errors: kInvalidArgument for a wrong input count; a handler's or CPU kernel's error, naming
 // the node, when the shapes do not fit the graph.
 Result<KernelPlan> plan_kernels(const ir::Graph& graph, std::span<const Dims> input_shapes,
