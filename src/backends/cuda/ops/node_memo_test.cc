@@ -1,5 +1,6 @@
 // NodeMemo: lookups by (kind, signature), replacement of the least recently used entry when full, and
-// concurrent use by several runs of one program (the TSan build runs this too).
+// concurrent use by several runs of one program (under ASan+UBSan in CI, as every nogpu test; the
+// TSan step covers the runtime's threaded suites, not this binary).
 #include "backends/cuda/ops/node_memo.h"
 
 #include <gtest/gtest.h>
