@@ -129,6 +129,7 @@ Result<std::vector<uint8_t>> build_from_graph(ir::Graph graph, std::string defau
     KILN_RETURN_IF_ERROR(compiler::fold_constants(graph, kMaxFoldBytes, &fold));
     KILN_RETURN_IF_ERROR(compiler::fold_reshape_targets(graph, nullptr));
     KILN_RETURN_IF_ERROR(compiler::fuse_epilogues(graph, nullptr));
+    KILN_RETURN_IF_ERROR(compiler::fuse_attention(graph, nullptr));
   }
   if (options.precision != Precision::kFp32) {
     if (progress) progress("precision", 0.5);

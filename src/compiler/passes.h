@@ -58,6 +58,22 @@ struct EpilogueStats {
 // invalid to begin with.
 Status fuse_epilogues(ir::Graph& graph, EpilogueStats* stats);
 
+struct AttentionStats {
+  size_t fused = 0;              // kiln.Attention nodes made
+  size_t transposes_folded = 0;  // Transposes of the result written by the node instead
+  size_t nodes_removed = 0;      // head-split nodes left unread and pruned
+};
+
+// Replaces MatMul(Q, K or K^T [kiln_trans_b], kiln_alpha = scale) -> Softmax(last axis) ->
+// MatMul(., V) by one kiln.Attention node (ir/attention.h), where Q, K and V have rank 3 or 4,
+// equal batch dims (no broadcasting), one float dtype, and static head dims of at most
+// ir::kMaxAttentionHeadDim, and the scores and probabilities are read by the pattern alone.
+// Each operand is followed back through Squeeze, Split (one-wide parts along a squeezed axis)
+// and Transpose nodes to the tensor they view (an exporter's packed QKV projection), and a
+// Transpose reading the result alone becomes the node's output layout. Runs after
+// fuse_epilogues (which makes kiln_alpha and kiln_trans_b). Deterministic.
+Status fuse_attention(ir::Graph& graph, AttentionStats* stats);
+
 struct PrecisionStats {
   size_t constants_converted = 0;   // f32 constants stored in the low type
   size_t values_retyped = 0;        // f32 node outputs now computed in the low type

@@ -5,6 +5,7 @@
 #include <cmath>
 #include <map>
 
+#include "ir/attention.h"
 #include "ir/infer_util.h"
 
 namespace kiln::ir {
@@ -365,6 +366,7 @@ void add_nn_schemas(std::vector<OpSchema>& out) {
   out.push_back({"BatchNormalization", 5, 5, 1, 1, &same_as_input});
   out.push_back({"InstanceNormalization", 3, 3, 1, 1, &same_as_input});
   out.push_back({"LayerNormalization", 2, 3, 1, 3, &infer_layer_norm});
+  out.push_back({kAttentionOp, 3, 3, 1, 1, &infer_attention});  // fuse_attention (ir/attention.h)
   for (std::string_view op : {"Softmax", "LogSoftmax"}) out.push_back({op, 1, 1, 1, 1, &same_as_input});
   out.push_back({"CumSum", 2, 2, 1, 1, &same_as_input});
   for (std::string_view op : {"ReduceL2", "ReduceMax", "ReduceMean", "ReduceMin", "ReduceProd",

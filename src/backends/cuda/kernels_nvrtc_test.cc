@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "backends/cuda/kernels/attention.h"
 #include "backends/cuda/kernels/common.h"
 #include "backends/cuda/kernels/elementwise.h"
 #include "backends/cuda/kernels/gemm.h"
@@ -213,6 +214,35 @@ TEST(CudaKernelsTest, EveryGemvKernelCompiles) {
   Result<KernelSource> k = gemv_kernel_source(GemmKernelSpec{DType::kF64});
   ASSERT_FALSE(k.ok());
   EXPECT_EQ(k.status().code(), StatusCode::kUnsupported);
+}
+
+// kiln.Attention's kernel (kernels/attention.h): every dtype and rows-per-warp at head dims that
+// take each padding path (odd and even float4 pitches, a partial float4, the 128 maximum, Dv != D);
+// the largest fits the 48 KiB of static shared memory (the compile would fail otherwise).
+TEST(CudaKernelsTest, EveryAttentionKernelCompiles) {
+  std::vector<Result<KernelSource>> sources;
+  std::vector<std::string> keys;
+  for (DType dt : {DType::kF32, DType::kF16, DType::kBF16})
+    for (int rw : {1, 2, 4})
+      for (auto [d, dv] : {std::pair{64, 64}, {32, 32}, {1, 1}, {30, 50}, {128, 128}, {80, 16}}) {
+        AttentionSpec spec{dt, d, dv, rw};
+        sources.push_back(attention_source(spec));
+        keys.push_back(attention_key(spec));
+      }
+  expect_all_compile(sources);
+  std::sort(keys.begin(), keys.end());
+  EXPECT_EQ(std::unique(keys.begin(), keys.end()), keys.end()) << "two variants share a key";
+  EXPECT_EQ(attention_key({DType::kF16, 64, 32, 2}), "attn:f16:d64:dv32:rw2");
+  for (AttentionSpec bad : {AttentionSpec{DType::kF64}, AttentionSpec{DType::kF32, 129, 64, 4},
+                            AttentionSpec{DType::kF32, 64, 0, 4}, AttentionSpec{DType::kF32, 64, 64, 3}}) {
+    Result<KernelSource> k = attention_source(bad);
+    ASSERT_FALSE(k.ok());
+    EXPECT_EQ(k.status().code(), StatusCode::kUnsupported);
+  }
+  // Rows per warp: 4 while that still gives a block per SM, then 2, then 1.
+  EXPECT_EQ(attention_rows_per_warp(96, 128, 132), 4);   // 96 x 8 blocks
+  EXPECT_EQ(attention_rows_per_warp(4, 128, 132), 1);    // 4 x 32 blocks < 132
+  EXPECT_EQ(attention_rows_per_warp(16, 128, 132), 2);   // 16 x 16 blocks
 }
 
 }  // namespace

@@ -23,6 +23,7 @@ KILN_NN_KERNEL(instance_normalization);  // nn_norm.cc
 KILN_NN_KERNEL(layer_normalization);   // nn_norm.cc: Y, Mean, InvStdDev
 KILN_NN_KERNEL(resize);                // nn_resize.cc: nearest|linear|cubic, antialias, axes
 KILN_NN_KERNEL(einsum);                // nn_einsum.cc
+KILN_NN_KERNEL(attention);             // nn_attention.cc: kiln.Attention (ir/attention.h)
 
 #undef KILN_NN_KERNEL
 

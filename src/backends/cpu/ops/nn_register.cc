@@ -1,5 +1,6 @@
 #include "backends/cpu/kernel.h"
 #include "backends/cpu/ops/nn_ops.h"
+#include "ir/attention.h"
 
 namespace kiln::cpu {
 
@@ -16,6 +17,7 @@ void register_nn_ops(KernelRegistry& r) {
   r.add("LayerNormalization", nn::layer_normalization);
   r.add("Resize", nn::resize);
   r.add("Einsum", nn::einsum);
+  r.add(std::string(ir::kAttentionOp), nn::attention);
 }
 
 }  // namespace kiln::cpu

@@ -191,6 +191,7 @@ void register_elementwise_handlers(HandlerTable& t);
 void register_movement_handlers(HandlerTable& t);
 void register_reduce_handlers(HandlerTable& t);
 void register_nn_handlers(HandlerTable& t);
+void register_attention_handlers(HandlerTable& t);  // attention_ops.cc: kiln.Attention
 
 struct HandlerTable {
   std::vector<std::pair<std::string, std::unique_ptr<OpHandler>>> entries;

@@ -20,6 +20,7 @@ const std::map<std::string, const OpHandler*, std::less<>>& table() {
     register_movement_handlers(*handlers);
     register_reduce_handlers(*handlers);
     register_nn_handlers(*handlers);
+    register_attention_handlers(*handlers);
     auto* m = new std::map<std::string, const OpHandler*, std::less<>>();
     for (auto& [op, h] : handlers->entries) (*m)[op] = h.release();
     return m;

@@ -1,0 +1,49 @@
+// kiln.Attention's kernel (ir/attention.h): softmax(scale * Q K^T) V in one launch, flash-attention
+// style: scores never reach memory, the softmax is computed online over tiles of 32 keys.
+//
+//   (T* out, const T* q, const T* k, const T* v, KilnAttention a)
+// Block: 128 threads (4 warps), each warp owns `rows_per_warp` query rows; the block covers
+// 4 * rows_per_warp rows of one (batch, head). Grid: batch * heads * tiles blocks (1-D; block x is
+// (b * heads + h) * tiles + tile). Per tile of 32 keys the block stages K and V rows in shared
+// memory (f32); lane j scores key j against each of its warp's rows, the warp updates each row's
+// running max and sum, and every lane accumulates the weighted V for its features
+// (d = lane, lane + 32, ...). Every operand is read through its strided view (offset, strides
+// along b, h, s, d), so packed QKV tensors and transposed outputs cost no copy. f32 / f16 / bf16
+// storage, f32 arithmetic; the head dims (D, Dv <= 128) are compile-time constants of the kernel.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include "backends/cuda/nvrtc.h"
+#include "kiln/status.h"
+#include "kiln/tensor.h"
+
+namespace kiln::cuda::kernels {
+
+inline constexpr int kAttentionThreads = 128;
+inline constexpr int kAttentionKeyTile = 32;
+
+// Mirrors `struct KilnAttention` in the kernel source.
+struct AttentionArgs {
+  int64_t heads = 1, seq_q = 0, seq_k = 0, tiles = 1;
+  int64_t off[4] = {0, 0, 0, 0};  // q, k, v, out: element offsets
+  int64_t st[4][4] = {};          // [operand][b, h, s, d]: element strides
+  float scale = 1.0f;
+};
+
+struct AttentionSpec {
+  DType dtype = DType::kF32;  // f32, f16 or bf16
+  int dim = 64, dim_v = 64;   // 1..128
+  int rows_per_warp = 4;      // 1, 2 or 4
+};
+
+// Rows per warp for a call: the most (fewer loads of K and V per row) that still gives at least
+// one block per SM, else 1.
+int attention_rows_per_warp(int64_t batch_heads, int64_t seq_q, int multiprocessors);
+
+std::string attention_key(const AttentionSpec& spec);
+// Errors: kUnsupported for another dtype, a head dim outside 1..128 or another rows_per_warp.
+Result<KernelSource> attention_source(const AttentionSpec& spec);
+
+}  // namespace kiln::cuda::kernels

@@ -1,0 +1,104 @@
+// kiln.Attention on the GPU: one launch of kernels/attention.h per call. The node's attributes are
+// decoded and its geometry derived on the first call at each input shape (planning at context
+// creation included, so bad attributes in an engine file are an error, never a crash) and kept in
+// the node's memo with the kernel variant and launch geometry.
+#include <memory>
+
+#include "backends/cuda/kernels/attention.h"
+#include "backends/cuda/ops/launch.h"
+#include "ir/attention.h"
+
+namespace kiln::cuda {
+namespace {
+
+namespace k = kernels;
+
+struct AttentionLaunch {
+  k::AttentionArgs args;
+  Dims out_dims;
+  unsigned grid = 0;
+  KernelVariant variant;
+};
+
+constexpr uint32_t kAttentionKind = 0x41540000;
+
+class AttentionHandler final : public OpHandler {
+ public:
+  Status run(RunContext& ctx, std::span<const Tensor> in, std::span<Tensor> out) const override {
+    if (in.size() != 3 || !in[0].defined() || !in[1].defined() || !in[2].defined())
+      return invalid_argument(ctx.where() + ": takes Q, K and V");
+    const DType dt = in[0].dtype();
+    if (in[1].dtype() != dt || in[2].dtype() != dt) return invalid_argument(ctx.where() + ": Q, K and V must share a dtype");
+    if (dt != DType::kF32 && dt != DType::kF16 && dt != DType::kBF16)
+      return unsupported(ctx.where() + ": dtype " + std::string(dtype_name(dt)));
+    NodeMemo* memo = ctx.memo();
+    thread_local std::vector<int64_t> sig;
+    sig.clear();
+    sig.push_back(static_cast<int64_t>(dt));
+    for (const Tensor& t : in) {
+      sig.push_back(t.rank());
+      sig.insert(sig.end(), t.dims().begin(), t.dims().end());
+    }
+    std::shared_ptr<const AttentionLaunch> plan;
+    if (memo)
+      if (std::shared_ptr<const void> v = memo->find(kAttentionKind, sig))
+        plan = std::static_pointer_cast<const AttentionLaunch>(v);
+    if (!plan) {
+      const int64_t ranks[3] = {in[0].rank(), in[1].rank(), in[2].rank()};
+      KILN_ASSIGN_OR_RETURN(ir::AttentionAttrs attrs, ir::attention_attrs(ctx.node(), ranks));
+      KILN_ASSIGN_OR_RETURN(ir::AttentionGeometry g,
+                            ir::attention_geometry(ctx.node(), attrs, in[0].dims(), in[1].dims(), in[2].dims()));
+      if (g.dim > ir::kMaxAttentionHeadDim || g.dim_v > ir::kMaxAttentionHeadDim)
+        return unsupported(ctx.where() + ": head dims over " + std::to_string(ir::kMaxAttentionHeadDim));
+      auto p = std::make_shared<AttentionLaunch>();
+      k::AttentionSpec spec;
+      spec.dtype = dt;
+      spec.dim = static_cast<int>(g.dim);
+      spec.dim_v = static_cast<int>(g.dim_v);
+      const int64_t bh = g.batch * g.heads;
+      spec.rows_per_warp = k::attention_rows_per_warp(bh, g.seq_q, ctx.device().multiprocessors);
+      const int64_t rows = 4 * spec.rows_per_warp;
+      k::AttentionArgs& a = p->args;
+      a.heads = g.heads;
+      a.seq_q = g.seq_q;
+      a.seq_k = g.seq_k;
+      a.tiles = (g.seq_q + rows - 1) / rows;
+      for (int o = 0; o < 4; ++o) {
+        a.off[o] = g.offset[o];
+        for (int l = 0; l < 4; ++l) a.st[o][l] = g.stride[o][l];
+      }
+      a.scale = static_cast<float>(attrs.scale);
+      const int64_t blocks = bh * a.tiles;
+      if (blocks > 0x7fffffff) return unsupported(ctx.where() + ": too many blocks for one launch");
+      p->grid = static_cast<unsigned>(blocks);
+      p->out_dims = g.out_dims;
+      p->variant = KernelVariant{k::attention_key(spec), [spec] { return k::attention_source(spec); }, {}, {}};
+      if (memo) memo->put(kAttentionKind, sig, p);
+      plan = std::move(p);
+    }
+    KILN_ASSIGN_OR_RETURN(Tensor y, ctx.alloc(dt, plan->out_dims));
+    if (plan->grid > 0 && y.numel() > 0) {
+      if (plan->args.seq_k == 0) {
+        KILN_RETURN_IF_ERROR(ctx.memset(y.data(), y.nbytes()));
+      } else {
+        void* yp = y.data();
+        const void* qp = in[0].data();
+        const void* kp = in[1].data();
+        const void* vp = in[2].data();
+        k::AttentionArgs a = plan->args;
+        void* args[] = {&yp, &qp, &kp, &vp, &a};
+        KILN_RETURN_IF_ERROR(ctx.launch(plan->variant, plan->grid, k::kAttentionThreads, args));
+      }
+    }
+    out[0] = y;
+    return Status();
+  }
+};
+
+}  // namespace
+
+void register_attention_handlers(HandlerTable& t) {
+  t.add(std::string(ir::kAttentionOp), std::make_unique<AttentionHandler>());
+}
+
+}  // namespace kiln::cuda
