@@ -1,7 +1,9 @@
 #include "kiln/builder.h"
 
+#include <cstdlib>
 #include <filesystem>
 #include <map>
+#include <string_view>
 
 #include "compiler/passes.h"
 #include "format/engine_file.h"
@@ -129,7 +131,10 @@ Result<std::vector<uint8_t>> build_from_graph(ir::Graph graph, std::string defau
     KILN_RETURN_IF_ERROR(compiler::fold_constants(graph, kMaxFoldBytes, &fold));
     KILN_RETURN_IF_ERROR(compiler::fold_reshape_targets(graph, nullptr));
     KILN_RETURN_IF_ERROR(compiler::fuse_epilogues(graph, nullptr));
-    KILN_RETURN_IF_ERROR(compiler::fuse_attention(graph, nullptr));
+    // KILN_FUSE_ATTENTION=0 builds without the pass: a diagnosis knob, to measure the fused
+    // kernel against the MatMul -> Softmax -> MatMul it replaces (docs/cuda_backend.md).
+    const char* fuse = std::getenv("KILN_FUSE_ATTENTION");
+    if (!fuse || std::string_view(fuse) != "0") KILN_RETURN_IF_ERROR(compiler::fuse_attention(graph, nullptr));
   }
   if (options.precision != Precision::kFp32) {
     if (progress) progress("precision", 0.5);

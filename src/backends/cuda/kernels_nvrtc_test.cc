@@ -228,17 +228,41 @@ TEST(CudaKernelsTest, EveryAttentionKernelCompiles) {
         AttentionSpec spec{dt, d, dv, rw};
         sources.push_back(attention_source(spec));
         keys.push_back(attention_key(spec));
+        const int vw = attention_vector_width(dt);
+        if (d % vw == 0 && dv % vw == 0) {  // and the 16-byte staging variant
+          spec.vector = true;
+          sources.push_back(attention_source(spec));
+          keys.push_back(attention_key(spec));
+        }
+        if (dt != DType::kF32 && rw == 1) {  // the tensor-core form (rows per warp do not apply)
+          spec.mma = true;
+          sources.push_back(attention_source(spec));
+          keys.push_back(attention_key(spec));
+          if (spec.vector) {
+            spec.vector = false;
+            sources.push_back(attention_source(spec));
+            keys.push_back(attention_key(spec));
+          }
+        }
       }
   expect_all_compile(sources);
   std::sort(keys.begin(), keys.end());
   EXPECT_EQ(std::unique(keys.begin(), keys.end()), keys.end()) << "two variants share a key";
   EXPECT_EQ(attention_key({DType::kF16, 64, 32, 2}), "attn:f16:d64:dv32:rw2");
+  EXPECT_EQ(attention_key({DType::kF16, 64, 32, 2, true}), "attn:f16:d64:dv32:rw2:v");
   for (AttentionSpec bad : {AttentionSpec{DType::kF64}, AttentionSpec{DType::kF32, 129, 64, 4},
-                            AttentionSpec{DType::kF32, 64, 0, 4}, AttentionSpec{DType::kF32, 64, 64, 3}}) {
+                            AttentionSpec{DType::kF32, 64, 0, 4}, AttentionSpec{DType::kF32, 64, 64, 3},
+                            AttentionSpec{DType::kF16, 60, 64, 4, true}, AttentionSpec{DType::kF32, 64, 64, 1, false, true}}) {
     Result<KernelSource> k = attention_source(bad);
     ASSERT_FALSE(k.ok());
     EXPECT_EQ(k.status().code(), StatusCode::kUnsupported);
   }
+  // The tensor-core form: half types on sm_80+ with at least half a block per SM.
+  EXPECT_TRUE(attention_use_mma(DType::kF16, 90, 96, 128, 132));   // 192 blocks
+  EXPECT_TRUE(attention_use_mma(DType::kBF16, 80, 33, 128, 132));  // 66 blocks
+  EXPECT_FALSE(attention_use_mma(DType::kF16, 90, 4, 128, 132));   // 8 blocks
+  EXPECT_FALSE(attention_use_mma(DType::kF32, 90, 96, 128, 132));
+  EXPECT_FALSE(attention_use_mma(DType::kF16, 75, 96, 128, 132));
   // Rows per warp: 4 while that still gives a block per SM, then 2, then 1.
   EXPECT_EQ(attention_rows_per_warp(96, 128, 132), 4);   // 96 x 8 blocks
   EXPECT_EQ(attention_rows_per_warp(4, 128, 132), 1);    // 4 x 32 blocks < 132

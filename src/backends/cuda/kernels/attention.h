@@ -7,7 +7,9 @@
 // (b * heads + h) * tiles + tile). Per tile of 32 keys the block stages K and V rows in shared
 // memory (f32); lane j scores key j against each of its warp's rows, the warp updates each row's
 // running max and sum, and every lane accumulates the weighted V for its features
-// (d = lane, lane + 32, ...). Every operand is read through its strided view (offset, strides
+// (d = lane, lane + 32, ...). Staging loads have fixed per-thread counts and are all issued before
+// their first use; the next tile's loads are in flight while the block computes on the current
+// one. Every operand is read through its strided view (offset, strides
 // along b, h, s, d), so packed QKV tensors and transposed outputs cost no copy. f32 / f16 / bf16
 // storage, f32 arithmetic; the head dims (D, Dv <= 128) are compile-time constants of the kernel.
 #pragma once
@@ -30,13 +32,30 @@ struct AttentionArgs {
   int64_t off[4] = {0, 0, 0, 0};  // q, k, v, out: element offsets
   int64_t st[4][4] = {};          // [operand][b, h, s, d]: element strides
   float scale = 1.0f;
+  int32_t aligned = 0;  // vector kernels: q, k and v data pointers are 16-byte aligned this call
 };
 
 struct AttentionSpec {
   DType dtype = DType::kF32;  // f32, f16 or bf16
   int dim = 64, dim_v = 64;   // 1..128
   int rows_per_warp = 4;      // 1, 2 or 4
+  // Stage Q, K and V with 16-byte loads (attention_vector_width elements) when the call's
+  // `aligned` says the pointers allow it. Needs head dims that are multiples of the width, and
+  // operands whose features are contiguous with offsets and strides that are multiples of it.
+  bool vector = false;
+  // The tensor-core form (f16 / bf16 only, sm_80 and later): 64 query rows per block, 16 per
+  // warp; rows_per_warp does not apply.
+  bool mma = false;
 };
+
+inline constexpr int kAttentionMmaRows = 64;
+
+// Whether a call takes the tensor-core kernel: half types on sm_80+, and enough 64-row blocks
+// to fill the GPU's multiprocessors (else the SIMT kernel's smaller blocks spread wider).
+bool attention_use_mma(DType dtype, int sm, int64_t batch_heads, int64_t seq_q, int multiprocessors);
+
+// Elements per 16-byte vector load: 4 for f32, 8 for f16 / bf16.
+int attention_vector_width(DType dtype);
 
 // Rows per warp for a call: the most (fewer loads of K and V per row) that still gives at least
 // one block per SM, else 1.

@@ -2,7 +2,10 @@
 // decoded and its geometry derived on the first call at each input shape (planning at context
 // creation included, so bad attributes in an engine file are an error, never a crash) and kept in
 // the node's memo with the kernel variant and launch geometry.
+#include <cstdint>
+#include <cstdlib>
 #include <memory>
+#include <string_view>
 
 #include "backends/cuda/kernels/attention.h"
 #include "backends/cuda/ops/launch.h"
@@ -21,6 +24,19 @@ struct AttentionLaunch {
 };
 
 constexpr uint32_t kAttentionKind = 0x41540000;
+
+// KILN_ATTENTION_KERNEL=simt|mma (read once) overrides attention_use_mma: a diagnosis knob, to
+// measure one kernel form against the other at the same shapes (docs/cuda_backend.md).
+enum class KernelChoice { kAuto, kSimt, kMma };
+KernelChoice kernel_choice() {
+  static const KernelChoice c = [] {
+    const char* v = std::getenv("KILN_ATTENTION_KERNEL");
+    if (!v) return KernelChoice::kAuto;
+    const std::string_view s(v);
+    return s == "simt" ? KernelChoice::kSimt : s == "mma" ? KernelChoice::kMma : KernelChoice::kAuto;
+  }();
+  return c;
+}
 
 class AttentionHandler final : public OpHandler {
  public:
@@ -56,8 +72,21 @@ class AttentionHandler final : public OpHandler {
       spec.dim = static_cast<int>(g.dim);
       spec.dim_v = static_cast<int>(g.dim_v);
       const int64_t bh = g.batch * g.heads;
-      spec.rows_per_warp = k::attention_rows_per_warp(bh, g.seq_q, ctx.device().multiprocessors);
-      const int64_t rows = 4 * spec.rows_per_warp;
+      const DeviceInfo& dev = ctx.device();
+      spec.mma = k::attention_use_mma(dt, dev.sm, bh, g.seq_q, dev.multiprocessors);
+      if (const KernelChoice c = kernel_choice(); c != KernelChoice::kAuto)
+        spec.mma = c == KernelChoice::kMma && dt != DType::kF32 && dev.sm >= 80;
+      spec.rows_per_warp = spec.mma ? 1 : k::attention_rows_per_warp(bh, g.seq_q, dev.multiprocessors);
+      // 16-byte staging loads when every operand's features are contiguous and each row starts
+      // on a multiple of the vector width (packed QKV projections do); the pointers' alignment
+      // is checked per call, so one kernel serves aligned and unaligned callers.
+      const int vw = k::attention_vector_width(dt);
+      spec.vector = g.dim % vw == 0 && g.dim_v % vw == 0;
+      for (int o = 0; o < 3 && spec.vector; ++o) {
+        spec.vector = g.stride[o][3] == 1 && g.offset[o] % vw == 0;
+        for (int l = 0; l < 3 && spec.vector; ++l) spec.vector = g.stride[o][l] % vw == 0;
+      }
+      const int64_t rows = spec.mma ? k::kAttentionMmaRows : 4 * spec.rows_per_warp;
       k::AttentionArgs& a = p->args;
       a.heads = g.heads;
       a.seq_q = g.seq_q;
@@ -86,6 +115,8 @@ class AttentionHandler final : public OpHandler {
         const void* kp = in[1].data();
         const void* vp = in[2].data();
         k::AttentionArgs a = plan->args;
+        const auto aligned = [](const void* p) { return (reinterpret_cast<uintptr_t>(p) & 15) == 0; };
+        a.aligned = aligned(qp) && aligned(kp) && aligned(vp) ? 1 : 0;
         void* args[] = {&yp, &qp, &kp, &vp, &a};
         KILN_RETURN_IF_ERROR(ctx.launch(plan->variant, plan->grid, k::kAttentionThreads, args));
       }
