@@ -52,3 +52,27 @@ def test_first_call_over_twice_steady_is_not_met():
 def test_older_rows_without_paired_rounds_compare_the_medians():
     assert _verdict(_rows(0.9, 0.5, beside=(0.537, 0.517))) == "yes / no: 1.04x static"
     assert _verdict(_rows(0.9, 0.5, beside=(0.50, 0.517))) == "yes / yes"
+
+
+def _steady_rows(batch, **p50):
+    return {s: {"scenario": "steady", "model": "m", "batch": batch, "dtype": "fp32", "system": s,
+                "p50_ms": v, "p99_ms": v, "status": "ok"} for s, v in p50.items()}
+
+
+def test_steady_targets_per_row():
+    rows = _steady_rows(1, torch_eager=1.0, kiln_disabled=0.9, torch_cudagraph=0.30,
+                        kiln_whole_graph_capture=0.20, torch_compile_ro=0.40)
+    assert report.targets(rows, 1) == ["yes", "yes", "yes"]  # 0.20 <= 0.30 and <= 0.40 / 2
+    rows["kiln_whole_graph_capture"]["p50_ms"] = 0.21
+    assert report.targets(rows, 1) == ["yes", "yes", "no"]   # over half of reduce-overhead
+    rows["kiln_whole_graph_capture"]["p50_ms"] = 0.31
+    assert report.targets(rows, 1) == ["yes", "no", "no"]    # over eager + CUDA graph
+
+
+def test_reduce_overhead_target_only_on_batch_one_and_missing_rows_are_not_judged():
+    rows = _steady_rows(32, torch_eager=1.0, kiln_disabled=1.1, torch_cudagraph=0.5,
+                        kiln_whole_graph_capture=0.4, torch_compile_ro=0.1)
+    assert report.targets(rows, 32) == ["no", "yes", "–"]
+    del rows["torch_cudagraph"]
+    rows["torch_compile_ro"]["status"] = "skipped: --no-compile"
+    assert report.targets(rows, 1) == ["no", "–", "–"]
