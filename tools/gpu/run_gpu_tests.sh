@@ -161,9 +161,9 @@ if [ "$SANITIZE" = 1 ]; then
     else
       # racecheck is slow (minutes for the conformance sweep): the tests that run the kernels
       # with shared memory (reductions, softmax, normalisation, pooling, fused chains, GEMM
-      # epilogues) and the encoder model.
+      # epilogues, attention) and the encoder model.
       extra=""
-      FILTER=${RACECHECK_FILTER:-'CudaOpsTest.*:FusedGpuTest.*:CudaEpilogueGpuTest.*:*encoder*:-*PrintHostOverhead*:*Bench*'}
+      FILTER=${RACECHECK_FILTER:-'CudaOpsTest.*:FusedGpuTest.*:CudaEpilogueGpuTest.*:CudaAttentionTest.*:*encoder*:-*PrintHostOverhead*:*Bench*'}
     fi
     echo "=== compute-sanitizer --tool $tool (at most ${SANITIZE_SECONDS} s)" | tee -a "$OUT/summary.txt"
     timeout "$SANITIZE_SECONDS" "$SAN" --tool "$tool" $extra --report-api-errors no --error-exitcode 9 --print-limit 50 \
