@@ -6,6 +6,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <map>
 #include <mutex>
@@ -78,7 +79,17 @@ cublasLtEpilogue_t epilogue_of(const GemmDesc& g) {
 
 namespace {
 
-constexpr int kTuneCandidates = 8;
+// How many of the heuristic's algorithms autotuning times: 8, or KILN_GEMM_TUNE_CANDIDATES (read
+// once; 1..kMaxTuneCandidates), a diagnosis knob to see whether candidates past the 8th ever win.
+constexpr int kMaxTuneCandidates = 64;
+int tune_candidates() {
+  static const int n = [] {
+    const char* v = std::getenv("KILN_GEMM_TUNE_CANDIDATES");
+    const int parsed = v ? std::atoi(v) : 0;
+    return parsed >= 1 ? std::min(parsed, kMaxTuneCandidates) : 8;
+  }();
+  return n;
+}
 
 struct TimedChoices {
   std::mutex mu;
@@ -202,12 +213,12 @@ Status GemmRunner::init() {
 }
 
 Status GemmRunner::fetch_candidates(Plan& plan, int count) const {
-  cublasLtMatmulHeuristicResult_t results[kTuneCandidates] = {};
+  cublasLtMatmulHeuristicResult_t results[kMaxTuneCandidates] = {};
   int found = 0;
   std::lock_guard<std::mutex> lock(library_mutex());
   const cublasStatus_t s =
       cublasLtMatmulAlgoGetHeuristic(static_cast<cublasLtHandle_t>(handle_), plan.op, plan.a, plan.b, plan.d, plan.d,
-                                     plan.pref, std::min(count, kTuneCandidates), results, &found);
+                                     plan.pref, std::clamp(count, 1, kMaxTuneCandidates), results, &found);
   if (s != CUBLAS_STATUS_SUCCESS) return lt_status(s, "cublasLtMatmulAlgoGetHeuristic");
   plan.candidates.clear();
   for (int i = 0; i < found; ++i) plan.candidates.push_back(results[i].algo);
@@ -364,7 +375,7 @@ Result<GemmRunner::Plan*> GemmRunner::plan_for(const GemmDesc& g, const ProblemI
   if (!tuned) {
     // kSecondCall asks for the heuristic's first choice only (asking for 8 costs a first call at a
     // new shape tens of microseconds per problem); the candidates come when it is timed.
-    Status h = fetch_candidates(*plan, autotune_ == Autotune::kFirstCall ? kTuneCandidates : 1);
+    Status h = fetch_candidates(*plan, autotune_ == Autotune::kFirstCall ? tune_candidates() : 1);
     if (!h.ok()) return h.with_context(where);
     if (plan->candidates.empty()) return unsupported(where + ": cuBLASLt has no algorithm for this shape");
     plan->algo = plan->candidates[0];
@@ -499,7 +510,7 @@ Status GemmRunner::run(const GemmDesc& g, const void* a, const void* b, void* d,
     cudaGetLastError();
     if (!capturing && (g.beta == 0.0 || (c && c != d))) {
       if (plan->candidates.empty()) {  // kSecondCall: the heuristic's candidates, asked for now
-        Status s = fetch_candidates(*plan, kTuneCandidates);
+        Status s = fetch_candidates(*plan, tune_candidates());
         if (!s.ok()) return s.with_context(where());
       }
       if (plan->candidates.size() > 1) {
