@@ -30,8 +30,9 @@ Result<int> parse_sm(const std::string& text) {
 #ifdef KILN_HAVE_CUDA
 namespace {
 
-// The plan of one engine at its opt (or static) shape; with `at_min`, at the profile's min shape.
-Result<cuda::KernelPlan> plan_engine(const std::string& path, bool at_min = false) {
+// The plan of one engine for target `sm` at its opt (or static) shape; with `at_min`, at the
+// profile's min shape.
+Result<cuda::KernelPlan> plan_engine(const std::string& path, int sm, bool at_min = false) {
   Result<format::EngineModel> model = format::engine_load_file(path);
   if (!model.ok()) return model.status().with_context(path);
   std::vector<Dims> shapes;
@@ -44,7 +45,7 @@ Result<cuda::KernelPlan> plan_engine(const std::string& path, bool at_min = fals
       return unsupported(path + ": input '" + b.name + "' has no shape profile to plan kernels for");
     }
   }
-  Result<cuda::KernelPlan> plan = cuda::plan_kernels(model->graph, shapes);
+  Result<cuda::KernelPlan> plan = cuda::plan_kernels(model->graph, shapes, 4096, sm);
   if (!plan.ok()) return plan.status().with_context(path + ": planning kernels at the opt shape");
   return plan;
 }
@@ -63,25 +64,27 @@ Result<CacheWarmReport> cache_warm(const std::vector<std::string>& engine_paths,
   std::vector<Task> tasks;
   std::set<std::string> seen;  // runtime-cache key: one compile per distinct source and SM
   for (const std::string& path : engine_paths) {
-    KILN_ASSIGN_OR_RETURN(cuda::KernelPlan plan, plan_engine(path));
     ++report.engines;
-    // The min shape's generic kernels too (other layouts when a dim is 1), as a context does.
-    if (Result<cuda::KernelPlan> at_min = plan_engine(path, true); at_min.ok())
-      for (cuda::KernelVariant& v : at_min->kernels) {
-        v.spec_key.clear();
-        plan.kernels.push_back(std::move(v));
-      }
-    for (const cuda::KernelVariant& v : plan.kernels) {
-      for (int pass = 0; pass < 2; ++pass) {
-        const bool spec = pass == 1;
-        if (spec && (!options.specialized || v.spec_key.empty())) continue;
-        Result<cuda::KernelSource> src = spec ? v.spec_build() : v.build();
-        if (!src.ok()) {
-          ++report.failed;
-          if (report.errors.size() < 5) report.errors.push_back(path + ": " + src.status().to_string());
-          continue;
+    // Planned per target: a kernel form may depend on the architecture (kiln.Attention's
+    // tensor-core form needs sm_80), so each SM gets the kernels its device will ask for.
+    for (int sm : options.sms) {
+      KILN_ASSIGN_OR_RETURN(cuda::KernelPlan plan, plan_engine(path, sm));
+      // The min shape's generic kernels too (other layouts when a dim is 1), as a context does.
+      if (Result<cuda::KernelPlan> at_min = plan_engine(path, sm, true); at_min.ok())
+        for (cuda::KernelVariant& v : at_min->kernels) {
+          v.spec_key.clear();
+          plan.kernels.push_back(std::move(v));
         }
-        for (int sm : options.sms) {
+      for (const cuda::KernelVariant& v : plan.kernels) {
+        for (int pass = 0; pass < 2; ++pass) {
+          const bool spec = pass == 1;
+          if (spec && (!options.specialized || v.spec_key.empty())) continue;
+          Result<cuda::KernelSource> src = spec ? v.spec_build() : v.build();
+          if (!src.ok()) {
+            ++report.failed;
+            if (report.errors.size() < 5) report.errors.push_back(path + ": " + src.status().to_string());
+            continue;
+          }
           if (!seen.insert(cuda::kernel_key(src->source, sm).to_hex()).second) continue;
           tasks.push_back({*src, sm, spec});
           ++report.per_arch[cuda::sm_arch(sm)];
@@ -124,7 +127,7 @@ Result<CacheWarmReport> cache_warm(const std::vector<std::string>& engine_paths,
 }
 
 Result<KernelInventory> engine_kernel_inventory(const std::string& engine_path) {
-  KILN_ASSIGN_OR_RETURN(cuda::KernelPlan plan, plan_engine(engine_path));
+  KILN_ASSIGN_OR_RETURN(cuda::KernelPlan plan, plan_engine(engine_path, 90));  // `kiln inspect`: as on sm_90
   KernelInventory inv;
   inv.kernels = plan.generic;
   inv.specializable = plan.specializable;

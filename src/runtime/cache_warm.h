@@ -47,8 +47,8 @@ Result<int> parse_sm(const std::string& text);
 Result<CacheWarmReport> cache_warm(const std::vector<std::string>& engine_paths, RuntimeCache& cache,
                                    const CacheWarmOptions& options);
 
-// What an engine's CUDA run at its opt (or static) shape launches, planned host-only: for
-// `kiln inspect`. Errors as cache_warm's.
+// What an engine's CUDA run at its opt (or static) shape launches, planned host-only as for an
+// sm_90 device: for `kiln inspect`. Errors as cache_warm's.
 struct KernelInventory {
   uint64_t kernels = 0;        // distinct kernel variants launched (generic)
   uint64_t specializable = 0;  // of those, with a specialised variant that gains

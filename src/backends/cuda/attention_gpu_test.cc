@@ -45,7 +45,7 @@ TEST(CudaAttentionTest, SeparateOperandsMatchCpu) {
 // staging (D = Dv = 64) and element staging (D = 36, Dv = 20: padded to the MMA's 16 and 8), with
 // partial query and key tiles.
 TEST(CudaAttentionTest, TensorCoreFormMatchesCpu) {
-  ASSERT_TRUE(kernels::attention_use_mma(DType::kF16, 90, 4 * 32, 132));
+  ASSERT_TRUE(kernels::attention_use_mma(DType::kF16, 90, 4 * 32));
   for (DType dt : {DType::kF16, DType::kBF16}) {
     OpCase wide = attention_case(dt,
                                  {random_tensor(dt, {4, 32, 77, 64}, -2, 2, 31), random_tensor(dt, {4, 32, 45, 64}, -2, 2, 32),

@@ -327,3 +327,30 @@ TEST(GemmBridgeTest, CacheOnlyLookupNeverCompiles) {
 
 }  // namespace
 }  // namespace kiln::cuda
+
+namespace kiln::cuda {
+namespace {
+
+// kiln.Attention's kernel form depends on the architecture (the tensor-core form needs sm_80),
+// so planning, at context creation and in `kiln cache warm --arch`, plans the target's form.
+TEST(AttentionPlanTest, PlanningChoosesTheTargetArchitecturesKernelForm) {
+  ir::Graph g;
+  const int x = g.add_value("x", DType::kF16, ir::Shape::of({2, 64, 40, 64}));  // 128 (batch, head) pairs
+  g.inputs.push_back(x);
+  const int y = g.add_value("y");
+  add_node(g, "att", "kiln.Attention", {x, x, x}, {y});
+  ir::Node& n = g.nodes.back();
+  for (const char* v : {"q_axes", "k_axes", "v_axes", "out_axes"}) n.attrs.set_ints(v, {0, 1, 2, 3});
+  n.attrs.set_float("scale", 0.125);
+  g.outputs.push_back(y);
+  const Dims shapes[] = {{2, 64, 40, 64}};
+  for (auto [sm, prefix] : {std::pair{90, "attn_mma:"}, {80, "attn_mma:"}, {75, "attn:"}}) {
+    Result<KernelPlan> plan = plan_kernels(g, shapes, 4096, sm);
+    ASSERT_TRUE(plan.ok()) << plan.status().to_string();
+    ASSERT_EQ(plan->kernels.size(), 1u) << "sm " << sm;
+    EXPECT_TRUE(plan->kernels[0].key.starts_with(prefix)) << "sm " << sm << ": " << plan->kernels[0].key;
+  }
+}
+
+}  // namespace
+}  // namespace kiln::cuda

@@ -45,9 +45,10 @@ struct PlannedValue {
 // device tensors do). Sets *input_on_host when a node ran on the host with a graph input among its
 // inputs: a call with device inputs runs that node on the GPU instead.
 Status plan_pass(const ir::Graph& g, std::span<const Dims> input_shapes, int64_t host_limit, bool inputs_on_device,
-                 KernelPlan& plan, Recorder& recorder, bool* input_on_host) {
-  DeviceInfo device;  // launch geometry only; no kernel source depends on it
-  device.sm = 90;
+                 int sm, KernelPlan& plan, Recorder& recorder, bool* input_on_host) {
+  // The SM count is launch geometry only: no kernel choice depends on it (the architecture may).
+  DeviceInfo device;
+  device.sm = sm;
   device.multiprocessors = 132;
   RunContext ctx(device, nullptr, nullptr, nullptr, nullptr, false);
   ctx.set_planning(true);
@@ -139,7 +140,7 @@ Status plan_pass(const ir::Graph& g, std::span<const Dims> input_shapes, int64_t
 
 }  // namespace
 
-Result<KernelPlan> plan_kernels(const ir::Graph& g, std::span<const Dims> input_shapes, int64_t host_limit) {
+Result<KernelPlan> plan_kernels(const ir::Graph& g, std::span<const Dims> input_shapes, int64_t host_limit, int sm) {
   if (input_shapes.size() != g.inputs.size())
     return invalid_argument("plan_kernels: the graph has " + std::to_string(g.inputs.size()) + " inputs, got " +
                             std::to_string(input_shapes.size()) + " shapes");
@@ -147,14 +148,14 @@ Result<KernelPlan> plan_kernels(const ir::Graph& g, std::span<const Dims> input_
   KernelPlan plan;
   Recorder recorder(plan);
   bool input_on_host = false;
-  KILN_RETURN_IF_ERROR(plan_pass(g, input_shapes, host_limit, false, plan, recorder, &input_on_host));
+  KILN_RETURN_IF_ERROR(plan_pass(g, input_shapes, host_limit, false, sm, plan, recorder, &input_on_host));
   if (input_on_host) {
     // A small node reads a graph input: with host inputs it runs on the host, with device inputs on
     // the GPU. Plan that walk too, so that its kernels are ready as well (the counts stay the
     // host-input walk's).
     const KernelPlan counts = plan;
     bool unused = false;
-    KILN_RETURN_IF_ERROR(plan_pass(g, input_shapes, host_limit, true, plan, recorder, &unused));
+    KILN_RETURN_IF_ERROR(plan_pass(g, input_shapes, host_limit, true, sm, plan, recorder, &unused));
     plan.launches = counts.launches;
     plan.gpu_nodes = counts.gpu_nodes;
     plan.host_nodes = counts.host_nodes;

@@ -44,7 +44,9 @@ struct KernelPlan {
 // (launches, nodes) are the host-input walk's.
 // Errors: kInvalidArgument for a wrong input count; a handler's or CPU kernel's error, naming
 // the node, when the shapes do not fit the graph.
+// `sm` is the target's compute capability (major*10+minor): handlers that choose a kernel form
+// by architecture (kiln.Attention's tensor-core form needs sm_80) choose as the device will.
 Result<KernelPlan> plan_kernels(const ir::Graph& graph, std::span<const Dims> input_shapes,
-                                int64_t host_limit = 4096);
+                                int64_t host_limit = 4096, int sm = 90);
 
 }  // namespace kiln::cuda

@@ -257,19 +257,20 @@ TEST(CudaKernelsTest, EveryAttentionKernelCompiles) {
     ASSERT_FALSE(k.ok());
     EXPECT_EQ(k.status().code(), StatusCode::kUnsupported);
   }
-  // The tensor-core form: half types on sm_80+ with at least half a block per SM at a sequence of
-  // 128, whatever the call's sequence.
-  EXPECT_TRUE(attention_use_mma(DType::kF16, 90, 96, 132));   // 192 blocks
-  EXPECT_TRUE(attention_use_mma(DType::kBF16, 80, 33, 132));  // 66 blocks
-  EXPECT_FALSE(attention_use_mma(DType::kF16, 90, 32, 132));  // 64 blocks
-  EXPECT_FALSE(attention_use_mma(DType::kF16, 90, 4, 132));   // 8 blocks
-  EXPECT_FALSE(attention_use_mma(DType::kF32, 90, 96, 132));
-  EXPECT_FALSE(attention_use_mma(DType::kF16, 75, 96, 132));
-  // Rows per warp: 4 while that still gives a block per SM (at a sequence of 128), then 2, then 1.
-  EXPECT_EQ(attention_rows_per_warp(96, 132), 4);  // 96 x 8 blocks
-  EXPECT_EQ(attention_rows_per_warp(17, 132), 4);  // 17 x 8 blocks
-  EXPECT_EQ(attention_rows_per_warp(16, 132), 2);  // 16 x 16 blocks
-  EXPECT_EQ(attention_rows_per_warp(4, 132), 1);   // 4 x 32 blocks < 132
+  // The tensor-core form: half types on sm_80+ with at least half a block per SM (of 132) at a
+  // sequence of 128, whatever the call's sequence and the device's SM count.
+  EXPECT_TRUE(attention_use_mma(DType::kF16, 90, 96));   // 192 blocks
+  EXPECT_TRUE(attention_use_mma(DType::kBF16, 80, 33));  // 66 blocks
+  EXPECT_FALSE(attention_use_mma(DType::kF16, 90, 32));  // 64 blocks
+  EXPECT_FALSE(attention_use_mma(DType::kF16, 90, 4));   // 8 blocks
+  EXPECT_FALSE(attention_use_mma(DType::kF32, 90, 96));
+  EXPECT_FALSE(attention_use_mma(DType::kF16, 75, 96));
+  // Rows per warp: 4 while that still gives a block per SM (of 132, at a sequence of 128), then 2,
+  // then 1.
+  EXPECT_EQ(attention_rows_per_warp(96), 4);  // 96 x 8 blocks
+  EXPECT_EQ(attention_rows_per_warp(17), 4);  // 17 x 8 blocks
+  EXPECT_EQ(attention_rows_per_warp(16), 2);  // 16 x 16 blocks
+  EXPECT_EQ(attention_rows_per_warp(4), 1);   // 4 x 32 blocks < 132
 }
 
 }  // namespace

@@ -48,7 +48,7 @@ std::shared_ptr<Specializer> make_specializer(const ir::Graph& g, const DeviceIn
   }
   if (shapes.size() != g.inputs.size()) return spec;  // no shapes to plan at: kernels compile on first use
   const auto start = std::chrono::steady_clock::now();
-  Result<KernelPlan> plan = plan_kernels(g, shapes, host_limit);
+  Result<KernelPlan> plan = plan_kernels(g, shapes, host_limit, device.sm);
   if (!plan.ok()) {
     log(LogLevel::kDebug, "CUDA backend: kernel planning failed (kernels compile on first use): " +
                               plan.status().to_string());
@@ -61,7 +61,7 @@ std::shared_ptr<Specializer> make_specializer(const ir::Graph& g, const DeviceIn
   // broadcast): plan the min shape too, so a call there need not wait for NVRTC either. Only its
   // generic kernels are compiled here.
   if (!is_static && options.min_shapes.size() == g.inputs.size() && options.min_shapes != shapes) {
-    Result<KernelPlan> at_min = plan_kernels(g, options.min_shapes, host_limit);
+    Result<KernelPlan> at_min = plan_kernels(g, options.min_shapes, host_limit, device.sm);
     if (at_min.ok()) {
       for (KernelVariant& v : at_min->kernels) kernels.push_back(std::move(v));
     }

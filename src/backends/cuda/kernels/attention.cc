@@ -7,10 +7,10 @@ namespace kiln::cuda::kernels {
 
 static_assert(sizeof(AttentionArgs) == 200, "AttentionArgs must match struct KilnAttention");
 
-int attention_rows_per_warp(int64_t batch_heads, int multiprocessors) {
+int attention_rows_per_warp(int64_t batch_heads) {
   for (int rw : {4, 2}) {
     const int64_t rows = 4 * rw;
-    if (batch_heads * ((kAttentionPolicySeq + rows - 1) / rows) >= multiprocessors) return rw;
+    if (batch_heads * ((kAttentionPolicySeq + rows - 1) / rows) >= kAttentionPolicySms) return rw;
   }
   return 1;
 }
@@ -25,10 +25,10 @@ std::string attention_key(const AttentionSpec& s) {
 
 int attention_vector_width(DType dtype) { return dtype == DType::kF32 ? 4 : 8; }
 
-bool attention_use_mma(DType dtype, int sm, int64_t batch_heads, int multiprocessors) {
+bool attention_use_mma(DType dtype, int sm, int64_t batch_heads) {
   if ((dtype != DType::kF16 && dtype != DType::kBF16) || sm < 80) return false;
   const int64_t blocks = batch_heads * ((kAttentionPolicySeq + kAttentionMmaRows - 1) / kAttentionMmaRows);
-  return 2 * blocks >= multiprocessors;
+  return 2 * blocks >= kAttentionPolicySms;
 }
 
 namespace {

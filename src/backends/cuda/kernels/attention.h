@@ -51,21 +51,24 @@ struct AttentionSpec {
 inline constexpr int kAttentionMmaRows = 64;
 
 // Whether a call takes the tensor-core kernel: half types on sm_80+, and 64-row blocks for at
-// least half the GPU's multiprocessors (else the SIMT kernel's smaller blocks spread wider).
-bool attention_use_mma(DType dtype, int sm, int64_t batch_heads, int multiprocessors);
+// least half the SMs (else the SIMT kernel's smaller blocks spread wider).
+bool attention_use_mma(DType dtype, int sm, int64_t batch_heads);
 
 // Elements per 16-byte vector load: 4 for f32, 8 for f16 / bf16.
 int attention_vector_width(DType dtype);
 
-// The kernel form and rows per warp are chosen from batch x heads alone, judged as if the query
-// sequence were kAttentionPolicySeq long: every call of one engine at any sequence length then
-// takes one kernel, the one planned at context creation (a dynamic sequence never meets a kernel
-// that was not compiled and loaded before its first call).
+// The kernel form and rows per warp are chosen from the architecture and batch x heads alone,
+// judged as if the query sequence were kAttentionPolicySeq long on a GPU of kAttentionPolicySms
+// SMs (an H100 / H200): every call of one engine at any sequence length then takes one kernel, the
+// one planned at context creation (a dynamic sequence never meets a kernel that was not compiled
+// and loaded before its first call), and planning without a GPU (`kiln cache warm --arch`)
+// chooses what the device will.
 inline constexpr int64_t kAttentionPolicySeq = 128;
+inline constexpr int64_t kAttentionPolicySms = 132;
 
 // Rows per warp: the most (fewer loads of K and V per row) that still gives at least one block
 // per SM, else 1.
-int attention_rows_per_warp(int64_t batch_heads, int multiprocessors);
+int attention_rows_per_warp(int64_t batch_heads);
 
 std::string attention_key(const AttentionSpec& spec);
 // Errors: kUnsupported for another dtype, a head dim outside 1..128 or another rows_per_warp.

@@ -73,10 +73,10 @@ class AttentionHandler final : public OpHandler {
       spec.dim_v = static_cast<int>(g.dim_v);
       const int64_t bh = g.batch * g.heads;
       const DeviceInfo& dev = ctx.device();
-      spec.mma = k::attention_use_mma(dt, dev.sm, bh, dev.multiprocessors);
+      spec.mma = k::attention_use_mma(dt, dev.sm, bh);
       if (const KernelChoice c = kernel_choice(); c != KernelChoice::kAuto)
         spec.mma = c == KernelChoice::kMma && dt != DType::kF32 && dev.sm >= 80;
-      spec.rows_per_warp = spec.mma ? 1 : k::attention_rows_per_warp(bh, dev.multiprocessors);
+      spec.rows_per_warp = spec.mma ? 1 : k::attention_rows_per_warp(bh);
       // 16-byte staging loads when every operand's features are contiguous and each row starts
       // on a multiple of the vector width (packed QKV projections do); the pointers' alignment
       // is checked per call, so one kernel serves aligned and unaligned callers.
