@@ -33,6 +33,63 @@ bool attention_use_mma(DType dtype, int sm, int64_t batch_heads) {
 
 namespace {
 
+// Both kernel forms stage K and V tiles the same way: per thread, a fixed number of 16-byte
+// vectors (VEC, when the call's pointers are aligned) or of elements, loaded into registers for
+// the tile starting at key j0 (zeros past the sequence) before any of them is stored.
+constexpr const char* kTileLoads = R"(#if VEC
+  uint4 kr4[KU], vr4[VU];
+#endif
+  T krs[KS], vrs[VS];
+  auto load_tile = [&](long long j0) {
+#if VEC
+    if (vec) {
+#pragma unroll
+      for (int i = 0; i < KU; ++i) {
+        const int u = i * 128 + tid, j = u / (DQ / VW), c = u - j * (DQ / VW);
+        const long long jj = j0 + j;
+        kr4[i] = (u < 32 * (DQ / VW) && jj < a.seq_k) ? *(const uint4*)(kb + jj * a.st[1][2] + c * VW)
+                                                       : make_uint4(0u, 0u, 0u, 0u);
+      }
+#pragma unroll
+      for (int i = 0; i < VU; ++i) {
+        const int u = i * 128 + tid, j = u / (DV / VW), c = u - j * (DV / VW);
+        const long long jj = j0 + j;
+        vr4[i] = (u < 32 * (DV / VW) && jj < a.seq_k) ? *(const uint4*)(vb + jj * a.st[2][2] + c * VW)
+                                                       : make_uint4(0u, 0u, 0u, 0u);
+      }
+      return;
+    }
+#endif
+#pragma unroll
+    for (int i = 0; i < KS; ++i) {
+      const int e = i * 128 + tid, j = e / DQ, c = e - j * DQ;
+      const long long jj = j0 + j;
+      krs[i] = (e < 32 * DQ && jj < a.seq_k) ? kb[jj * a.st[1][2] + c * a.st[1][3]] : (T)0;
+    }
+#pragma unroll
+    for (int i = 0; i < VS; ++i) {
+      const int e = i * 128 + tid, j = e / DV, c = e - j * DV;
+      const long long jj = j0 + j;
+      vrs[i] = (e < 32 * DV && jj < a.seq_k) ? vb[jj * a.st[2][2] + c * a.st[2][3]] : (T)0;
+    }
+  };
+)";
+
+// The kernels' argument struct (AttentionArgs on the host) and, per thread and key tile, the
+// elements (KS, VS) or 16-byte vectors of VW elements (KU, VU) it stages.
+constexpr const char* kArgsAndCounts = R"(#define KS ((32 * DQ + 127) / 128)
+#define VS ((32 * DV + 127) / 128)
+#define KU ((32 * (DQ / VW) + 127) / 128)
+#define VU ((32 * (DV / VW) + 127) / 128)
+struct KilnAttention {
+  long long heads, seq_q, seq_k, tiles;
+  long long off[4];
+  long long st[4][4];
+  float scale;
+  int aligned;
+};
+)";
+
 // The tensor-core form (AttentionSpec::mma): f16 / bf16 operands, m16n8k16 MMAs with f32
 // accumulation. A warp owns 16 query rows (a block 64); per tile of 32 keys it computes its
 // 16 x 32 scores as 4 x (D16 / 16) MMAs from Q fragments held in registers and K rows in shared
@@ -48,7 +105,7 @@ Result<KernelSource> attention_mma_source(const AttentionSpec& s) {
   std::string src(prelude());
   src += "typedef unsigned short T;\n";
   src += "#define DQ " + std::to_string(s.dim) + "\n#define DV " + std::to_string(s.dim_v) + "\n#define VEC " +
-         (s.vector ? "1" : "0") + "\n";
+         (s.vector ? "1" : "0") + "\n#define VW 8\n";
   src += "#define LOAD(x) " + load_expr(d, "(x)") + "\n";
   src += "__device__ __forceinline__ unsigned int kiln_pack(float lo, float hi) {\n"
          "  unsigned int r; asm(\"cvt.rn." + ab + "x2.f32 %0, %1, %2;\" : \"=r\"(r) : \"f\"(hi), \"f\"(lo)); return r;\n}\n";
@@ -63,18 +120,8 @@ Result<KernelSource> attention_mma_source(const AttentionSpec& s) {
 // fragment load fall in different banks.
 #define QP (D16 + 8)
 #define VP (32 + 8)
-#define KU ((32 * (DQ / 8) + 127) / 128)
-#define VU ((32 * (DV / 8) + 127) / 128)
-#define KS ((32 * DQ + 127) / 128)
-#define VS ((32 * DV + 127) / 128)
-struct KilnAttention {
-  long long heads, seq_q, seq_k, tiles;
-  long long off[4];
-  long long st[4][4];
-  float scale;
-  int aligned;
-};
 )";
+  src += kArgsAndCounts;
   src += "extern \"C\" __global__ void __launch_bounds__(128) " + name +
          "(T* __restrict__ out, const T* __restrict__ q, const T* __restrict__ k, const T* __restrict__ v,"
          " KilnAttention a) {\n";
@@ -126,44 +173,9 @@ struct KilnAttention {
       if (e < 64 * DQ) qsm[row * QP + c] = r[i];
     }
   }
-#if VEC
-  uint4 kr4[KU], vr4[VU];
-#endif
-  T krs[KS], vrs[VS];
-  auto load_tile = [&](long long j0) {
-#if VEC
-    if (vec) {
-#pragma unroll
-      for (int i = 0; i < KU; ++i) {
-        const int u = i * 128 + tid, j = u / (DQ / 8), c = u - j * (DQ / 8);
-        const long long jj = j0 + j;
-        kr4[i] = (u < 32 * (DQ / 8) && jj < a.seq_k) ? *(const uint4*)(kb + jj * a.st[1][2] + c * 8)
-                                                      : make_uint4(0u, 0u, 0u, 0u);
-      }
-#pragma unroll
-      for (int i = 0; i < VU; ++i) {
-        const int u = i * 128 + tid, j = u / (DV / 8), c = u - j * (DV / 8);
-        const long long jj = j0 + j;
-        vr4[i] = (u < 32 * (DV / 8) && jj < a.seq_k) ? *(const uint4*)(vb + jj * a.st[2][2] + c * 8)
-                                                      : make_uint4(0u, 0u, 0u, 0u);
-      }
-      return;
-    }
-#endif
-#pragma unroll
-    for (int i = 0; i < KS; ++i) {
-      const int e = i * 128 + tid, j = e / DQ, c = e - j * DQ;
-      const long long jj = j0 + j;
-      krs[i] = (e < 32 * DQ && jj < a.seq_k) ? kb[jj * a.st[1][2] + c * a.st[1][3]] : (T)0;
-    }
-#pragma unroll
-    for (int i = 0; i < VS; ++i) {
-      const int e = i * 128 + tid, j = e / DV, c = e - j * DV;
-      const long long jj = j0 + j;
-      vrs[i] = (e < 32 * DV && jj < a.seq_k) ? vb[jj * a.st[2][2] + c * a.st[2][3]] : (T)0;
-    }
-  };
-  auto store_tile = [&]() {
+)";
+  src += kTileLoads;
+  src += R"(  auto store_tile = [&]() {
 #if VEC
     if (vec) {
 #pragma unroll
@@ -341,21 +353,11 @@ Result<KernelSource> attention_source(const AttentionSpec& s) {
 #define KP4 ((DQ4 & 1) ? DQ4 : DQ4 + 1)
 #define NV ((DV + 31) / 32)
 #define ROWS (4 * RW)
-// Per thread and key tile: scalar elements (KS, VS) or 16-byte vectors (KU, VU) it stages.
-#define KS ((32 * DQ + 127) / 128)
-#define VS ((32 * DV + 127) / 128)
-#define KU ((32 * (DQ / VW) + 127) / 128)
-#define VU ((32 * (DV / VW) + 127) / 128)
+// Per thread: the Q elements (QS) or 16-byte vectors (QU) it stages.
 #define QS ((ROWS * DQ + 127) / 128)
 #define QU ((ROWS * (DQ / VW) + 127) / 128)
-struct KilnAttention {
-  long long heads, seq_q, seq_k, tiles;
-  long long off[4];
-  long long st[4][4];
-  float scale;
-  int aligned;
-};
 )";
+  src += kArgsAndCounts;
   src += "extern \"C\" __global__ void __launch_bounds__(128) " + name +
          "(T* __restrict__ out, const T* __restrict__ q, const T* __restrict__ k, const T* __restrict__ v,"
          " KilnAttention a) {\n";
@@ -411,44 +413,9 @@ struct KilnAttention {
       if (e < ROWS * DQ) qf[row * DQ4 * 4 + c] = LOAD(r[i]);
     }
   }
-#if VEC
-  uint4 kr4[KU], vr4[VU];
-#endif
-  T krs[KS], vrs[VS];
-  auto load_tile = [&](long long j0) {
-#if VEC
-    if (vec) {
-#pragma unroll
-      for (int i = 0; i < KU; ++i) {
-        const int u = i * 128 + tid, j = u / (DQ / VW), c = u - j * (DQ / VW);
-        const long long jj = j0 + j;
-        kr4[i] = (u < 32 * (DQ / VW) && jj < a.seq_k) ? *(const uint4*)(kb + jj * a.st[1][2] + c * VW)
-                                                       : make_uint4(0u, 0u, 0u, 0u);
-      }
-#pragma unroll
-      for (int i = 0; i < VU; ++i) {
-        const int u = i * 128 + tid, j = u / (DV / VW), c = u - j * (DV / VW);
-        const long long jj = j0 + j;
-        vr4[i] = (u < 32 * (DV / VW) && jj < a.seq_k) ? *(const uint4*)(vb + jj * a.st[2][2] + c * VW)
-                                                       : make_uint4(0u, 0u, 0u, 0u);
-      }
-      return;
-    }
-#endif
-#pragma unroll
-    for (int i = 0; i < KS; ++i) {
-      const int e = i * 128 + tid, j = e / DQ, c = e - j * DQ;
-      const long long jj = j0 + j;
-      krs[i] = (e < 32 * DQ && jj < a.seq_k) ? kb[jj * a.st[1][2] + c * a.st[1][3]] : (T)0;
-    }
-#pragma unroll
-    for (int i = 0; i < VS; ++i) {
-      const int e = i * 128 + tid, j = e / DV, c = e - j * DV;
-      const long long jj = j0 + j;
-      vrs[i] = (e < 32 * DV && jj < a.seq_k) ? vb[jj * a.st[2][2] + c * a.st[2][3]] : (T)0;
-    }
-  };
-  auto store_tile = [&]() {
+)";
+  src += kTileLoads;
+  src += R"(  auto store_tile = [&]() {
 #if VEC
     if (vec) {
 #pragma unroll
