@@ -122,8 +122,13 @@ def scenario_tables(rows: List[dict]) -> str:
                 shapes.append(r["shape"])
         out.append(f"### dynamic shapes ({model}): new shapes in order; first call / steady p50, ms\n")
         if any("settle_ms" in r for r in mrows):
+            lead = max((r.get("lead_calls", 0) for r in mrows), default=0)
             out.append("Each process first makes one untimed call at a size outside the sweep (start-up is "
-                       "the start-up table's business); kiln_static builds a fresh engine per shape. The first "
+                       "the start-up table's business)" +
+                       (f", then (for kiln once its background work is done) {lead} more at that size, so that "
+                        "the first shape's first call, like every later one, follows calls at the previous "
+                        "size and not an idle GPU" if lead else "") +
+                       "; kiln_static builds a fresh engine per shape. The first "
                        "call is one sample; steady is the p50 of 100 calls after 5 warm-up calls (--quick; "
                        "300 otherwise). For "
                        "kiln, steady state is measured once no specialisation is pending (after lazy's "

@@ -37,6 +37,7 @@ def _dyn_shape(model: str, n: int):
 # One untimed call at this size before the sweep, for every system but kiln_static: process and
 # context start-up are the startup scenario's business, the sweep measures new shapes.
 DYNAMIC_WARMUP = {"mlp": 2, "encoder_l4_d256": 320}
+DYNAMIC_LEAD_CALLS = 30
 
 
 def _dyn_profile(model: str):
@@ -64,10 +65,18 @@ def child_dynamic(model_name: str, system: str, steps: List[int], steady_iters: 
     kiln_run = system.startswith("kiln_")
     with torch.inference_mode():
         if system != "kiln_static":
-            run(torch.randn(_dyn_shape(model_name, DYNAMIC_WARMUP[model_name]), device="cuda"))
+            xw = torch.randn(_dyn_shape(model_name, DYNAMIC_WARMUP[model_name]), device="cuda")
+            run(xw)
             torch.cuda.synchronize()
             if kiln_run:
                 S.settle(run)
+            # Every later step's first call comes right after the previous step's timed calls; step
+            # 0's comes after as many calls at the warm-up shape, not after settle's idle wait (an idle
+            # GPU drops to its idle clock within ~100 ms, and a call after that costs 1.5-2.5x steady
+            # at a shape already seen: bench/results/h200-2026-11-29-session12, cold_probe.py).
+            for _ in range(DYNAMIC_LEAD_CALLS):
+                run(xw)
+            torch.cuda.synchronize()
         for step, n in enumerate(steps):
             x = torch.randn(_dyn_shape(model_name, n), device="cuda")
             if system == "kiln_static":  # a fresh engine per shape; its build is not timed
@@ -81,7 +90,8 @@ def child_dynamic(model_name: str, system: str, steps: List[int], steady_iters: 
                                                 max_seconds=0))
             row = {"scenario": "dynamic", "model": model_name, "system": system, "step": step,
                    "shape": "x".join(map(str, _dyn_shape(model_name, n))), "first_ms": first,
-                   "settle_ms": settle, "p50_ms": t["p50_ms"], "p99_ms": t["p99_ms"], "status": "ok"}
+                   "settle_ms": settle, "p50_ms": t["p50_ms"], "p99_ms": t["p99_ms"], "status": "ok",
+                   "lead_calls": DYNAMIC_LEAD_CALLS if system != "kiln_static" else 0}
             if system == "kiln_lazy":
                 row.update(_beside_static(onnx, model_name, n, run, x))
             rows.append(row)

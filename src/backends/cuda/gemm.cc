@@ -188,7 +188,7 @@ GemmRunner::~GemmRunner() {
 
 Result<GemmRunner::SplitScratch> GemmRunner::split_scratch() {
   constexpr size_t kCounterBytes = kernels::kGemmSplitScratchTiles * sizeof(unsigned);
-  constexpr size_t kPartialBytes = size_t{kernels::kGemmSplitScratchTiles} * 2048 * sizeof(float);
+  constexpr size_t kPartialBytes = size_t{kernels::kGemmSplitScratchTiles} * kernels::kGemmPartialFloats * sizeof(float);
   if (!split_scratch_) {
     KILN_ASSIGN_OR_RETURN(std::shared_ptr<void> mem, pool_->alloc_bytes(kCounterBytes + kPartialBytes, stream_));
     KILN_CUDA_RETURN_IF_ERROR(cudaMemsetAsync(mem.get(), 0, kCounterBytes, stream_->get()),

@@ -108,34 +108,39 @@ TEST(GemmBridgeTest, BridgeTakesFloatProblemsWithinTheGrid) {
   EXPECT_TRUE(gemm_bridge_supported(g));
 }
 
-// Split K only where the output tiles leave most of the GPU idle, in whole K steps that cover k
-// exactly, never beyond the stream's scratch.
+// Split K only where the output tiles leave SMs idle, into about two blocks per SM, in whole K steps
+// of at least two tile depths that cover k exactly, never beyond the stream's scratch.
 TEST(GemmBridgeTest, SplitsKOnlyForProblemsThatLeaveTheGpuIdle) {
   using kernels::gemm_split;
   using kernels::kGemmTileK;
   const int sms = 132;
-  // The benchmark encoder at seq 16: FFN down-projection, 4 tiles of 32x64 over K = 1024.
-  kernels::GemmSplit s = gemm_split(4, 1024, sms);
-  EXPECT_EQ(s.splits, 8);
-  EXPECT_EQ(s.kc, 128);
-  // QKV projection at seq 16: 12 tiles, K = 256: two splits of 128.
-  s = gemm_split(12, 256, sms);
-  EXPECT_EQ(s.splits, 2);
-  EXPECT_EQ(s.kc, 128);
-  // Enough tiles already, or K too short to split: one pass over K.
-  for (auto [tiles, k] : {std::pair<long long, long long>{160, 1024}, {67, 4096}, {4, 224}, {4, 0}, {0, 1024}}) {
+  // The benchmark encoder at seq 16: FFN down-projection, 8 tiles of 32x32 over K = 1024.
+  kernels::GemmSplit s = gemm_split(8, 1024, sms);
+  EXPECT_EQ(s.splits, 16);
+  EXPECT_EQ(s.kc, 64);
+  // QKV projection at seq 16: 24 tiles, K = 256: four splits of 64.
+  s = gemm_split(24, 256, sms);
+  EXPECT_EQ(s.splits, 4);
+  EXPECT_EQ(s.kc, 64);
+  // At seq 112: 96 tiles, three splits (of 96, 96 and 64).
+  s = gemm_split(96, 256, sms);
+  EXPECT_EQ(s.splits, 3);
+  EXPECT_EQ(s.kc, 96);
+  // A tile per SM already, or K too short to split: one pass over K.
+  for (auto [tiles, k] : {std::pair<long long, long long>{132, 1024}, {240, 256}, {400, 4096}, {4, 127}, {4, 0}, {0, 1024}}) {
     s = gemm_split(tiles, k, sms);
     EXPECT_EQ(s.splits, 1) << tiles << " tiles, k " << k;
     EXPECT_EQ(s.kc, k) << tiles << " tiles, k " << k;
   }
-  for (long long tiles = 1; tiles <= 66; ++tiles) {
-    for (long long k : {256LL, 257LL, 1000LL, 1024LL, 4097LL, 1LL << 20}) {
+  for (long long tiles = 1; tiles < sms; ++tiles) {
+    for (long long k : {128LL, 200LL, 256LL, 257LL, 1000LL, 1024LL, 4097LL, 1LL << 20}) {
       s = gemm_split(tiles, k, sms);
       ASSERT_GE(s.splits, 1);
       EXPECT_LE(s.splits, 16);
       EXPECT_LE(s.splits * tiles, kernels::kGemmSplitScratchTiles) << tiles << " tiles, k " << k;
       if (s.splits == 1) continue;
       EXPECT_EQ(s.kc % kGemmTileK, 0);
+      EXPECT_GE(s.kc, 2 * kGemmTileK) << "every split at least two steps of K";
       EXPECT_LT((s.splits - 1) * s.kc, k) << "every split has work";
       EXPECT_GE(s.splits * s.kc, k) << "the splits cover k";
     }

@@ -9,13 +9,13 @@
 //    long long k, long long lda, long long ldb, long long ldd, long long stride_a,
 //    long long stride_b, long long stride_d, float alpha, float beta,
 //    float* ws, unsigned* counters, int splits, long long kc)
-// Grid (ceil(n / 64), ceil(m / 32), batch * splits), 256 threads: a 32x64 tile of D per block,
+// Grid (ceil(n / 32), ceil(m / 32), batch * splits), 128 threads: a 32x32 tile of D per block,
 // 2x4 outputs per thread, K in steps of 32 through shared memory with the next step's loads in
-// flight. Split K (splits > 1, for problems too small to fill the GPU): block z covers K range
-// [s * kc, (s + 1) * kc) of batch z / splits, s = z % splits, writes its partial tile to
-// ws[tile * splits + s] (2048 floats each; tile = (batch * gridDim.y + y) * gridDim.x + x), and
-// the last of a tile's blocks to finish (counted in counters[tile], which must start at 0 and which
-// it resets) sums the partials in split order - deterministic - and applies the epilogue.
+// flight. Split K (splits > 1, for problems with fewer tiles than SMs): block z covers
+// K range [s * kc, (s + 1) * kc) of batch z / splits, s = z % splits, writes its partial tile to
+// ws[tile * splits + s] (kGemmPartialFloats floats each; tile = (batch * gridDim.y + y) * gridDim.x
+// + x), and the last of a tile's blocks to finish (counted in counters[tile], which must start at 0
+// and which it resets) sums the partials in split order - deterministic - and applies the epilogue.
 #pragma once
 
 #include <cstdint>
@@ -39,16 +39,21 @@ struct GemmKernelSpec {
 };
 
 inline constexpr int kGemmTileM = 32;
-inline constexpr int kGemmTileN = 64;
+inline constexpr int kGemmTileN = 32;
 inline constexpr int kGemmTileK = 32;
-inline constexpr int kGemmThreads = 256;
-// Split K: the scratch a stream keeps for it holds this many partial tiles (2048 floats each)
-// and as many tile counters; splits * tiles never exceeds it.
-inline constexpr int kGemmSplitScratchTiles = 256;
+inline constexpr int kGemmThreads = 128;
+inline constexpr int kGemmPartialFloats = kGemmTileM * kGemmTileN;
+// Split K: the scratch a stream keeps for it holds this many partial tiles (kGemmPartialFloats
+// floats each) and as many tile counters; splits * tiles never exceeds it.
+inline constexpr int kGemmSplitScratchTiles = 512;
 
-// How many K splits a problem of `tiles` output tiles (over all batches) and depth k gets: enough
-// blocks to fill about `multiprocessors` SMs, each split at least 4 steps of K, at most 16.
-// Returns 1 (no split) for problems that fill the GPU already.
+// How many K splits a problem of `tiles` output tiles (over all batches) and depth k gets: about
+// two blocks per SM of `multiprocessors`, each split at least 2 steps of K, at most 16. Returns 1
+// (no split) for problems with a tile per SM already. (Session 13 on the H200, gemm_probe.py over
+// the benchmark encoder's GEMM problems at M = 112 and 304: against gemm_split's earlier rule, at
+// least 4 steps per split and blocks for one SM each, this took 8.7 instead of 9.4 us at 96 tiles,
+// 9.9 instead of 12.5 at 32 tiles over K = 1024; splitting 240 tiles in two cost 15.8 against 13.8
+// unsplit.)
 struct GemmSplit {
   int splits = 1;
   long long kc = 0;  // K per split, a multiple of kGemmTileK (k itself when splits == 1)

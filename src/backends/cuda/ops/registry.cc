@@ -125,7 +125,8 @@ Status RunContext::launch_gemm_bridge(cudaKernel_t kernel, const GemmDesc& g, co
   const long long tiles_m = (g.m + kernels::kGemmTileM - 1) / kernels::kGemmTileM;
   const uint64_t t0 = profile_on_ ? profile_now_ns() : 0;
   // Small problems split K over more blocks (kernels/gemm.h), using the stream's scratch. A split
-  // problem has fewer tiles than half the SMs, so batch * splits stays far below gridDim.z's limit.
+  // problem has fewer tiles than SMs and at most 16 splits, so batch * splits stays far
+  // below gridDim.z's limit.
   kernels::GemmSplit split = kernels::gemm_split(tiles_n * tiles_m * g.batch, g.k, device_.multiprocessors);
   GemmRunner::SplitScratch scratch;
   if (split.splits > 1) {
