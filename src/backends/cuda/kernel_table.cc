@@ -5,6 +5,7 @@
 #include <memory>
 #include <mutex>
 #include <shared_mutex>
+#include <string_view>
 #include <unordered_map>
 
 #include "backends/cuda/device.h"
@@ -22,9 +23,37 @@ struct Entry {
 
 }  // namespace
 
+// A variant's place in the table: (target SM, variant key). Lookups pass a string_view of the key
+// (heterogeneous lookup): no key text is copied or concatenated per launch.
+struct VariantId {
+  int sm;
+  std::string key;
+};
+struct VariantView {
+  int sm;
+  std::string_view key;
+};
+struct VariantHash {
+  using is_transparent = void;
+  size_t operator()(const VariantView& v) const {
+    return std::hash<std::string_view>{}(v.key) ^ (static_cast<size_t>(v.sm) * 0x9e3779b97f4a7c15ull);
+  }
+  size_t operator()(const VariantId& v) const { return (*this)(VariantView{v.sm, v.key}); }
+};
+struct VariantEq {
+  using is_transparent = void;
+  static VariantView view(const VariantId& v) { return {v.sm, v.key}; }
+  static VariantView view(const VariantView& v) { return v; }
+  template <typename A, typename B>
+  bool operator()(const A& a, const B& b) const {
+    const VariantView x = view(a), y = view(b);
+    return x.sm == y.sm && x.key == y.key;
+  }
+};
+
 struct KernelTable::Impl {
   std::shared_mutex mu;
-  std::unordered_map<std::string, std::shared_ptr<Entry>> by_variant;  // "<sm>|<variant key>"
+  std::unordered_map<VariantId, std::shared_ptr<Entry>, VariantHash, VariantEq> by_variant;
   std::mutex cache_mu;
   std::map<CacheKey, cudaKernel_t> by_cache_key;  // identical sources load once
   std::atomic<uint64_t> compiles{0}, hits{0}, loads{0};
@@ -46,9 +75,8 @@ KernelTable& KernelTable::global() {
 }
 
 std::optional<cudaKernel_t> KernelTable::find(std::string_view variant_key, int sm) const {
-  std::string key = std::to_string(sm) + "|" + std::string(variant_key);
   std::shared_lock<std::shared_mutex> lock(impl_->mu);
-  auto it = impl_->by_variant.find(key);
+  auto it = impl_->by_variant.find(VariantView{sm, variant_key});
   if (it == impl_->by_variant.end() || !it->second->done.load(std::memory_order_acquire) ||
       !it->second->status.ok())
     return std::nullopt;
@@ -67,11 +95,10 @@ Result<cudaKernel_t> KernelTable::get_cached(std::string_view variant_key, int s
 
 Result<cudaKernel_t> KernelTable::lookup_or_build(std::string_view variant_key, int sm, const Builder& build,
                                                   RuntimeCache* cache, JitCounters* counters, bool compile) {
-  std::string key = std::to_string(sm) + "|" + std::string(variant_key);
   std::shared_ptr<Entry> e;
   {
     std::shared_lock<std::shared_mutex> lock(impl_->mu);
-    auto it = impl_->by_variant.find(key);
+    auto it = impl_->by_variant.find(VariantView{sm, variant_key});
     if (it != impl_->by_variant.end()) e = it->second;
   }
   if (e && e->done.load(std::memory_order_acquire)) {
@@ -81,9 +108,10 @@ Result<cudaKernel_t> KernelTable::lookup_or_build(std::string_view variant_key, 
   }
   if (!e) {
     std::unique_lock<std::shared_mutex> lock(impl_->mu);
-    auto& slot = impl_->by_variant[key];
-    if (!slot) slot = std::make_shared<Entry>();
-    e = slot;
+    auto it = impl_->by_variant.find(VariantView{sm, variant_key});
+    if (it == impl_->by_variant.end())
+      it = impl_->by_variant.emplace(VariantId{sm, std::string(variant_key)}, std::make_shared<Entry>()).first;
+    e = it->second;
   }
   std::lock_guard<std::mutex> lock(e->mu);
   if (e->done) {

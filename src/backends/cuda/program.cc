@@ -291,7 +291,12 @@ class CudaProgram final : public BackendProgram, public GraphTarget {
                 !output_buffers.empty()};
     WalkFacts facts;
     KILN_RETURN_IF_ERROR(walk(env, inputs, outputs, &facts));
+    const uint64_t t_learn = host_profile_enabled() ? now_ns() : 0;
     graphs_->learn(inputs, facts);
+    if (t_learn) {
+      std::lock_guard<std::mutex> lock(mu_);
+      host_ns_["learn"] += now_ns() - t_learn;
+    }
     if (!sync) return Status();
     const uint64_t t0 = host_profile_enabled() ? now_ns() : 0;
     Status s = finish(slot);
@@ -554,6 +559,8 @@ class CudaProgram final : public BackendProgram, public GraphTarget {
       host_ns_["ctx.cudaLaunchKernel"] += ctx.profile().launch_ns;
       host_ns_["ctx.gemm"] += ctx.profile().gemm_ns;
       host_ns_["ctx.cudnn"] += ctx.profile().library_ns;
+      host_ns_["ctx.plan"] += ctx.profile().plan_ns;
+      host_ns_["ctx.gemm_bridge_checks"] += ctx.profile().bridge_ns;
       for (const auto& [op, ns] : node_ns) host_ns_["op." + op] += ns;
     }
     return Status();

@@ -93,7 +93,7 @@ for M in Ms:
             f(); err = float(cp.abs(Dm - ref).max()); assert err < 1e-3, err
             if ported:  # the kernel as gemm_kernel_source now writes it, split as gemm_split() now picks
                 tiles = -(-N // 32) * -(-M // 32)
-                s, kc = policy(tiles, K, 2, 2.0) if tiles < 2 * SMS else (1, K)
+                s, kc = policy(tiles, K, 2, 2.0) if tiles < SMS else (1, K)
                 args = (A, B, Dm, bias, np.uint64(0), np.int64(M), np.int64(N), np.int64(K), np.int64(K), np.int64(K if tb else N),
                         np.int64(N), np.int64(0), np.int64(0), np.int64(0), np.float32(1), np.float32(0), ws, ctr, np.int32(s), np.int64(kc))
                 f = lambda: ported[tb]((-(-N // 32), -(-M // 32), s), (128,), args)

@@ -20,10 +20,18 @@ struct AttentionLaunch {
   k::AttentionArgs args;
   Dims out_dims;
   unsigned grid = 0;
-  KernelVariant variant;
+  std::shared_ptr<const KernelVariant> variant;
+};
+
+// What a node's first call at a new shape reuses from its other shapes: the parsed attributes
+// (they depend on the input ranks alone) and the kernel variant of each form it has chosen.
+struct AttentionFixed {
+  ir::AttentionAttrs attrs;
 };
 
 constexpr uint32_t kAttentionKind = 0x41540000;
+constexpr uint32_t kAttentionAttrsKind = 0x41410000;
+constexpr uint32_t kAttentionVariantKind = 0x41560000;
 
 // KILN_ATTENTION_KERNEL=simt|mma (read once) overrides attention_use_mma: a diagnosis knob, to
 // measure one kernel form against the other at the same shapes (docs/cuda_backend.md).
@@ -60,8 +68,18 @@ class AttentionHandler final : public OpHandler {
       if (std::shared_ptr<const void> v = memo->find(kAttentionKind, sig))
         plan = std::static_pointer_cast<const AttentionLaunch>(v);
     if (!plan) {
+      const uint64_t t_plan = ctx.profile_start();
       const int64_t ranks[3] = {in[0].rank(), in[1].rank(), in[2].rank()};
-      KILN_ASSIGN_OR_RETURN(ir::AttentionAttrs attrs, ir::attention_attrs(ctx.node(), ranks));
+      std::shared_ptr<const AttentionFixed> fixed;
+      if (memo)
+        if (std::shared_ptr<const void> v = memo->find(kAttentionAttrsKind, ranks))
+          fixed = std::static_pointer_cast<const AttentionFixed>(v);
+      if (!fixed) {
+        KILN_ASSIGN_OR_RETURN(ir::AttentionAttrs parsed, ir::attention_attrs(ctx.node(), ranks));
+        fixed = std::make_shared<const AttentionFixed>(AttentionFixed{std::move(parsed)});
+        if (memo) memo->put(kAttentionAttrsKind, std::vector<int64_t>(ranks, ranks + 3), fixed);
+      }
+      const ir::AttentionAttrs& attrs = fixed->attrs;
       KILN_ASSIGN_OR_RETURN(ir::AttentionGeometry g,
                             ir::attention_geometry(ctx.node(), attrs, in[0].dims(), in[1].dims(), in[2].dims()));
       if (g.dim > ir::kMaxAttentionHeadDim || g.dim_v > ir::kMaxAttentionHeadDim)
@@ -101,9 +119,19 @@ class AttentionHandler final : public OpHandler {
       if (blocks > 0x7fffffff) return unsupported(ctx.where() + ": too many blocks for one launch");
       p->grid = static_cast<unsigned>(blocks);
       p->out_dims = g.out_dims;
-      p->variant = KernelVariant{k::attention_key(spec), [spec] { return k::attention_source(spec); }, {}, {}};
+      const int64_t vsig[6] = {static_cast<int64_t>(spec.dtype), spec.dim, spec.dim_v, spec.mma ? 1 : 0,
+                               spec.rows_per_warp, spec.vector ? 1 : 0};
+      if (memo)
+        if (std::shared_ptr<const void> v = memo->find(kAttentionVariantKind, vsig))
+          p->variant = std::static_pointer_cast<const KernelVariant>(v);
+      if (!p->variant) {
+        p->variant = std::make_shared<const KernelVariant>(
+            KernelVariant{k::attention_key(spec), [spec] { return k::attention_source(spec); }, {}, {}});
+        if (memo) memo->put(kAttentionVariantKind, std::vector<int64_t>(vsig, vsig + 6), p->variant);
+      }
       if (memo) memo->put(kAttentionKind, sig, p);
       plan = std::move(p);
+      ctx.add_plan_ns(t_plan);
     }
     KILN_ASSIGN_OR_RETURN(Tensor y, ctx.alloc(dt, plan->out_dims));
     if (plan->grid > 0 && y.numel() > 0) {
@@ -118,7 +146,7 @@ class AttentionHandler final : public OpHandler {
         const auto aligned = [](const void* p) { return (reinterpret_cast<uintptr_t>(p) & 15) == 0; };
         a.aligned = aligned(qp) && aligned(kp) && aligned(vp) ? 1 : 0;
         void* args[] = {&yp, &qp, &kp, &vp, &a};
-        KILN_RETURN_IF_ERROR(ctx.launch(plan->variant, plan->grid, k::kAttentionThreads, args));
+        KILN_RETURN_IF_ERROR(ctx.launch(*plan->variant, plan->grid, k::kAttentionThreads, args));
       }
     }
     out[0] = y;

@@ -136,7 +136,12 @@ class RunContext {
   struct HostProfile {
     uint64_t alloc_ns = 0, lookup_ns = 0, launch_ns = 0, gemm_ns = 0;
     uint64_t library_ns = 0;  // cuDNN calls
+    uint64_t plan_ns = 0;     // node memo misses: launches planned afresh (a new shape's first call)
+    uint64_t bridge_ns = 0;   // the GEMM bridge's bookkeeping before its launch (problem key, states)
   };
+  // A timestamp for add_plan_ns (0 when not profiling), and plan_ns's share of the time since it.
+  uint64_t profile_start() const;
+  void add_plan_ns(uint64_t t0);
   void enable_profile() { profile_on_ = true; }
   bool profiling() const { return profile_on_; }
   void add_library_ns(uint64_t ns) { profile_.library_ns += ns; }

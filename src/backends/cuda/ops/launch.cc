@@ -104,10 +104,20 @@ struct EwLaunch {
   bool flat = true;
   k::StridedArgs st{};
   unsigned grid = 0;
-  KernelVariant variant;
+  std::shared_ptr<const KernelVariant> variant;
 };
 
-constexpr uint32_t kEwLaunchKind = 0x45570000;  // + the launch's ordinal within its node
+// The generic kernel of a launch (key and source builder): it depends on the op, program,
+// attributes, dtypes and layout class but not on dims or strides, so a node's first call at a new
+// shape takes it from the memo and builds no key text (a fused program's key runs to kilobytes).
+struct EwGeneric {
+  std::string op;
+  std::vector<k::FusedKernelStep> program;
+  std::shared_ptr<const KernelVariant> variant;  // not specialisable
+};
+
+constexpr uint32_t kEwLaunchKind = 0x45570000;   // + the launch's ordinal within its node
+constexpr uint32_t kEwGenericKind = 0x47450000;  // + the same ordinal
 constexpr int kEwBlock = 256;
 
 // Launches the kernel of `spec` (op or program and output set; inputs, layout and index width
@@ -142,6 +152,7 @@ Status launch_spec(RunContext& ctx, k::ElementwiseSpec spec, void* out, const Di
     }
   }
   if (!plan) {
+    const uint64_t t_plan = ctx.profile_start();
     auto e = std::make_shared<EwLaunch>();
     e->op = spec.op;
     e->program = spec.program;
@@ -195,16 +206,42 @@ Status launch_spec(RunContext& ctx, k::ElementwiseSpec spec, void* out, const Di
     e->flat = flat;
     e->st = st;
     e->grid = k::grid_for(n, kEwBlock, ctx.device().multiprocessors);
-    std::string key = k::elementwise_key(spec);
-    KernelTable::Builder build = [spec = std::move(spec)] { return k::elementwise_source(spec); };
+    // The generic kernel: from the memo when this node launched it at another shape.
+    thread_local std::vector<int64_t> gsig;
+    gsig.clear();
+    gsig.push_back(static_cast<int64_t>(spec.output));
+    gsig.push_back(static_cast<int64_t>(spec.layout));
+    gsig.push_back(spec.wide_index ? 1 : 0);
+    for (DType d : spec.inputs) gsig.push_back(static_cast<int64_t>(d));
+    for (bool b : spec.scalar_inputs) gsig.push_back(b ? 1 : 0);
+    gsig.push_back(static_cast<int64_t>(spec.attrs.size()));
+    for (double a : spec.attrs) gsig.push_back(std::bit_cast<int64_t>(a));
+    std::shared_ptr<const KernelVariant> generic;
+    const uint32_t gkind = kEwGenericKind + (kind - kEwLaunchKind);
+    if (memo)
+      if (std::shared_ptr<const void> v = memo->find(gkind, gsig)) {
+        auto g = std::static_pointer_cast<const EwGeneric>(v);
+        if (g->op == spec.op && g->program == spec.program) generic = g->variant;
+      }
+    if (!generic) {
+      auto g = std::make_shared<EwGeneric>();
+      g->op = spec.op;
+      g->program = spec.program;
+      std::string key = k::elementwise_key(spec);
+      g->variant = std::make_shared<const KernelVariant>(
+          KernelVariant{std::move(key), [spec = std::move(spec)] { return k::elementwise_source(spec); }, {}, {}});
+      generic = g->variant;
+      if (memo) memo->put(gkind, gsig, std::move(g));
+    }
     if (flat) {  // contiguous: nothing to fold, specialising would not gain
-      e->variant = KernelVariant{std::move(key), std::move(build), {}, {}};
+      e->variant = std::move(generic);
     } else {  // broadcasts and views: baked dims and strides turn the per-element index math into constants
       k::Bake bake{{k::bake_strided("st", st, static_cast<int>(inputs.size()) + 1), k::bake_i64("n", n)}, kEwBlock};
-      e->variant = specialisable(std::move(key), std::move(build), std::move(bake));
+      e->variant = std::make_shared<const KernelVariant>(specialisable(generic->key, generic->build, std::move(bake)));
     }
     plan = e;
     if (memo) memo->put(kind, sig, std::move(e));
+    ctx.add_plan_ns(t_plan);
   }
   std::vector<void*> args;
   void* out_ptr = out;
@@ -216,7 +253,7 @@ Status launch_spec(RunContext& ctx, k::ElementwiseSpec spec, void* out, const Di
   if (!plan->flat) args.push_back(&st);
   long long count = n;
   args.push_back(&count);
-  return ctx.launch(plan->variant, plan->grid, kEwBlock, args.data());
+  return ctx.launch(*plan->variant, plan->grid, kEwBlock, args.data());
 }
 
 }  // namespace

@@ -21,7 +21,9 @@ namespace kiln::cuda {
 
 class NodeMemo {
  public:
-  static constexpr size_t kMaxEntries = 8;
+  // 12: a node keeps what does not change with its shape (a generic kernel variant, parsed
+  // attributes) beside up to about 10 shapes' launch plans.
+  static constexpr size_t kMaxEntries = 12;
 
   // The value stored under (kind, sig), or null. A hit moves its entry to the front, so the
   // shapes a program runs at now are found first (a dynamic program's nodes keep up to

@@ -108,12 +108,31 @@ GemvCall gemv_call(const GemmDesc& g, const void* a, const void* b) {
   return call;
 }
 
+// The bridge kernel's key for a spec: built once per spec and kept for the process (a first call
+// at a new shape bridges every GEMM; the key is the same text each time).
+const std::string& gemm_bridge_key(const kernels::GemmKernelSpec& spec) {
+  static std::mutex mu;
+  static auto* keys = new std::map<uint32_t, std::unique_ptr<const std::string>>();  // lives as long as the process
+  const uint32_t id = static_cast<uint32_t>(spec.dtype) | uint32_t{spec.trans_a} << 8 | uint32_t{spec.trans_b} << 9 |
+                      uint32_t{spec.bias} << 10 | uint32_t{spec.beta} << 11 | static_cast<uint32_t>(spec.act) << 12;
+  std::lock_guard<std::mutex> lock(mu);
+  std::unique_ptr<const std::string>& k = (*keys)[id];
+  if (!k) k = std::make_unique<const std::string>(kernels::gemm_kernel_key(spec));
+  return *k;
+}
+
 KernelVariant gemm_bridge_variant(const GemmDesc& g) {
   const kernels::GemmKernelSpec spec = gemm_kernel_spec(g);
   return KernelVariant{kernels::gemm_kernel_key(spec), [spec] { return kernels::gemm_kernel_source(spec); }, {}, {}};
 }
 
 }  // namespace
+
+uint64_t RunContext::profile_start() const { return profile_on_ ? profile_now_ns() : 0; }
+
+void RunContext::add_plan_ns(uint64_t t0) {
+  if (profile_on_) profile_.plan_ns += profile_now_ns() - t0;
+}
 
 Status RunContext::launch_gemm_bridge(cudaKernel_t kernel, const GemmDesc& g, const void* a, const void* b, void* d,
                                       const void* bias, const void* c) {
@@ -254,8 +273,11 @@ Status RunContext::gemm_run(const GemmDesc& desc, const void* a, const void* b, 
   // Steady-state calls stop at gemm_may_bridge(). Never while capturing: a graph is captured once
   // its GEMMs are final.
   if (provider_ && !hooks_ && provider_->gemm_may_bridge() && gemm_bridge_supported(desc)) {
-    if (cudaKernel_t kernel = provider_->gemm_bridge(desc, gemm_problem(desc, a, b, d, bias, c),
-                                                     kernels::gemm_kernel_key(gemm_kernel_spec(desc)))) {
+    const uint64_t t0 = profile_on_ ? profile_now_ns() : 0;
+    cudaKernel_t kernel = provider_->gemm_bridge(desc, gemm_problem(desc, a, b, d, bias, c),
+                                                 gemm_bridge_key(gemm_kernel_spec(desc)));
+    if (profile_on_) profile_.bridge_ns += profile_now_ns() - t0;
+    if (kernel) {
       ++bridged_gemms_;
       return launch_gemm_bridge(kernel, desc, a, b, d, bias, c);
     }
