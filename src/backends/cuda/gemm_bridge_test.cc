@@ -6,8 +6,10 @@
 #include <gtest/gtest.h>
 
 #include <cstdint>
+#include <cstdio>
 #include <cstdlib>
 #include <filesystem>
+#include <random>
 #include <string>
 #include <utility>
 #include <vector>
@@ -66,6 +68,42 @@ TEST(GemmBridgeTest, ProblemKeysCarryTheOperandsAlignment) {
   GemmDesc other_m = g;
   other_m.m = 129;
   EXPECT_NE(gemm_problem(other_m, at(0x10000), at(0x20000), at(0x30000), nullptr, nullptr).key, a.key);
+}
+
+// The problem key names algorithm choices in runtime caches: its text must not change. The
+// reference is the printf format it had before it was written with std::to_chars.
+TEST(GemmBridgeTest, ProblemKeyTextIsStable) {
+  std::mt19937_64 rng(7);
+  auto pick = [&](int64_t hi) { return static_cast<int64_t>(rng() % static_cast<uint64_t>(hi)); };
+  for (int i = 0; i < 2000; ++i) {
+    GemmDesc g;
+    g.dtype = i % 3 == 0 ? DType::kF16 : i % 3 == 1 ? DType::kBF16 : DType::kF32;
+    g.trans_a = pick(2) != 0;
+    g.trans_b = pick(2) != 0;
+    g.m = 1 + pick(i % 7 == 0 ? int64_t{1} << 40 : 5000);
+    g.n = 1 + pick(5000);
+    g.k = pick(70000);
+    g.lda = 1 + pick(70000);
+    g.ldb = 1 + pick(70000);
+    g.ldd = 1 + pick(70000);
+    g.batch = 1 + pick(300);
+    g.stride_a = pick(2) ? 0 : pick(int64_t{1} << 50);
+    g.stride_b = pick(1 << 20);
+    g.stride_d = pick(1 << 20);
+    g.bias = pick(2) != 0;
+    g.allow_tf32 = pick(2) != 0;
+    g.act = static_cast<GemmActivation>(pick(3));
+    const GemmProblem p = gemm_problem(g, at(0x10000 + 16 * static_cast<uintptr_t>(pick(64))), at(0x20000), at(0x30000),
+                                       nullptr, nullptr);
+    char want[320];
+    std::snprintf(want, sizeof want, "%d|%d%d|%lld,%lld,%lld|%lld,%lld,%lld|%lld|%lld,%lld,%lld|%d|%d|%u|%d",
+                  static_cast<int>(g.dtype), g.trans_a, g.trans_b, static_cast<long long>(g.m),
+                  static_cast<long long>(g.n), static_cast<long long>(g.k), static_cast<long long>(g.lda),
+                  static_cast<long long>(g.ldb), static_cast<long long>(g.ldd), static_cast<long long>(g.batch),
+                  static_cast<long long>(g.stride_a), static_cast<long long>(g.stride_b),
+                  static_cast<long long>(g.stride_d), g.bias, g.allow_tf32, p.align, static_cast<int>(g.act));
+    ASSERT_EQ(p.key, want) << "case " << i;
+  }
 }
 
 TEST(GemmBridgeTest, MarksTakeEffectForCallsThatStartAfterThem) {

@@ -33,7 +33,7 @@ with torch.inference_mode():
     ratios = []
     for rep in range(int(os.environ.get("REPS", "3"))):
         for i in range(10):
-            n = 16 + 32 * i + 8 * rep + (4 if rep == 2 else 0)
+            n = 16 + 32 * i + 8 * rep - (4 if rep == 2 else 0)
             x = torch.randn(1, n, 256, device="cuda")
             for _ in range(30): mod(prev)
             a = flat(); fh, ft = call(x); b = flat()
