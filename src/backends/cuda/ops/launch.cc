@@ -212,6 +212,7 @@ Status launch_spec(RunContext& ctx, k::ElementwiseSpec spec, void* out, const Di
     gsig.push_back(static_cast<int64_t>(spec.output));
     gsig.push_back(static_cast<int64_t>(spec.layout));
     gsig.push_back(spec.wide_index ? 1 : 0);
+    gsig.push_back(static_cast<int64_t>(spec.inputs.size()));
     for (DType d : spec.inputs) gsig.push_back(static_cast<int64_t>(d));
     for (bool b : spec.scalar_inputs) gsig.push_back(b ? 1 : 0);
     gsig.push_back(static_cast<int64_t>(spec.attrs.size()));
