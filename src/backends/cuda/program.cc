@@ -379,8 +379,9 @@ class CudaProgram final : public BackendProgram, public GraphTarget {
     std::vector<int> output_of(env.output_buffers.empty() ? 0 : g.values.size(), -1);
     for (size_t j = 0; j < g.outputs.size() && !output_of.empty(); ++j)
       if (output_of[static_cast<size_t>(g.outputs[j])] < 0) output_of[static_cast<size_t>(g.outputs[j])] = static_cast<int>(j);
-    Specializer::Scope kernels(spec_.get(), inputs);
-    ctx.set_kernel_provider(kernels.provider());
+    std::optional<Specializer::Scope> kernels;  // ended below, inside the walk's profile
+    kernels.emplace(spec_.get(), inputs);
+    ctx.set_kernel_provider(kernels->provider());
 
     std::vector<Tensor> in, out;
     const int64_t host_limit = g_host_limit.load(std::memory_order_relaxed);
@@ -390,7 +391,7 @@ class CudaProgram final : public BackendProgram, public GraphTarget {
     // Values that follow from the input shapes alone (shape_memo.h): taken from the memo at a seen
     // signature, recorded at a new one.
     std::string own_signature;  // without a specializer (else the Scope's)
-    const std::string* signature = kernels.signature();
+    const std::string* signature = kernels->signature();
     std::shared_ptr<const ShapeMemo::Entry> memo;
     std::shared_ptr<ShapeMemo::Entry> record;
     size_t memo_pos = 0, record_bytes = 0;
@@ -551,9 +552,15 @@ class CudaProgram final : public BackendProgram, public GraphTarget {
     cudnn_convs_.fetch_add(ctx.cudnn_convs(), std::memory_order_relaxed);
     jit_convs_.fetch_add(ctx.jit_convs(), std::memory_order_relaxed);
     gemv_gemms_.fetch_add(ctx.gemv_gemms(), std::memory_order_relaxed);
+    // The call's end for its kernels (under lazy: where a first call queues its background job).
+    const uint64_t t_end = profile ? now_ns() : 0;
+    ctx.set_kernel_provider(nullptr);
+    kernels.reset();
     if (profile) {
+      const uint64_t t_done = now_ns();
       std::lock_guard<std::mutex> lock(mu_);
-      host_ns_["walk"] += now_ns() - t_walk;
+      host_ns_["walk"] += t_end - t_walk;
+      host_ns_["end_call"] += t_done - t_end;
       host_ns_["ctx.alloc"] += ctx.profile().alloc_ns;
       host_ns_["ctx.kernel_lookup"] += ctx.profile().lookup_ns;
       host_ns_["ctx.cudaLaunchKernel"] += ctx.profile().launch_ns;

@@ -2,7 +2,6 @@
 
 #include <algorithm>
 #include <atomic>
-#include <chrono>
 #include <condition_variable>
 #include <cstdlib>
 #include <deque>
@@ -25,7 +24,6 @@ struct Specializer::State {
   std::atomic<bool> cancelled{false};
   std::atomic<uint64_t> generic{0}, specialized{0}, plain{0}, specializations{0}, swaps{0}, jobs{0},
       pending{0}, cancelled_jobs{0}, dropped{0}, bridged{0}, readied{0};
-  std::atomic<uint64_t> end_call_ns{0};  // host time in end_call (on the callers' threads)
   GemmTuningCounters warm_tuning;  // the timing background jobs do for the GEMM bridge
   std::atomic<uint64_t> planned_kernels{0}, planned_specializable{0}, planned_launches{0};
 
@@ -140,23 +138,11 @@ class Pool {
   }
 
   // Drops repeated kernels and GEMM problems (one kernel may serve several nodes), keeping the
-  // first of each in call order.
+  // first of each.
   static void dedup(Job& job) {
-    std::unordered_set<std::string> seen;  // copies: a moved short string takes its text along
-    size_t kept = 0;
-    for (size_t i = 0; i < job.kernels.size(); ++i)
-      if (seen.insert(job.kernels[i].spec_key).second) {
-        if (kept != i) job.kernels[kept] = std::move(job.kernels[i]);
-        ++kept;
-      }
-    job.kernels.resize(kept);
-    kept = 0;
-    for (size_t i = 0; i < job.gemms.size(); ++i)
-      if (seen.insert(job.gemms[i].problem.key).second) {
-        if (kept != i) job.gemms[kept] = std::move(job.gemms[i]);
-        ++kept;
-      }
-    job.gemms.resize(kept);
+    std::unordered_set<std::string> seen;
+    std::erase_if(job.kernels, [&](const KernelVariant& v) { return !seen.insert(v.spec_key).second; });
+    std::erase_if(job.gemms, [&](const GemmWarmRequest& r) { return !seen.insert(r.problem.key).second; });
   }
 
   static void run(Job& job) {
@@ -280,18 +266,7 @@ std::unique_ptr<Specializer::Call> Specializer::begin_call(std::span<const Tenso
 
 cudaKernel_t Specializer::Call::gemm_bridge(const GemmDesc& desc, const GemmProblem& problem,
                                             const std::string& kernel_key) {
-  cudaKernel_t kernel = nullptr;
-  bool seen = false;
-  for (const auto& [key, k] : bridge_kernels_)
-    if (key == &kernel_key || *key == kernel_key) {
-      kernel = k;
-      seen = true;
-      break;
-    }
-  if (!seen) {
-    kernel = KernelTable::global().find(kernel_key, state_->options.sm).value_or(nullptr);
-    bridge_kernels_.emplace_back(&kernel_key, kernel);
-  }
+  const std::optional<cudaKernel_t> kernel = KernelTable::global().find(kernel_key, state_->options.sm);
   if (!kernel) return nullptr;  // not planned, so not loaded: cuBLASLt now
   switch (gemm_library_state(state_->options.device, problem.key, gemm_generation_)) {
     case GemmLibraryState::kReady:
@@ -304,7 +279,7 @@ cudaKernel_t Specializer::Call::gemm_bridge(const GemmDesc& desc, const GemmProb
       break;
   }
   ++bridged_;
-  return kernel;
+  return *kernel;
 }
 
 Result<cudaKernel_t> Specializer::Call::kernel_for(const KernelVariant& v) {
@@ -355,16 +330,6 @@ Result<cudaKernel_t> Specializer::Call::kernel_for(const KernelVariant& v) {
 
 void Specializer::end_call(Call& call) {
   State& st = *state_;
-  const auto t0 = std::chrono::steady_clock::now();
-  struct Timed {  // end_call's own host time, on every return path
-    State& st;
-    std::chrono::steady_clock::time_point t0;
-    ~Timed() {
-      st.end_call_ns.fetch_add(static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
-                                   std::chrono::steady_clock::now() - t0).count()),
-                               std::memory_order_relaxed);
-    }
-  } timed{st, t0};
   st.generic.fetch_add(call.generic_, std::memory_order_relaxed);
   st.specialized.fetch_add(call.specialized_, std::memory_order_relaxed);
   st.plain.fetch_add(call.plain_, std::memory_order_relaxed);
@@ -485,7 +450,6 @@ void Specializer::add_counters(std::map<std::string, uint64_t>& out) const {
   out["gemm_tuning_hits"] += st.warm_tuning.hits.load(std::memory_order_relaxed);
   out["gemm_tuning_misses"] += st.warm_tuning.misses.load(std::memory_order_relaxed);
   out["gemm_tuning_timed"] += st.warm_tuning.timed.load(std::memory_order_relaxed);
-  out["host_ns.specializer.end_call"] += st.end_call_ns.load(std::memory_order_relaxed);
   std::lock_guard<std::mutex> lock(st.mu);
   out["signatures"] += st.sigs.size();
 }

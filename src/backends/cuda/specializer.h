@@ -72,9 +72,6 @@ class Specializer {
     bool may_bridge_ = false;        // lazy, and the signature may still bridge a GEMM
     uint64_t gemm_generation_ = 0;   // gemm_library_generation() at entry
     std::vector<GemmWarmRequest> gemm_missing_;  // bridged: cuBLASLt to get ready later
-    // The bridge kernels this call has looked up, by key text (callers pass keys that live for the
-    // process, so the address names the key): one table lookup per kernel, not per GEMM.
-    std::vector<std::pair<const std::string*, cudaKernel_t>> bridge_kernels_;
     uint64_t bridged_ = 0, bridged_declined_ = 0;
   };
 

@@ -43,6 +43,10 @@ std::string gemm_kernel_key(const GemmKernelSpec& s) {
   return key;
 }
 
+// The kernel text below is written for this geometry (tile, threads, partial tile size).
+static_assert(kGemmTileM == 32 && kGemmTileN == 32 && kGemmTileK == 32 && kGemmThreads == 128 &&
+              kGemmPartialFloats == 1024);
+
 Result<KernelSource> gemm_kernel_source(const GemmKernelSpec& s) {
   if (!supported(s.dtype)) return unsupported("GEMM kernel: dtype " + tag(s.dtype) + " is not supported");
   std::string name = "kiln_gemm_" + tag(s.dtype) + "_" + (s.trans_a ? "t" : "n") + (s.trans_b ? "t" : "n");

@@ -23,12 +23,9 @@ struct AttentionLaunch {
   std::shared_ptr<const KernelVariant> variant;
 };
 
-// What a node's first call at a new shape reuses from its other shapes: the parsed attributes
-// (they depend on the input ranks alone) and the kernel variant of each form it has chosen.
-struct AttentionFixed {
-  ir::AttentionAttrs attrs;
-};
-
+// A node's first call at a new shape reuses from its other shapes the parsed attributes (they
+// depend on the input ranks alone; kAttentionAttrsKind) and the kernel variant of each kernel it
+// has chosen (kAttentionVariantKind).
 constexpr uint32_t kAttentionKind = 0x41540000;
 constexpr uint32_t kAttentionAttrsKind = 0x41410000;
 constexpr uint32_t kAttentionVariantKind = 0x41560000;
@@ -70,16 +67,16 @@ class AttentionHandler final : public OpHandler {
     if (!plan) {
       const uint64_t t_plan = ctx.profile_start();
       const int64_t ranks[3] = {in[0].rank(), in[1].rank(), in[2].rank()};
-      std::shared_ptr<const AttentionFixed> fixed;
+      std::shared_ptr<const ir::AttentionAttrs> parsed;
       if (memo)
         if (std::shared_ptr<const void> v = memo->find(kAttentionAttrsKind, ranks))
-          fixed = std::static_pointer_cast<const AttentionFixed>(v);
-      if (!fixed) {
-        KILN_ASSIGN_OR_RETURN(ir::AttentionAttrs parsed, ir::attention_attrs(ctx.node(), ranks));
-        fixed = std::make_shared<const AttentionFixed>(AttentionFixed{std::move(parsed)});
-        if (memo) memo->put(kAttentionAttrsKind, std::vector<int64_t>(ranks, ranks + 3), fixed);
+          parsed = std::static_pointer_cast<const ir::AttentionAttrs>(v);
+      if (!parsed) {
+        KILN_ASSIGN_OR_RETURN(ir::AttentionAttrs a, ir::attention_attrs(ctx.node(), ranks));
+        parsed = std::make_shared<const ir::AttentionAttrs>(std::move(a));
+        if (memo) memo->put(kAttentionAttrsKind, std::vector<int64_t>(ranks, ranks + 3), parsed);
       }
-      const ir::AttentionAttrs& attrs = fixed->attrs;
+      const ir::AttentionAttrs& attrs = *parsed;
       KILN_ASSIGN_OR_RETURN(ir::AttentionGeometry g,
                             ir::attention_geometry(ctx.node(), attrs, in[0].dims(), in[1].dims(), in[2].dims()));
       if (g.dim > ir::kMaxAttentionHeadDim || g.dim_v > ir::kMaxAttentionHeadDim)

@@ -132,10 +132,10 @@ Status launch_spec(RunContext& ctx, k::ElementwiseSpec spec, void* out, const Di
   NodeMemo* memo = ctx.memo();
   thread_local std::vector<int64_t> sig;  // reused: a steady-state call allocates nothing for it
   sig.clear();
-  uint32_t kind = 0;
+  const uint32_t ordinal = memo ? ctx.next_memo_ordinal() : 0;  // this launch within its node
+  const uint32_t kind = kEwLaunchKind + ordinal;
   std::shared_ptr<const EwLaunch> plan;
   if (memo) {
-    kind = kEwLaunchKind + ctx.next_memo_ordinal();
     sig.push_back(static_cast<int64_t>(spec.output));
     sig.push_back(static_cast<int64_t>(dims.size()));
     sig.insert(sig.end(), dims.begin(), dims.end());
@@ -218,7 +218,7 @@ Status launch_spec(RunContext& ctx, k::ElementwiseSpec spec, void* out, const Di
     gsig.push_back(static_cast<int64_t>(spec.attrs.size()));
     for (double a : spec.attrs) gsig.push_back(std::bit_cast<int64_t>(a));
     std::shared_ptr<const KernelVariant> generic;
-    const uint32_t gkind = kEwGenericKind + (kind - kEwLaunchKind);
+    const uint32_t gkind = kEwGenericKind + ordinal;
     if (memo)
       if (std::shared_ptr<const void> v = memo->find(gkind, gsig)) {
         auto g = std::static_pointer_cast<const EwGeneric>(v);

@@ -62,19 +62,26 @@ kernels::GemmKernelSpec gemm_kernel_spec(const GemmDesc& g) {
   return spec;
 }
 
-// The GEMV kernel variant of a spec: built once per spec and kept (steady-state calls build no
-// key strings).
-const KernelVariant& gemv_variant(const kernels::GemmKernelSpec& spec) {
+// kiln's GEMM kernels of a spec, the GEMV kernel's (gemv) or the bridge's: each variant built once
+// per (kernel, spec) and kept for the process, so calls build no key strings (steady-state GEMV
+// calls; a lazy first call bridges every GEMM).
+const KernelVariant& gemm_variant(const kernels::GemmKernelSpec& spec, bool gemv) {
   static std::mutex mu;
   static auto* variants = new std::map<uint32_t, std::unique_ptr<KernelVariant>>();  // lives as long as the process
   const uint32_t id = static_cast<uint32_t>(spec.dtype) | uint32_t{spec.trans_a} << 8 | uint32_t{spec.trans_b} << 9 |
-                      uint32_t{spec.bias} << 10 | uint32_t{spec.beta} << 11 | static_cast<uint32_t>(spec.act) << 12;
+                      uint32_t{spec.bias} << 10 | uint32_t{spec.beta} << 11 | static_cast<uint32_t>(spec.act) << 12 |
+                      uint32_t{gemv} << 16;
   std::lock_guard<std::mutex> lock(mu);
   std::unique_ptr<KernelVariant>& v = (*variants)[id];
-  if (!v) v = std::make_unique<KernelVariant>(
-              KernelVariant{kernels::gemv_kernel_key(spec), [spec] { return kernels::gemv_kernel_source(spec); }, {}, {}});
+  if (!v)
+    v = std::make_unique<KernelVariant>(
+        gemv ? KernelVariant{kernels::gemv_kernel_key(spec), [spec] { return kernels::gemv_kernel_source(spec); }, {}, {}}
+             : KernelVariant{kernels::gemm_kernel_key(spec), [spec] { return kernels::gemm_kernel_source(spec); }, {}, {}});
   return *v;
 }
+
+const KernelVariant& gemv_variant(const kernels::GemmKernelSpec& spec) { return gemm_variant(spec, true); }
+const KernelVariant& gemm_bridge_variant(const GemmDesc& g) { return gemm_variant(gemm_kernel_spec(g), false); }
 
 // The GEMV kernel's view of a one-row or one-column product (gemv_applies): for n == 1, D^T [1, m]
 // = op(B)^T [1, k] x op(A)^T [k, m], so the operands swap and so do their transposes, and a bias
@@ -106,24 +113,6 @@ GemvCall gemv_call(const GemmDesc& g, const void* a, const void* b) {
   call.lda = g.ldb;
   call.ldb = g.lda;
   return call;
-}
-
-// The bridge kernel's key for a spec: built once per spec and kept for the process (a first call
-// at a new shape bridges every GEMM; the key is the same text each time).
-const std::string& gemm_bridge_key(const kernels::GemmKernelSpec& spec) {
-  static std::mutex mu;
-  static auto* keys = new std::map<uint32_t, std::unique_ptr<const std::string>>();  // lives as long as the process
-  const uint32_t id = static_cast<uint32_t>(spec.dtype) | uint32_t{spec.trans_a} << 8 | uint32_t{spec.trans_b} << 9 |
-                      uint32_t{spec.bias} << 10 | uint32_t{spec.beta} << 11 | static_cast<uint32_t>(spec.act) << 12;
-  std::lock_guard<std::mutex> lock(mu);
-  std::unique_ptr<const std::string>& k = (*keys)[id];
-  if (!k) k = std::make_unique<const std::string>(kernels::gemm_kernel_key(spec));
-  return *k;
-}
-
-KernelVariant gemm_bridge_variant(const GemmDesc& g) {
-  const kernels::GemmKernelSpec spec = gemm_kernel_spec(g);
-  return KernelVariant{kernels::gemm_kernel_key(spec), [spec] { return kernels::gemm_kernel_source(spec); }, {}, {}};
 }
 
 }  // namespace
@@ -275,7 +264,7 @@ Status RunContext::gemm_run(const GemmDesc& desc, const void* a, const void* b, 
   if (provider_ && !hooks_ && provider_->gemm_may_bridge() && gemm_bridge_supported(desc)) {
     const uint64_t t0 = profile_on_ ? profile_now_ns() : 0;
     cudaKernel_t kernel = provider_->gemm_bridge(desc, gemm_problem(desc, a, b, d, bias, c),
-                                                 gemm_bridge_key(gemm_kernel_spec(desc)));
+                                                 gemm_bridge_variant(desc).key);
     if (profile_on_) profile_.bridge_ns += profile_now_ns() - t0;
     if (kernel) {
       ++bridged_gemms_;
